@@ -1,0 +1,317 @@
+//! The operations of one forward pass, with their FLOPs and bytes.
+//!
+//! A pass runs `sequences` sequences forward by `new_tokens` tokens each, after
+//! `context_before` tokens already in each sequence's KV cache. Prefill is one pass
+//! (or one per chunk) with many new tokens; a decode step is a pass with one new
+//! token per sequence.
+//!
+//! Per layer the operations are: the QKV projection (for MLA, the query and latent
+//! down/up projections), attention (scores and values over the context each query
+//! sees, causal, capped by the window on sliding-window layers), the output
+//! projection, the feed-forward block (dense, or router + routed experts + shared
+//! experts) and the element-wise work (norms, rotary embedding, residual adds, the
+//! activation). Once per pass: the embedding gather and the LM head (for the last
+//! token of each sequence in prefill, every token in decode).
+//!
+//! Mixture-of-experts: each token uses `k` of `E` experts, so FLOPs scale with `k`,
+//! but bytes scale with the experts the batch touches. With `n` tokens routed
+//! independently and uniformly, the expected number of distinct experts is
+//! `E (1 - (1 - k/E)^n)`.
+
+use crate::model::{AttentionSpan, Model};
+
+/// Bytes per element of activations (fp16/bf16 everywhere in today's runtimes).
+pub const ACTIVATION_BYTES: f64 = 2.0;
+
+/// Query rows a flash-attention kernel processes per pass over the keys and values;
+/// K/V are re-read once per such block.
+pub const ATTENTION_QUERY_BLOCK: f64 = 128.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Embedding,
+    QkvProjection,
+    Attention,
+    OutputProjection,
+    Router,
+    Ffn,
+    RoutedExperts,
+    SharedExperts,
+    Elementwise,
+    LmHead,
+}
+
+impl OpKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Embedding => "embedding",
+            OpKind::QkvProjection => "qkv_projection",
+            OpKind::Attention => "attention",
+            OpKind::OutputProjection => "output_projection",
+            OpKind::Router => "router",
+            OpKind::Ffn => "ffn",
+            OpKind::RoutedExperts => "routed_experts",
+            OpKind::SharedExperts => "shared_experts",
+            OpKind::Elementwise => "elementwise",
+            OpKind::LmHead => "lm_head",
+        }
+    }
+}
+
+/// What an operation is made of. Weight bytes are counted in parameters here; the
+/// timing layer multiplies by the weight format's bytes per weight.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Op {
+    pub kind: OpKind,
+    pub flops: f64,
+    /// Weight parameters read (scaled by the weight format).
+    pub weight_params: f64,
+    /// Weight parameters that must be unpacked (dequantised) per row tile.
+    pub dequant_params: f64,
+    /// KV-cache elements read or written (scaled by the KV format).
+    pub kv_elements: f64,
+    /// Other bytes: activations in and out.
+    pub activation_bytes: f64,
+    /// Token rows of the matrix multiplication (decides GEMM efficiency).
+    pub rows: f64,
+}
+
+impl Op {
+    fn new(kind: OpKind) -> Op {
+        Op {
+            kind,
+            flops: 0.0,
+            weight_params: 0.0,
+            dequant_params: 0.0,
+            kv_elements: 0.0,
+            activation_bytes: 0.0,
+            rows: 0.0,
+        }
+    }
+
+    /// A token-parallel matrix multiplication of `tokens` rows through `params` weights
+    /// from `in_width` to `out_width` features.
+    fn matmul(kind: OpKind, tokens: f64, params: f64, in_width: f64, out_width: f64) -> Op {
+        Op {
+            flops: 2.0 * tokens * params,
+            weight_params: params,
+            dequant_params: params,
+            activation_bytes: tokens * (in_width + out_width) * ACTIVATION_BYTES,
+            rows: tokens,
+            ..Op::new(kind)
+        }
+    }
+}
+
+/// The shape of one forward pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pass {
+    pub sequences: f64,
+    pub new_tokens: f64,
+    pub context_before: f64,
+}
+
+impl Pass {
+    pub fn tokens(&self) -> f64 {
+        self.sequences * self.new_tokens
+    }
+}
+
+/// Sum over the new tokens of the keys each attends to (itself included), causal,
+/// capped at `window`: sum over p = c+1 ..= c+t of min(p, w).
+pub fn attended_pairs(context_before: f64, new_tokens: f64, window: Option<f64>) -> f64 {
+    let c = context_before;
+    let t = new_tokens;
+    let full = |from: f64, to: f64| -> f64 {
+        // sum of p for p = from ..= to (real-valued, to >= from - 1)
+        if to < from {
+            0.0
+        } else {
+            (from + to) * (to - from + 1.0) / 2.0
+        }
+    };
+    match window {
+        None => full(c + 1.0, c + t),
+        Some(w) => {
+            let last_uncapped = (c + t).min(w);
+            let uncapped = full(c + 1.0, last_uncapped);
+            let capped_count = (c + t - w.max(c)).max(0.0);
+            uncapped + capped_count * w
+        }
+    }
+}
+
+/// Expected distinct experts touched by `tokens` tokens each choosing `k` of `e`.
+pub fn expected_distinct_experts(e: f64, k: f64, tokens: f64) -> f64 {
+    if tokens <= 0.0 {
+        return 0.0;
+    }
+    e * (1.0 - (1.0 - k / e).powf(tokens))
+}
+
+/// Operations of layer `layer` for `pass`.
+pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
+    let n = pass.tokens();
+    let d = model.hidden_size as f64;
+    let h = model.attention_heads as f64;
+    let mut ops = Vec::with_capacity(8);
+
+    // Projections into and out of attention.
+    let (qkv_params, o_params, q_width, kv_width, v_width) = match model.mla {
+        Some(mla) => {
+            let o = h * f64::from(mla.v_head_dim) * d;
+            let all = model.attention_params_per_layer() as f64;
+            let qk = f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim);
+            (all - o, o, h * qk, f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim), h * f64::from(mla.v_head_dim))
+        }
+        None => {
+            let hd = model.head_dim as f64;
+            let kv = model.kv_heads as f64 * hd;
+            (d * h * hd + 2.0 * d * kv, h * hd * d, h * hd, 2.0 * kv, h * hd)
+        }
+    };
+    ops.push(Op::matmul(OpKind::QkvProjection, n, qkv_params, d, q_width + kv_width));
+
+    // Attention over the context.
+    let window = match model.attention_span(layer) {
+        AttentionSpan::Global => None,
+        AttentionSpan::Local { window } => Some(window as f64),
+    };
+    let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
+    let flops_per_pair = match model.mla {
+        // Decode runs MLA "absorbed": scores against the latent + rope key, values
+        // from the latent. Prefill expands keys and values per head.
+        Some(mla) if pass.new_tokens < ATTENTION_QUERY_BLOCK => {
+            2.0 * h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim)
+                + 2.0 * h * f64::from(mla.kv_lora_rank)
+        }
+        Some(mla) => {
+            2.0 * h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim)
+                + 2.0 * h * f64::from(mla.v_head_dim)
+        }
+        None => 4.0 * h * model.head_dim as f64,
+    };
+    let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
+    // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
+    // queries see once: summed over blocks that is pairs / block rows (for one decode
+    // query, every visible key). The new keys and values are written once.
+    let keys_read = pairs / pass.new_tokens.min(ATTENTION_QUERY_BLOCK).max(1.0);
+    // Queries sharing a KV head (grouped-query attention) form the rows of the
+    // attention GEMMs.
+    let query_rows = pass.new_tokens * (h / model.kv_heads as f64).max(1.0);
+    ops.push(Op {
+        flops: pass.sequences * pairs * flops_per_pair,
+        kv_elements: pass.sequences * kv_per_token * (keys_read + pass.new_tokens),
+        activation_bytes: n * (q_width + v_width) * ACTIVATION_BYTES,
+        rows: query_rows,
+        ..Op::new(OpKind::Attention)
+    });
+    ops.push(Op::matmul(OpKind::OutputProjection, n, o_params, v_width, d));
+
+    // Feed-forward.
+    let ffn_width;
+    match model.moe {
+        Some(moe) if model.is_moe_layer(layer) => {
+            let e = f64::from(moe.experts);
+            let k = f64::from(moe.experts_per_token);
+            let expert = model.expert_params() as f64;
+            let fe = f64::from(moe.expert_ffn_hidden);
+            ops.push(Op::matmul(OpKind::Router, n, model.router_params() as f64, d, e));
+            let touched = expected_distinct_experts(e, k, n);
+            ops.push(Op {
+                flops: 2.0 * n * k * expert,
+                weight_params: touched * expert,
+                dequant_params: touched * expert,
+                activation_bytes: n * k * (2.0 * d + fe) * ACTIVATION_BYTES,
+                rows: if touched > 0.0 { n * k / touched } else { 0.0 },
+                ..Op::new(OpKind::RoutedExperts)
+            });
+            let shared = model.shared_expert_params() as f64;
+            let shared_width = moe.shared_expert_ffn_hidden.unwrap_or(moe.expert_ffn_hidden) as f64
+                * f64::from(moe.shared_experts);
+            if shared > 0.0 {
+                ops.push(Op::matmul(OpKind::SharedExperts, n, shared, d, d));
+            }
+            ffn_width = k * fe + shared_width;
+        }
+        _ => {
+            ops.push(Op::matmul(
+                OpKind::Ffn,
+                n,
+                model.dense_ffn_params() as f64,
+                d,
+                d,
+            ));
+            ffn_width = model.ffn_hidden as f64;
+        }
+    }
+
+    // Norms (read+write twice), residual adds (two reads, one write, twice), rotary
+    // embedding, and the gated activation over the FFN width.
+    let elementwise_elements = n * (10.0 * d + 3.0 * ffn_width);
+    ops.push(Op {
+        flops: elementwise_elements,
+        activation_bytes: elementwise_elements * ACTIVATION_BYTES,
+        rows: n,
+        ..Op::new(OpKind::Elementwise)
+    });
+    ops
+}
+
+/// Once-per-pass operations outside the layers: embedding gather and LM head.
+pub fn head_ops(model: &Model, pass: &Pass, logits_rows: f64) -> Vec<Op> {
+    let d = model.hidden_size as f64;
+    let v = model.vocab_size as f64;
+    let n = pass.tokens();
+    vec![
+        Op {
+            weight_params: n * d,
+            activation_bytes: n * d * ACTIVATION_BYTES,
+            rows: n,
+            ..Op::new(OpKind::Embedding)
+        },
+        Op {
+            flops: 2.0 * logits_rows * v * d,
+            weight_params: v * d,
+            dequant_params: v * d,
+            activation_bytes: logits_rows * (d + v) * ACTIVATION_BYTES,
+            rows: logits_rows,
+            ..Op::new(OpKind::LmHead)
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attended_pairs_global_is_a_triangle() {
+        // 4 new tokens after 0 cached: 1 + 2 + 3 + 4 = 10.
+        assert_eq!(attended_pairs(0.0, 4.0, None), 10.0);
+        // One decode token after 99 cached attends to 100 keys.
+        assert_eq!(attended_pairs(99.0, 1.0, None), 100.0);
+        // 2 new after 3 cached: 4 + 5 = 9.
+        assert_eq!(attended_pairs(3.0, 2.0, None), 9.0);
+    }
+
+    #[test]
+    fn attended_pairs_caps_at_the_window() {
+        // Window 3, 5 new tokens from 0: min(1,3)+min(2,3)+3+3+3 = 12.
+        assert_eq!(attended_pairs(0.0, 5.0, Some(3.0)), 12.0);
+        // Window 3, one decode token after 99 cached: 3.
+        assert_eq!(attended_pairs(99.0, 1.0, Some(3.0)), 3.0);
+        // Window 4, 3 new after 2 cached: min(3,4)+4+4 = 11.
+        assert_eq!(attended_pairs(2.0, 3.0, Some(4.0)), 11.0);
+    }
+
+    #[test]
+    fn distinct_experts_for_one_token_is_k_and_saturates_at_e() {
+        // One token touches exactly k experts: 16 (1 - (1 - 4/16)) = 4.
+        assert!((expected_distinct_experts(16.0, 4.0, 1.0) - 4.0).abs() < 1e-12);
+        // Two tokens: 16 (1 - 0.75^2) = 16 x 0.4375 = 7.
+        assert!((expected_distinct_experts(16.0, 4.0, 2.0) - 7.0).abs() < 1e-12);
+        assert!((expected_distinct_experts(16.0, 4.0, 1000.0) - 16.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,152 @@
+//! Typed errors of the core. Each variant carries what a user needs to fix the input:
+//! the file (its display name, given by the caller), the line and column, the key, and
+//! what was expected. The binary maps [`InputError`] to exit code 2.
+
+use std::fmt;
+
+/// Line and column (both 1-based) of a key or value in a TOML text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    /// The location of byte offset `offset` in `text`.
+    pub fn of_offset(text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Location { line, column }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// Where a problem is: a file's display name and, when known, a location in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub location: Option<Location>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some(loc) => write!(f, "{}:{}", self.file, loc),
+            None => write!(f, "{}", self.file),
+        }
+    }
+}
+
+/// Invalid input: a scenario or catalog file that cannot be read as written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    /// TOML syntax, an unknown key or a wrong type; `message` is toml's own report,
+    /// which already names the line and column and shows the line with a caret.
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+
+    /// An id that is not in the catalog.
+    #[error("{origin}: `{key}`: unknown {kind} `{value}`{}", suggestion_text(.suggestions))]
+    UnknownId {
+        origin: Origin,
+        key: String,
+        kind: &'static str,
+        value: String,
+        suggestions: Vec<String>,
+    },
+
+    /// A value of the right type that breaks a rule (zero tokens, degrees that do not
+    /// divide the heads, ...).
+    #[error("{origin}: `{key}` = {value}: {expected}")]
+    InvalidValue {
+        origin: Origin,
+        key: String,
+        value: String,
+        expected: String,
+    },
+}
+
+fn suggestion_text(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", suggestions.join(", "))
+    }
+}
+
+impl InputError {
+    /// Wraps a toml deserialisation error from file `file`.
+    pub fn parse(file: &str, error: toml::de::Error) -> InputError {
+        InputError::Parse {
+            file: file.to_string(),
+            message: error.to_string().trim_end().to_string(),
+        }
+    }
+}
+
+/// Ids from `known` closest to `wanted` by edit distance, best first (at most three).
+pub fn nearest_ids<'a>(wanted: &str, known: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut scored: Vec<(usize, &String)> = known
+        .into_iter()
+        .map(|k| (edit_distance(wanted, k), k))
+        .collect();
+    scored.sort();
+    let limit = (wanted.len() / 2).max(3);
+    scored
+        .into_iter()
+        .filter(|(d, k)| *d <= limit || k.contains(wanted) || wanted.contains(k.as_str()))
+        .take(3)
+        .map(|(_, k)| k.clone())
+        .collect()
+}
+
+/// Levenshtein distance over chars.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_counts_lines_and_columns_from_one() {
+        // "a = 1\nbc = 2": offset 6 is the 'b' at the start of line 2.
+        let text = "a = 1\nbc = 2";
+        assert_eq!(Location::of_offset(text, 6), Location { line: 2, column: 1 });
+        assert_eq!(Location::of_offset(text, 8), Location { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn edit_distance_of_known_pairs() {
+        // kitten -> sitting: substitute k->s, e->i, insert g = 3.
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn nearest_ids_prefers_small_edits() {
+        let known: Vec<String> = ["m3-ultra-80c", "m2-ultra-76c", "dgx-spark"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(nearest_ids("m3-ultra-80", &known)[0], "m3-ultra-80c");
+    }
+}

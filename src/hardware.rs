@@ -1,0 +1,403 @@
+//! Devices and links: the hardware catalog (`hardware/*.toml`, `hardware/links/*.toml`).
+//!
+//! A device file holds published specifications (peak dense compute per data type,
+//! memory capacity variants and their prices, memory bandwidth, power) and the
+//! achievable fractions of those peaks on the bare hardware (`[efficiency]`), each
+//! with its source. Software losses live in runtime profiles (`runtimes/`), not here.
+//!
+//! Achievable compute depends on the size of a matrix multiplication: a GEMM with few
+//! rows (tokens) cannot fill the machine. We model it as a saturating curve,
+//! `fraction(m) = compute_fraction * m / (m + compute_half_rows)`, where `m` is the
+//! number of token rows. Achievable bandwidth likewise saturates with transfer size:
+//! `fraction(bytes) = bandwidth_fraction * bytes / (bytes + bandwidth_half_bytes)`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::sourced::Sourced;
+
+/// Arithmetic types a device may have dense matrix throughput for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    Fp32,
+    Fp16,
+    Bf16,
+    Fp8,
+    Int8,
+    Fp4,
+}
+
+impl ComputeDtype {
+    pub const ALL: [ComputeDtype; 6] = [
+        ComputeDtype::Fp32,
+        ComputeDtype::Fp16,
+        ComputeDtype::Bf16,
+        ComputeDtype::Fp8,
+        ComputeDtype::Int8,
+        ComputeDtype::Fp4,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeDtype::Fp32 => "fp32",
+            ComputeDtype::Fp16 => "fp16",
+            ComputeDtype::Bf16 => "bf16",
+            ComputeDtype::Fp8 => "fp8",
+            ComputeDtype::Int8 => "int8",
+            ComputeDtype::Fp4 => "fp4",
+        }
+    }
+}
+
+impl fmt::Display for ComputeDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Raw file layout (what serde reads), then the validated domain types.
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFile {
+    pub name: String,
+    /// Family used to pick a runtime's efficiency parameters ("apple", "nvidia").
+    pub family: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Dense (non-sparse) peak TFLOPS by data type.
+    pub peak_tflops: BTreeMap<ComputeDtype, Sourced<f64>>,
+    pub memory: MemoryFile,
+    pub power: PowerFile,
+    pub efficiency: EfficiencyFile,
+    #[serde(default)]
+    pub rental_usd_per_hour: Option<Sourced<f64>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryFile {
+    pub bandwidth_gb_s: Sourced<f64>,
+    /// Memory kept by the operating system and driver, unavailable to the model.
+    pub reserved_gb: Sourced<f64>,
+    pub variants: Vec<MemoryVariantFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryVariantFile {
+    pub capacity_gb: f64,
+    /// Price of one node (a whole machine, or one GPU for data-centre parts).
+    #[serde(default)]
+    pub price_usd: Option<f64>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerFile {
+    pub idle_w: Sourced<f64>,
+    pub load_w: Sourced<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EfficiencyFile {
+    /// Achievable fraction of dense peak for a large GEMM.
+    pub compute_fraction: Sourced<f64>,
+    /// Token rows at which a GEMM reaches half of `compute_fraction`.
+    pub compute_half_rows: Sourced<f64>,
+    /// Achievable fraction of spec memory bandwidth for a large streaming read.
+    pub bandwidth_fraction: Sourced<f64>,
+    /// Transfer size (MB) at which a read reaches half of `bandwidth_fraction`.
+    pub bandwidth_half_mb: Sourced<f64>,
+    /// Fixed cost of launching or dispatching one kernel.
+    pub dispatch_overhead_us: Sourced<f64>,
+}
+
+/// A validated device.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub family: String,
+    pub peak_tflops: BTreeMap<ComputeDtype, f64>,
+    pub memory_bandwidth_gb_s: f64,
+    pub reserved_gb: f64,
+    pub variants: Vec<MemoryVariant>,
+    pub idle_w: f64,
+    pub load_w: f64,
+    pub efficiency: HardwareEfficiency,
+    pub rental_usd_per_hour: Option<f64>,
+    /// The file as written, with every source, for `planner hardware show`.
+    pub file: DeviceFile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MemoryVariant {
+    pub capacity_gb: f64,
+    pub price_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HardwareEfficiency {
+    pub compute_fraction: f64,
+    pub compute_half_rows: f64,
+    pub bandwidth_fraction: f64,
+    pub bandwidth_half_bytes: f64,
+    pub dispatch_overhead_s: f64,
+}
+
+fn invalid(file: &str, key: &str, value: impl fmt::Display, expected: &str) -> InputError {
+    InputError::InvalidValue {
+        origin: crate::error::Origin {
+            file: file.to_string(),
+            location: None,
+        },
+        key: key.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+/// Checks `value` is finite and > 0 (or >= 0 when `allow_zero`).
+pub(crate) fn check_positive(
+    file: &str,
+    key: &str,
+    value: f64,
+    allow_zero: bool,
+) -> Result<f64, InputError> {
+    let ok = value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0));
+    if ok {
+        Ok(value)
+    } else if allow_zero {
+        Err(invalid(file, key, value, "expected a number >= 0"))
+    } else {
+        Err(invalid(file, key, value, "expected a number > 0"))
+    }
+}
+
+fn check_fraction(file: &str, key: &str, value: f64) -> Result<f64, InputError> {
+    if value.is_finite() && value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(invalid(file, key, value, "expected a fraction in (0, 1]"))
+    }
+}
+
+impl Device {
+    /// Parses and validates a device file; `id` is the file stem and `file` its
+    /// display name for messages.
+    pub fn from_toml(id: &str, file: &str, text: &str) -> Result<Device, InputError> {
+        let raw: DeviceFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
+        Device::try_from_file(id, file, raw)
+    }
+
+    pub fn try_from_file(id: &str, file: &str, raw: DeviceFile) -> Result<Device, InputError> {
+        let mut peak_tflops = BTreeMap::new();
+        for (dtype, peak) in &raw.peak_tflops {
+            let key = format!("peak_tflops.{dtype}");
+            peak_tflops.insert(*dtype, check_positive(file, &key, peak.value, false)?);
+        }
+        if !peak_tflops.contains_key(&ComputeDtype::Fp16)
+            && !peak_tflops.contains_key(&ComputeDtype::Bf16)
+        {
+            return Err(invalid(
+                file,
+                "peak_tflops",
+                "(no fp16 or bf16)",
+                "expected at least an fp16 or bf16 peak",
+            ));
+        }
+        if raw.memory.variants.is_empty() {
+            return Err(invalid(
+                file,
+                "memory.variants",
+                "[]",
+                "expected at least one memory variant",
+            ));
+        }
+        let mut variants = Vec::new();
+        for variant in &raw.memory.variants {
+            check_positive(file, "memory.variants.capacity_gb", variant.capacity_gb, false)?;
+            if let Some(price) = variant.price_usd {
+                check_positive(file, "memory.variants.price_usd", price, false)?;
+            }
+            variants.push(MemoryVariant {
+                capacity_gb: variant.capacity_gb,
+                price_usd: variant.price_usd,
+            });
+        }
+        variants.sort_by(|a, b| a.capacity_gb.total_cmp(&b.capacity_gb));
+        let e = &raw.efficiency;
+        let efficiency = HardwareEfficiency {
+            compute_fraction: check_fraction(
+                file,
+                "efficiency.compute_fraction",
+                e.compute_fraction.value,
+            )?,
+            compute_half_rows: check_positive(
+                file,
+                "efficiency.compute_half_rows",
+                e.compute_half_rows.value,
+                true,
+            )?,
+            bandwidth_fraction: check_fraction(
+                file,
+                "efficiency.bandwidth_fraction",
+                e.bandwidth_fraction.value,
+            )?,
+            bandwidth_half_bytes: check_positive(
+                file,
+                "efficiency.bandwidth_half_mb",
+                e.bandwidth_half_mb.value,
+                true,
+            )? * 1e6,
+            dispatch_overhead_s: check_positive(
+                file,
+                "efficiency.dispatch_overhead_us",
+                e.dispatch_overhead_us.value,
+                true,
+            )? * 1e-6,
+        };
+        Ok(Device {
+            id: id.to_string(),
+            name: raw.name.clone(),
+            family: raw.family.clone(),
+            peak_tflops,
+            memory_bandwidth_gb_s: check_positive(
+                file,
+                "memory.bandwidth_gb_s",
+                raw.memory.bandwidth_gb_s.value,
+                false,
+            )?,
+            reserved_gb: check_positive(
+                file,
+                "memory.reserved_gb",
+                raw.memory.reserved_gb.value,
+                true,
+            )?,
+            variants,
+            idle_w: check_positive(file, "power.idle_w", raw.power.idle_w.value, true)?,
+            load_w: check_positive(file, "power.load_w", raw.power.load_w.value, false)?,
+            efficiency,
+            rental_usd_per_hour: raw.rental_usd_per_hour.as_ref().map(|r| r.value),
+            file: raw,
+        })
+    }
+
+    /// Peak dense TFLOPS for `dtype`, falling back to the 16-bit rate when the device
+    /// has no native support (weights are then dequantised to 16 bits first).
+    pub fn peak_tflops_for(&self, dtype: ComputeDtype) -> (ComputeDtype, f64) {
+        let chain: &[ComputeDtype] = match dtype {
+            ComputeDtype::Fp4 => &[ComputeDtype::Fp4, ComputeDtype::Fp8, ComputeDtype::Fp16],
+            ComputeDtype::Fp8 => &[ComputeDtype::Fp8, ComputeDtype::Fp16],
+            ComputeDtype::Int8 => &[ComputeDtype::Int8, ComputeDtype::Fp16],
+            ComputeDtype::Bf16 => &[ComputeDtype::Bf16, ComputeDtype::Fp16],
+            ComputeDtype::Fp16 => &[ComputeDtype::Fp16, ComputeDtype::Bf16],
+            ComputeDtype::Fp32 => &[ComputeDtype::Fp32, ComputeDtype::Fp16],
+        };
+        for candidate in chain {
+            if let Some(peak) = self.peak_tflops.get(candidate) {
+                return (*candidate, *peak);
+            }
+        }
+        // Validation guarantees fp16 or bf16 exists.
+        let (dtype, peak) = self
+            .peak_tflops
+            .iter()
+            .find(|(d, _)| matches!(d, ComputeDtype::Fp16 | ComputeDtype::Bf16))
+            .map(|(d, p)| (*d, *p))
+            .unwrap_or((ComputeDtype::Fp16, 1.0));
+        (dtype, peak)
+    }
+
+    /// The memory variant for `memory_gb` (exact match), or the largest when `None`.
+    pub fn variant(&self, memory_gb: Option<f64>) -> Option<MemoryVariant> {
+        match memory_gb {
+            None => self.variants.last().copied(),
+            Some(gb) => self
+                .variants
+                .iter()
+                .find(|v| (v.capacity_gb - gb).abs() < 0.5)
+                .copied(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Links.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Kernel TCP/IP stack: per-message software overhead in the latency.
+    Tcp,
+    /// RDMA (RoCE, InfiniBand, Thunderbolt RDMA): the NIC moves data without the kernel.
+    Rdma,
+    /// A GPU fabric or bus (NVLink, PCIe): load/store or copy engines.
+    Fabric,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFile {
+    pub name: String,
+    pub transport: Transport,
+    /// Signalling rate each way, from the specification.
+    pub spec_bandwidth_gb_s: Sourced<f64>,
+    /// What the model uses: achievable bandwidth each way.
+    pub bandwidth_gb_s: Sourced<f64>,
+    /// What the model uses: one-way latency of a small message, software included.
+    pub latency_us: Sourced<f64>,
+    #[serde(default)]
+    pub price_usd_per_node: Option<Sourced<f64>>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub id: String,
+    pub name: String,
+    pub transport: Transport,
+    pub spec_bandwidth_gb_s: f64,
+    pub bandwidth_gb_s: f64,
+    pub latency_us: f64,
+    pub price_usd_per_node: f64,
+    pub file: LinkFile,
+}
+
+impl Link {
+    pub fn from_toml(id: &str, file: &str, text: &str) -> Result<Link, InputError> {
+        let raw: LinkFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
+        Ok(Link {
+            id: id.to_string(),
+            name: raw.name.clone(),
+            transport: raw.transport,
+            spec_bandwidth_gb_s: check_positive(
+                file,
+                "spec_bandwidth_gb_s",
+                raw.spec_bandwidth_gb_s.value,
+                false,
+            )?,
+            bandwidth_gb_s: check_positive(
+                file,
+                "bandwidth_gb_s",
+                raw.bandwidth_gb_s.value,
+                false,
+            )?,
+            latency_us: check_positive(file, "latency_us", raw.latency_us.value, true)?,
+            price_usd_per_node: match &raw.price_usd_per_node {
+                Some(p) => check_positive(file, "price_usd_per_node", p.value, true)?,
+                None => 0.0,
+            },
+            file: raw,
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! Runtime (software stack) profiles: `runtimes/*.toml`.
+//!
+//! A profile says how far a serving stack falls short of the hardware's achievable
+//! limits (the device's `[efficiency]`), per device family, because stacks differ by
+//! backend: llama.cpp's Metal and CUDA kernels are different code. Each family entry
+//! holds:
+//!
+//! - `compute_fraction`, `bandwidth_fraction`: multipliers (<= 1 for a stack below the
+//!   hardware's achievable limit) on the device's achievable compute and bandwidth;
+//! - `attention_fraction`: the attention kernels' efficiency relative to a GEMM of the
+//!   same FLOPs (flash attention or not);
+//! - `kernels_per_layer`: kernels dispatched per transformer layer per step (fusion);
+//! - `dispatch_scale`: fraction of the device's per-kernel dispatch cost paid (CUDA
+//!   graphs hide most of it);
+//! - `per_step_overhead_us`: fixed host time per forward pass (graph build, sampling,
+//!   scheduling, synchronisation);
+//! - `reserve_gb`: memory the runtime keeps for its own buffers.
+//!
+//! The `ideal` profile has every fraction 1, no host overhead and no reserve: the
+//! hardware's calibrated limits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InputError, Origin};
+use crate::hardware::check_positive;
+use crate::sourced::Sourced;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFile {
+    pub name: String,
+    pub source: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Default cap on concurrent sequences per instance.
+    pub default_max_batch: u32,
+    /// Tokens per sequence a prefill pass processes at most (llama.cpp's ubatch,
+    /// mlx-lm's prefill step); absent: the whole prompt in one pass.
+    #[serde(default)]
+    pub prefill_chunk_tokens: Option<Sourced<f64>>,
+    /// Efficiency parameters per device family (`apple`, `nvidia`).
+    pub families: BTreeMap<String, RuntimeFamilyFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFamilyFile {
+    pub compute_fraction: Sourced<f64>,
+    pub bandwidth_fraction: Sourced<f64>,
+    pub attention_fraction: Sourced<f64>,
+    pub kernels_per_layer: Sourced<f64>,
+    pub dispatch_scale: Sourced<f64>,
+    pub per_step_overhead_us: Sourced<f64>,
+    pub reserve_gb: Sourced<f64>,
+}
+
+/// Validated efficiency parameters of one runtime on one device family.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RuntimeEfficiency {
+    pub compute_fraction: f64,
+    pub bandwidth_fraction: f64,
+    pub attention_fraction: f64,
+    pub kernels_per_layer: f64,
+    pub dispatch_scale: f64,
+    pub per_step_overhead_s: f64,
+    pub reserve_gb: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Runtime {
+    pub id: String,
+    pub name: String,
+    pub default_max_batch: u32,
+    pub prefill_chunk_tokens: Option<f64>,
+    pub families: BTreeMap<String, RuntimeEfficiency>,
+    pub file: RuntimeFile,
+}
+
+impl Runtime {
+    pub fn from_toml(id: &str, file: &str, text: &str) -> Result<Runtime, InputError> {
+        let raw: RuntimeFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
+        let mut families = BTreeMap::new();
+        for (family, f) in &raw.families {
+            let key = |k: &str| format!("families.{family}.{k}");
+            let fraction = |k: &str, v: f64| -> Result<f64, InputError> {
+                if v.is_finite() && v > 0.0 && v <= 1.5 {
+                    Ok(v)
+                } else {
+                    Err(InputError::InvalidValue {
+                        origin: Origin {
+                            file: file.to_string(),
+                            location: None,
+                        },
+                        key: key(k),
+                        value: v.to_string(),
+                        expected: "expected a fraction in (0, 1.5]".to_string(),
+                    })
+                }
+            };
+            families.insert(
+                family.clone(),
+                RuntimeEfficiency {
+                    compute_fraction: fraction("compute_fraction", f.compute_fraction.value)?,
+                    bandwidth_fraction: fraction(
+                        "bandwidth_fraction",
+                        f.bandwidth_fraction.value,
+                    )?,
+                    attention_fraction: fraction(
+                        "attention_fraction",
+                        f.attention_fraction.value,
+                    )?,
+                    kernels_per_layer: check_positive(
+                        file,
+                        &key("kernels_per_layer"),
+                        f.kernels_per_layer.value,
+                        true,
+                    )?,
+                    dispatch_scale: check_positive(
+                        file,
+                        &key("dispatch_scale"),
+                        f.dispatch_scale.value,
+                        true,
+                    )?,
+                    per_step_overhead_s: check_positive(
+                        file,
+                        &key("per_step_overhead_us"),
+                        f.per_step_overhead_us.value,
+                        true,
+                    )? * 1e-6,
+                    reserve_gb: check_positive(file, &key("reserve_gb"), f.reserve_gb.value, true)?,
+                },
+            );
+        }
+        Ok(Runtime {
+            id: id.to_string(),
+            name: raw.name.clone(),
+            default_max_batch: raw.default_max_batch.max(1),
+            prefill_chunk_tokens: match &raw.prefill_chunk_tokens {
+                Some(c) => Some(check_positive(file, "prefill_chunk_tokens", c.value, false)?),
+                None => None,
+            },
+            families,
+            file: raw,
+        })
+    }
+
+    /// Parameters for a device family: its own entry, else the `default` entry.
+    pub fn for_family(&self, family: &str) -> Option<&RuntimeEfficiency> {
+        self.families
+            .get(family)
+            .or_else(|| self.families.get("default"))
+    }
+}

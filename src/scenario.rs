@@ -1,0 +1,706 @@
+//! The scenario file (the contract in the README's "Scenario file" section), parsed in
+//! two layers: raw serde structs that reject unknown keys, then a validated
+//! [`Scenario`] whose ids are resolved against the catalog and whose numbers obey
+//! their rules (positive token counts, degrees that divide the model).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::catalog::{Catalog, CatalogKind};
+use crate::cost::CostAssumptions;
+use crate::error::{InputError, Location, Origin};
+use crate::formats::WeightFormat;
+use crate::hardware::{Device, Link};
+use crate::model::Model;
+use crate::runtime::Runtime;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: Option<String>,
+    pub model: ModelSection,
+    pub runtime: Option<RuntimeSection>,
+    pub cluster: ClusterSection,
+    pub parallelism: Option<ParallelismSection>,
+    pub disaggregation: Option<DisaggregationSection>,
+    pub workload: WorkloadSection,
+    pub cost: Option<CostSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub preset: Spanned<String>,
+    pub weights: Spanned<String>,
+    pub kv_cache: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    pub preset: Option<Spanned<String>>,
+    pub max_batch: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub groups: Vec<GroupSection>,
+    pub network: Option<NetworkSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub name: Option<Spanned<String>>,
+    pub device: Spanned<String>,
+    pub count: Option<Spanned<i64>>,
+    pub memory_gb: Option<Spanned<f64>>,
+    /// Optional per-group runtime, overriding `[runtime] preset`.
+    pub runtime: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    pub link: Spanned<String>,
+    pub latency_us: Option<Spanned<f64>>,
+    pub bandwidth_gb_s: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelismSection {
+    pub tensor: Option<Spanned<i64>>,
+    pub pipeline: Option<Spanned<i64>>,
+    pub expert: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisaggregationSection {
+    pub prefill: Spanned<String>,
+    pub decode: Spanned<String>,
+    pub kv_transfer: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    pub prompt_tokens: Spanned<i64>,
+    pub output_tokens: Spanned<i64>,
+    pub cached_prompt_tokens: Option<Spanned<i64>>,
+    pub batch: Option<Spanned<i64>>,
+    pub requests: Option<Spanned<i64>>,
+    pub arrival_rate_per_s: Option<Spanned<f64>>,
+    pub seed: Option<Spanned<i64>>,
+    pub trace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostSection {
+    pub amortization_years: Option<Spanned<f64>>,
+    pub electricity_usd_per_kwh: Option<Spanned<f64>>,
+    pub utilization: Option<Spanned<f64>>,
+}
+
+// ---------------------------------------------------------------------------------
+
+/// A group of identical nodes.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub device: Device,
+    pub count: u32,
+    pub memory_gb: f64,
+    pub price_usd: Option<f64>,
+    pub runtime: Runtime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub link: Link,
+    pub latency_us: f64,
+    pub bandwidth_gb_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parallelism {
+    pub tensor: u32,
+    pub pipeline: u32,
+    pub expert: u32,
+}
+
+impl Parallelism {
+    pub fn product(&self) -> u32 {
+        self.tensor * self.pipeline * self.expert
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvTransfer {
+    Layerwise,
+    Bulk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disaggregation {
+    pub prefill_group: usize,
+    pub decode_group: usize,
+    pub kv_transfer: KvTransfer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serving {
+    pub requests: u64,
+    pub arrival_rate_per_s: Option<f64>,
+    pub trace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_prompt_tokens: u64,
+    pub batch: u64,
+    pub serving: Option<Serving>,
+    pub seed: u64,
+}
+
+pub const DEFAULT_SEED: u64 = 7;
+
+/// A validated scenario: every id resolved, every number within its rules.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub model: Model,
+    pub weights: WeightFormat,
+    pub kv_cache: WeightFormat,
+    pub runtime: Runtime,
+    pub max_batch: u32,
+    pub groups: Vec<Group>,
+    pub network: Option<Network>,
+    pub parallelism: Parallelism,
+    pub disaggregation: Option<Disaggregation>,
+    pub workload: Workload,
+    pub cost: CostAssumptions,
+}
+
+/// Resolves spans to line and column in one scenario text.
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    catalog: &'a Catalog,
+}
+
+impl Ctx<'_> {
+    fn origin<T>(&self, spanned: &Spanned<T>) -> Origin {
+        Origin {
+            file: self.file.to_string(),
+            location: Some(Location::of_offset(self.text, spanned.span().start)),
+        }
+    }
+
+    fn invalid<T: std::fmt::Display>(
+        &self,
+        key: &str,
+        spanned: &Spanned<T>,
+        expected: impl Into<String>,
+    ) -> InputError {
+        InputError::InvalidValue {
+            origin: self.origin(spanned),
+            key: key.to_string(),
+            value: spanned.get_ref().to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    fn unknown(&self, key: &str, kind: CatalogKind, spanned: &Spanned<String>) -> InputError {
+        InputError::UnknownId {
+            origin: self.origin(spanned),
+            key: key.to_string(),
+            kind: kind.noun(),
+            value: spanned.get_ref().clone(),
+            suggestions: self.catalog.suggestions(kind, spanned.get_ref()),
+        }
+    }
+
+    fn positive_int(&self, key: &str, value: &Spanned<i64>) -> Result<u64, InputError> {
+        if *value.get_ref() > 0 {
+            Ok(*value.get_ref() as u64)
+        } else {
+            Err(self.invalid(key, value, "expected a positive integer"))
+        }
+    }
+
+    fn positive_f64(&self, key: &str, value: &Spanned<f64>) -> Result<f64, InputError> {
+        let v = *value.get_ref();
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.invalid(key, value, "expected a number > 0"))
+        }
+    }
+
+    fn degree(&self, key: &str, value: &Option<Spanned<i64>>) -> Result<u32, InputError> {
+        match value {
+            None => Ok(1),
+            Some(v) => {
+                let n = self.positive_int(key, v)?;
+                u32::try_from(n).map_err(|_| self.invalid(key, v, "expected at most 2^32 - 1"))
+            }
+        }
+    }
+
+    fn format(&self, key: &str, id: &Spanned<String>) -> Result<WeightFormat, InputError> {
+        self.catalog
+            .formats
+            .get(id.get_ref())
+            .cloned()
+            .ok_or_else(|| self.unknown(key, CatalogKind::Format, id))
+    }
+
+    fn runtime(&self, key: &str, id: &Spanned<String>) -> Result<Runtime, InputError> {
+        self.catalog
+            .runtimes
+            .get(id.get_ref())
+            .cloned()
+            .ok_or_else(|| self.unknown(key, CatalogKind::Runtime, id))
+    }
+}
+
+impl Scenario {
+    /// Parses and validates scenario text `text` (display name `file`).
+    pub fn from_toml(file: &str, text: &str, catalog: &Catalog) -> Result<Scenario, InputError> {
+        let raw: ScenarioFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
+        Scenario::validate(file, text, &raw, catalog)
+    }
+
+    pub fn validate(
+        file: &str,
+        text: &str,
+        raw: &ScenarioFile,
+        catalog: &Catalog,
+    ) -> Result<Scenario, InputError> {
+        let ctx = Ctx {
+            file,
+            text,
+            catalog,
+        };
+
+        let model = catalog
+            .models
+            .get(raw.model.preset.get_ref())
+            .cloned()
+            .ok_or_else(|| ctx.unknown("model.preset", CatalogKind::Model, &raw.model.preset))?;
+        let weights = ctx.format("model.weights", &raw.model.weights)?;
+        let kv_cache = match &raw.model.kv_cache {
+            Some(id) => {
+                let format = ctx.format("model.kv_cache", id)?;
+                if !format.kv_cache {
+                    return Err(ctx.invalid(
+                        "model.kv_cache",
+                        id,
+                        "expected a format that can hold the KV cache (f32, f16, bf16, fp8, q8_0, q4_0)",
+                    ));
+                }
+                format
+            }
+            None => catalog.formats.get("f16").cloned().ok_or_else(|| {
+                InputError::InvalidValue {
+                    origin: Origin {
+                        file: file.to_string(),
+                        location: None,
+                    },
+                    key: "model.kv_cache".to_string(),
+                    value: "f16 (default)".to_string(),
+                    expected: "the catalog to define format `f16`".to_string(),
+                }
+            })?,
+        };
+
+        let runtime_section = raw.runtime.as_ref();
+        let runtime = match runtime_section.and_then(|r| r.preset.as_ref()) {
+            Some(id) => ctx.runtime("runtime.preset", id)?,
+            None => catalog.runtimes.get("ideal").cloned().ok_or_else(|| {
+                InputError::InvalidValue {
+                    origin: Origin {
+                        file: file.to_string(),
+                        location: None,
+                    },
+                    key: "runtime.preset".to_string(),
+                    value: "ideal (default)".to_string(),
+                    expected: "the catalog to define runtime `ideal`".to_string(),
+                }
+            })?,
+        };
+        let max_batch = match runtime_section.and_then(|r| r.max_batch.as_ref()) {
+            Some(v) => u32::try_from(ctx.positive_int("runtime.max_batch", v)?)
+                .map_err(|_| ctx.invalid("runtime.max_batch", v, "expected at most 2^32 - 1"))?,
+            None => runtime.default_max_batch,
+        };
+
+        if raw.cluster.groups.is_empty() {
+            return Err(InputError::InvalidValue {
+                origin: Origin {
+                    file: file.to_string(),
+                    location: None,
+                },
+                key: "cluster.groups".to_string(),
+                value: "[]".to_string(),
+                expected: "expected at least one [[cluster.groups]]".to_string(),
+            });
+        }
+        let mut groups: Vec<Group> = Vec::new();
+        for g in &raw.cluster.groups {
+            let device = catalog
+                .devices
+                .get(g.device.get_ref())
+                .cloned()
+                .ok_or_else(|| ctx.unknown("cluster.groups.device", CatalogKind::Device, &g.device))?;
+            let count = match &g.count {
+                Some(c) => u32::try_from(ctx.positive_int("cluster.groups.count", c)?)
+                    .map_err(|_| ctx.invalid("cluster.groups.count", c, "expected a smaller count"))?,
+                None => 1,
+            };
+            let variant = match &g.memory_gb {
+                Some(m) => {
+                    let gb = ctx.positive_f64("cluster.groups.memory_gb", m)?;
+                    device.variant(Some(gb)).ok_or_else(|| {
+                        let offered: Vec<String> = device
+                            .variants
+                            .iter()
+                            .map(|v| format!("{}", v.capacity_gb))
+                            .collect();
+                        ctx.invalid(
+                            "cluster.groups.memory_gb",
+                            m,
+                            format!(
+                                "expected a memory size `{}` is sold with: {} GB",
+                                device.id,
+                                offered.join(", ")
+                            ),
+                        )
+                    })?
+                }
+                None => device.variant(None).expect("validated devices have a variant"),
+            };
+            let group_runtime = match &g.runtime {
+                Some(id) => ctx.runtime("cluster.groups.runtime", id)?,
+                None => runtime.clone(),
+            };
+            if group_runtime.for_family(&device.family).is_none() {
+                let (key, spanned) = match (&g.runtime, runtime_section.and_then(|r| r.preset.as_ref())) {
+                    (Some(id), _) => ("cluster.groups.runtime", id),
+                    (None, Some(id)) => ("runtime.preset", id),
+                    (None, None) => ("cluster.groups.device", &g.device),
+                };
+                return Err(ctx.invalid(
+                    key,
+                    spanned,
+                    format!(
+                        "runtime `{}` has no profile for device family `{}` (device `{}`); it has: {}",
+                        group_runtime.id,
+                        device.family,
+                        device.id,
+                        group_runtime.families.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            let name = g
+                .name
+                .as_ref()
+                .map_or_else(|| device.id.clone(), |n| n.get_ref().clone());
+            if let Some(existing) = groups.iter().find(|other| other.name == name) {
+                let spanned = g.name.as_ref().unwrap_or(&g.device);
+                return Err(ctx.invalid(
+                    "cluster.groups.name",
+                    spanned,
+                    format!("expected a unique group name (`{}` is used twice)", existing.name),
+                ));
+            }
+            groups.push(Group {
+                name,
+                device,
+                count,
+                memory_gb: variant.capacity_gb,
+                price_usd: variant.price_usd,
+                runtime: group_runtime,
+            });
+        }
+
+        let network = match &raw.cluster.network {
+            Some(n) => {
+                let link = catalog
+                    .links
+                    .get(n.link.get_ref())
+                    .cloned()
+                    .ok_or_else(|| ctx.unknown("cluster.network.link", CatalogKind::Link, &n.link))?;
+                let latency_us = match &n.latency_us {
+                    Some(v) => {
+                        let x = *v.get_ref();
+                        if !(x.is_finite() && x >= 0.0) {
+                            return Err(ctx.invalid(
+                                "cluster.network.latency_us",
+                                v,
+                                "expected a number >= 0",
+                            ));
+                        }
+                        x
+                    }
+                    None => link.latency_us,
+                };
+                let bandwidth_gb_s = match &n.bandwidth_gb_s {
+                    Some(v) => ctx.positive_f64("cluster.network.bandwidth_gb_s", v)?,
+                    None => link.bandwidth_gb_s,
+                };
+                Some(Network {
+                    link,
+                    latency_us,
+                    bandwidth_gb_s,
+                })
+            }
+            None => None,
+        };
+
+        let p = raw.parallelism.as_ref();
+        let parallelism = Parallelism {
+            tensor: ctx.degree("parallelism.tensor", &p.and_then(|p| p.tensor.clone()))?,
+            pipeline: ctx.degree("parallelism.pipeline", &p.and_then(|p| p.pipeline.clone()))?,
+            expert: ctx.degree("parallelism.expert", &p.and_then(|p| p.expert.clone()))?,
+        };
+        if let Some(t) = p.and_then(|p| p.tensor.as_ref()) {
+            let degree = parallelism.tensor as u64;
+            let heads = model.attention_heads;
+            let kv = model.kv_heads;
+            if heads % degree != 0 || (model.mla.is_none() && kv % degree != 0 && degree % kv != 0) {
+                return Err(ctx.invalid(
+                    "parallelism.tensor",
+                    t,
+                    format!(
+                        "expected a degree that divides the {heads} attention heads and the {kv} KV heads of `{}`",
+                        model.id
+                    ),
+                ));
+            }
+        }
+        if let Some(pp) = p.and_then(|p| p.pipeline.as_ref()) {
+            if parallelism.pipeline > model.layers {
+                return Err(ctx.invalid(
+                    "parallelism.pipeline",
+                    pp,
+                    format!(
+                        "expected at most one stage per layer (`{}` has {} layers)",
+                        model.id, model.layers
+                    ),
+                ));
+            }
+        }
+        if let Some(ep) = p.and_then(|p| p.expert.as_ref()) {
+            match model.moe {
+                None if parallelism.expert > 1 => {
+                    return Err(ctx.invalid(
+                        "parallelism.expert",
+                        ep,
+                        format!("expected 1: `{}` is not a mixture-of-experts model", model.id),
+                    ))
+                }
+                Some(moe) if parallelism.expert > moe.experts => {
+                    return Err(ctx.invalid(
+                        "parallelism.expert",
+                        ep,
+                        format!("expected at most the {} experts of `{}`", moe.experts, model.id),
+                    ))
+                }
+                _ => {}
+            }
+        }
+
+        let disaggregation = match &raw.disaggregation {
+            Some(d) => {
+                let find = |key: &str, name: &Spanned<String>| {
+                    groups
+                        .iter()
+                        .position(|g| &g.name == name.get_ref())
+                        .ok_or_else(|| {
+                            ctx.invalid(
+                                key,
+                                name,
+                                format!(
+                                    "expected the name of a cluster group: {}",
+                                    groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+                                ),
+                            )
+                        })
+                };
+                let prefill_group = find("disaggregation.prefill", &d.prefill)?;
+                let decode_group = find("disaggregation.decode", &d.decode)?;
+                let kv_transfer = match &d.kv_transfer {
+                    None => KvTransfer::Layerwise,
+                    Some(k) => match k.get_ref().as_str() {
+                        "layerwise" => KvTransfer::Layerwise,
+                        "bulk" => KvTransfer::Bulk,
+                        _ => {
+                            return Err(ctx.invalid(
+                                "disaggregation.kv_transfer",
+                                k,
+                                "expected \"layerwise\" or \"bulk\"",
+                            ))
+                        }
+                    },
+                };
+                Some(Disaggregation {
+                    prefill_group,
+                    decode_group,
+                    kv_transfer,
+                })
+            }
+            None => None,
+        };
+
+        let degrees = parallelism.product();
+        let used_groups: Vec<usize> = match &disaggregation {
+            Some(d) => vec![d.prefill_group, d.decode_group],
+            None => (0..groups.len()).collect(),
+        };
+        let per_group = disaggregation.is_some() || groups.len() == 1;
+        let consistent = if per_group {
+            used_groups.iter().all(|&i| groups[i].count % degrees == 0)
+        } else {
+            groups.iter().map(|g| g.count).sum::<u32>() == degrees
+        };
+        if !consistent {
+            let nodes: Vec<String> = used_groups
+                .iter()
+                .map(|&i| format!("`{}` has {}", groups[i].name, groups[i].count))
+                .collect();
+            let rule = if per_group {
+                "each group's node count to be a multiple of"
+            } else {
+                "the total node count to equal"
+            };
+            return Err(InputError::InvalidValue {
+                origin: Origin {
+                    file: file.to_string(),
+                    location: raw
+                        .parallelism
+                        .as_ref()
+                        .and_then(|p| p.tensor.as_ref().or(p.pipeline.as_ref()).or(p.expert.as_ref()))
+                        .map(|s| Location::of_offset(text, s.span().start)),
+                },
+                key: "parallelism".to_string(),
+                value: format!(
+                    "tensor {} x pipeline {} x expert {} = {degrees}",
+                    parallelism.tensor, parallelism.pipeline, parallelism.expert
+                ),
+                expected: format!("expected {rule} the product of the degrees ({})", nodes.join(", ")),
+            });
+        }
+
+        let w = &raw.workload;
+        let prompt_tokens = ctx.positive_int("workload.prompt_tokens", &w.prompt_tokens)?;
+        let output_tokens = ctx.positive_int("workload.output_tokens", &w.output_tokens)?;
+        let cached_prompt_tokens = match &w.cached_prompt_tokens {
+            Some(c) => {
+                let v = *c.get_ref();
+                if v < 0 || v as u64 >= prompt_tokens {
+                    return Err(ctx.invalid(
+                        "workload.cached_prompt_tokens",
+                        c,
+                        format!("expected 0 <= cached_prompt_tokens < prompt_tokens ({prompt_tokens})"),
+                    ));
+                }
+                v as u64
+            }
+            None => 0,
+        };
+        let batch = match &w.batch {
+            Some(b) => ctx.positive_int("workload.batch", b)?,
+            None => 1,
+        };
+        if prompt_tokens + output_tokens > model.max_context {
+            return Err(ctx.invalid(
+                "workload.output_tokens",
+                &w.output_tokens,
+                format!(
+                    "expected prompt_tokens + output_tokens <= the {} tokens of context `{}` supports",
+                    model.max_context, model.id
+                ),
+            ));
+        }
+        let arrival_rate_per_s = match &w.arrival_rate_per_s {
+            Some(r) => Some(ctx.positive_f64("workload.arrival_rate_per_s", r)?),
+            None => None,
+        };
+        let requests = match &w.requests {
+            Some(r) => Some(ctx.positive_int("workload.requests", r)?),
+            None => None,
+        };
+        let trace = w.trace.as_ref().map(|t| t.get_ref().clone());
+        let serving = if requests.is_some() || arrival_rate_per_s.is_some() || trace.is_some() {
+            Some(Serving {
+                requests: requests.unwrap_or(1000),
+                arrival_rate_per_s,
+                trace,
+            })
+        } else {
+            None
+        };
+        let seed = match &w.seed {
+            Some(s) if *s.get_ref() >= 0 => *s.get_ref() as u64,
+            Some(s) => return Err(ctx.invalid("workload.seed", s, "expected an integer >= 0")),
+            None => DEFAULT_SEED,
+        };
+
+        let mut cost = CostAssumptions::default();
+        if let Some(c) = &raw.cost {
+            if let Some(v) = &c.amortization_years {
+                cost.amortization_years = ctx.positive_f64("cost.amortization_years", v)?;
+            }
+            if let Some(v) = &c.electricity_usd_per_kwh {
+                let x = *v.get_ref();
+                if !(x.is_finite() && x >= 0.0) {
+                    return Err(ctx.invalid("cost.electricity_usd_per_kwh", v, "expected a number >= 0"));
+                }
+                cost.electricity_usd_per_kwh = x;
+            }
+            if let Some(v) = &c.utilization {
+                let x = *v.get_ref();
+                if !(x > 0.0 && x <= 1.0) {
+                    return Err(ctx.invalid("cost.utilization", v, "expected a fraction in (0, 1]"));
+                }
+                cost.utilization = x;
+            }
+        }
+
+        Ok(Scenario {
+            name: raw
+                .name
+                .clone()
+                .unwrap_or_else(|| file.rsplit('/').next().unwrap_or(file).to_string()),
+            model,
+            weights,
+            kv_cache,
+            runtime,
+            max_batch,
+            groups,
+            network,
+            parallelism,
+            disaggregation,
+            workload: Workload {
+                prompt_tokens,
+                output_tokens,
+                cached_prompt_tokens,
+                batch,
+                serving,
+                seed,
+            },
+            cost,
+        })
+    }
+
+    pub fn total_nodes(&self) -> u32 {
+        self.groups.iter().map(|g| g.count).sum()
+    }
+}
