@@ -83,7 +83,14 @@ mod tests {
         // $9,499 over 3 years: 9499 / (3 x 31,557,600 s) = 1.00334e-4 $/s.
         // 270 W at $0.15/kWh: 0.27 kW x 0.15 / 3600 = 1.125e-5 $/s.
         // Total 1.11584e-4 $/s at 40 tokens/s: 2.78960e-6 $/token = $2.7896 per million.
-        let r = cost_report(9499.0, 270.0, 10.0, Some(40.0), CostAssumptions::default(), true);
+        let r = cost_report(
+            9499.0,
+            270.0,
+            10.0,
+            Some(40.0),
+            CostAssumptions::default(),
+            true,
+        );
         assert!((r.usd_per_million_tokens.unwrap() - 2.7896).abs() < 1e-3);
         // 40 tokens/s per 9.499 k$ = 4.2110.
         assert!((r.tokens_per_s_per_kusd.unwrap() - 4.2110).abs() < 1e-3);

@@ -55,7 +55,7 @@ pub enum InputError {
     /// An id that is not in the catalog.
     #[error("{origin}: `{key}`: unknown {kind} `{value}`{}", suggestion_text(.suggestions))]
     UnknownId {
-        origin: Origin,
+        origin: Box<Origin>,
         key: String,
         kind: &'static str,
         value: String,
@@ -130,8 +130,14 @@ mod tests {
     fn location_counts_lines_and_columns_from_one() {
         // "a = 1\nbc = 2": offset 6 is the 'b' at the start of line 2.
         let text = "a = 1\nbc = 2";
-        assert_eq!(Location::of_offset(text, 6), Location { line: 2, column: 1 });
-        assert_eq!(Location::of_offset(text, 8), Location { line: 2, column: 3 });
+        assert_eq!(
+            Location::of_offset(text, 6),
+            Location { line: 2, column: 1 }
+        );
+        assert_eq!(
+            Location::of_offset(text, 8),
+            Location { line: 2, column: 3 }
+        );
     }
 
     #[test]

@@ -224,7 +224,12 @@ impl Device {
         }
         let mut variants = Vec::new();
         for variant in &raw.memory.variants {
-            check_positive(file, "memory.variants.capacity_gb", variant.capacity_gb, false)?;
+            check_positive(
+                file,
+                "memory.variants.capacity_gb",
+                variant.capacity_gb,
+                false,
+            )?;
             if let Some(price) = variant.price_usd {
                 check_positive(file, "memory.variants.price_usd", price, false)?;
             }

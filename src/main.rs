@@ -15,7 +15,11 @@ use planner::analytical::{simulate, RunError};
 use planner::{InputError, Scenario};
 
 #[derive(Parser)]
-#[command(name = "planner", version, about = "Performance model and capacity planner for LLM inference")]
+#[command(
+    name = "planner",
+    version,
+    about = "Performance model and capacity planner for LLM inference"
+)]
 struct Cli {
     /// Catalog root holding hardware/, models/, runtimes/ and formats/ (default: the
     /// current directory if it has them, else the checkout planner was built from).
@@ -129,13 +133,24 @@ fn read_scenario(catalog: &planner::Catalog, path: &Path) -> Result<Scenario, Fa
     Scenario::from_toml(&display, &text, catalog).map_err(|e| Failure::Input(e.into()))
 }
 
-fn simulate_command(catalog: &planner::Catalog, path: &Path, format: Format) -> Result<(), Failure> {
+fn simulate_command(
+    catalog: &planner::Catalog,
+    path: &Path,
+    format: Format,
+) -> Result<(), Failure> {
     let scenario = read_scenario(catalog, path)?;
-    let report = simulate(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
-    print!("{}", output::render(&report, format).map_err(Failure::Other)?);
+    let report =
+        simulate(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
+    print!(
+        "{}",
+        output::render(&report, format).map_err(Failure::Other)?
+    );
     if !report.memory.fits {
         return Err(Failure::CannotRun(
-            report.reason.clone().unwrap_or_else(|| "does not fit".to_string()),
+            report
+                .reason
+                .clone()
+                .unwrap_or_else(|| "does not fit".to_string()),
         ));
     }
     Ok(())

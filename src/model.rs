@@ -152,12 +152,15 @@ impl Model {
                 return Err(invalid(file, key, value, "expected a positive integer"));
             }
         }
-        if raw.attention_heads % raw.kv_heads != 0 {
+        if !raw.attention_heads.is_multiple_of(raw.kv_heads) {
             return Err(invalid(
                 file,
                 "kv_heads",
                 raw.kv_heads,
-                &format!("expected a divisor of attention_heads ({})", raw.attention_heads),
+                &format!(
+                    "expected a divisor of attention_heads ({})",
+                    raw.attention_heads
+                ),
             ));
         }
         check_positive(
@@ -234,7 +237,7 @@ impl Model {
     /// Attention span of layer `layer` (0-based).
     pub fn attention_span(&self, layer: u32) -> AttentionSpan {
         match self.sliding_window {
-            Some(sw) if (layer + 1) % sw.global_every != 0 => AttentionSpan::Local {
+            Some(sw) if !(layer + 1).is_multiple_of(sw.global_every) => AttentionSpan::Local {
                 window: sw.window.into(),
             },
             _ => AttentionSpan::Global,
@@ -282,20 +285,27 @@ impl Model {
 
     /// Weights of one routed expert.
     pub fn expert_params(&self) -> u64 {
-        self.moe
-            .map_or(0, |moe| self.ffn_matrices() * self.hidden_size * u64::from(moe.expert_ffn_hidden))
+        self.moe.map_or(0, |moe| {
+            self.ffn_matrices() * self.hidden_size * u64::from(moe.expert_ffn_hidden)
+        })
     }
 
     /// Weights of all shared experts of one MoE layer.
     pub fn shared_expert_params(&self) -> u64 {
         self.moe.map_or(0, |moe| {
-            let width = moe.shared_expert_ffn_hidden.unwrap_or(moe.expert_ffn_hidden);
-            u64::from(moe.shared_experts) * self.ffn_matrices() * self.hidden_size * u64::from(width)
+            let width = moe
+                .shared_expert_ffn_hidden
+                .unwrap_or(moe.expert_ffn_hidden);
+            u64::from(moe.shared_experts)
+                * self.ffn_matrices()
+                * self.hidden_size
+                * u64::from(width)
         })
     }
 
     pub fn router_params(&self) -> u64 {
-        self.moe.map_or(0, |moe| self.hidden_size * u64::from(moe.experts))
+        self.moe
+            .map_or(0, |moe| self.hidden_size * u64::from(moe.experts))
     }
 
     pub fn embedding_params(&self) -> u64 {

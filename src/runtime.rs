@@ -103,14 +103,8 @@ impl Runtime {
                 family.clone(),
                 RuntimeEfficiency {
                     compute_fraction: fraction("compute_fraction", f.compute_fraction.value)?,
-                    bandwidth_fraction: fraction(
-                        "bandwidth_fraction",
-                        f.bandwidth_fraction.value,
-                    )?,
-                    attention_fraction: fraction(
-                        "attention_fraction",
-                        f.attention_fraction.value,
-                    )?,
+                    bandwidth_fraction: fraction("bandwidth_fraction", f.bandwidth_fraction.value)?,
+                    attention_fraction: fraction("attention_fraction", f.attention_fraction.value)?,
                     kernels_per_layer: check_positive(
                         file,
                         &key("kernels_per_layer"),
@@ -138,7 +132,12 @@ impl Runtime {
             name: raw.name.clone(),
             default_max_batch: raw.default_max_batch.max(1),
             prefill_chunk_tokens: match &raw.prefill_chunk_tokens {
-                Some(c) => Some(check_positive(file, "prefill_chunk_tokens", c.value, false)?),
+                Some(c) => Some(check_positive(
+                    file,
+                    "prefill_chunk_tokens",
+                    c.value,
+                    false,
+                )?),
                 None => None,
             },
             families,

@@ -218,7 +218,7 @@ impl Ctx<'_> {
 
     fn unknown(&self, key: &str, kind: CatalogKind, spanned: &Spanned<String>) -> InputError {
         InputError::UnknownId {
-            origin: self.origin(spanned),
+            origin: Box::new(self.origin(spanned)),
             key: key.to_string(),
             kind: kind.noun(),
             value: spanned.get_ref().clone(),
@@ -307,34 +307,39 @@ impl Scenario {
                 }
                 format
             }
-            None => catalog.formats.get("f16").cloned().ok_or_else(|| {
-                InputError::InvalidValue {
-                    origin: Origin {
-                        file: file.to_string(),
-                        location: None,
-                    },
-                    key: "model.kv_cache".to_string(),
-                    value: "f16 (default)".to_string(),
-                    expected: "the catalog to define format `f16`".to_string(),
-                }
-            })?,
+            None => {
+                catalog
+                    .formats
+                    .get("f16")
+                    .cloned()
+                    .ok_or_else(|| InputError::InvalidValue {
+                        origin: Origin {
+                            file: file.to_string(),
+                            location: None,
+                        },
+                        key: "model.kv_cache".to_string(),
+                        value: "f16 (default)".to_string(),
+                        expected: "the catalog to define format `f16`".to_string(),
+                    })?
+            }
         };
 
         let runtime_section = raw.runtime.as_ref();
-        let runtime = match runtime_section.and_then(|r| r.preset.as_ref()) {
-            Some(id) => ctx.runtime("runtime.preset", id)?,
-            None => catalog.runtimes.get("ideal").cloned().ok_or_else(|| {
-                InputError::InvalidValue {
-                    origin: Origin {
-                        file: file.to_string(),
-                        location: None,
-                    },
-                    key: "runtime.preset".to_string(),
-                    value: "ideal (default)".to_string(),
-                    expected: "the catalog to define runtime `ideal`".to_string(),
-                }
-            })?,
-        };
+        let runtime =
+            match runtime_section.and_then(|r| r.preset.as_ref()) {
+                Some(id) => ctx.runtime("runtime.preset", id)?,
+                None => catalog.runtimes.get("ideal").cloned().ok_or_else(|| {
+                    InputError::InvalidValue {
+                        origin: Origin {
+                            file: file.to_string(),
+                            location: None,
+                        },
+                        key: "runtime.preset".to_string(),
+                        value: "ideal (default)".to_string(),
+                        expected: "the catalog to define runtime `ideal`".to_string(),
+                    }
+                })?,
+            };
         let max_batch = match runtime_section.and_then(|r| r.max_batch.as_ref()) {
             Some(v) => u32::try_from(ctx.positive_int("runtime.max_batch", v)?)
                 .map_err(|_| ctx.invalid("runtime.max_batch", v, "expected at most 2^32 - 1"))?,
@@ -358,10 +363,15 @@ impl Scenario {
                 .devices
                 .get(g.device.get_ref())
                 .cloned()
-                .ok_or_else(|| ctx.unknown("cluster.groups.device", CatalogKind::Device, &g.device))?;
+                .ok_or_else(|| {
+                    ctx.unknown("cluster.groups.device", CatalogKind::Device, &g.device)
+                })?;
             let count = match &g.count {
-                Some(c) => u32::try_from(ctx.positive_int("cluster.groups.count", c)?)
-                    .map_err(|_| ctx.invalid("cluster.groups.count", c, "expected a smaller count"))?,
+                Some(c) => {
+                    u32::try_from(ctx.positive_int("cluster.groups.count", c)?).map_err(|_| {
+                        ctx.invalid("cluster.groups.count", c, "expected a smaller count")
+                    })?
+                }
                 None => 1,
             };
             let variant = match &g.memory_gb {
@@ -384,18 +394,21 @@ impl Scenario {
                         )
                     })?
                 }
-                None => device.variant(None).expect("validated devices have a variant"),
+                None => device
+                    .variant(None)
+                    .expect("validated devices have a variant"),
             };
             let group_runtime = match &g.runtime {
                 Some(id) => ctx.runtime("cluster.groups.runtime", id)?,
                 None => runtime.clone(),
             };
             if group_runtime.for_family(&device.family).is_none() {
-                let (key, spanned) = match (&g.runtime, runtime_section.and_then(|r| r.preset.as_ref())) {
-                    (Some(id), _) => ("cluster.groups.runtime", id),
-                    (None, Some(id)) => ("runtime.preset", id),
-                    (None, None) => ("cluster.groups.device", &g.device),
-                };
+                let (key, spanned) =
+                    match (&g.runtime, runtime_section.and_then(|r| r.preset.as_ref())) {
+                        (Some(id), _) => ("cluster.groups.runtime", id),
+                        (None, Some(id)) => ("runtime.preset", id),
+                        (None, None) => ("cluster.groups.device", &g.device),
+                    };
                 return Err(ctx.invalid(
                     key,
                     spanned,
@@ -417,7 +430,10 @@ impl Scenario {
                 return Err(ctx.invalid(
                     "cluster.groups.name",
                     spanned,
-                    format!("expected a unique group name (`{}` is used twice)", existing.name),
+                    format!(
+                        "expected a unique group name (`{}` is used twice)",
+                        existing.name
+                    ),
                 ));
             }
             groups.push(Group {
@@ -436,7 +452,9 @@ impl Scenario {
                     .links
                     .get(n.link.get_ref())
                     .cloned()
-                    .ok_or_else(|| ctx.unknown("cluster.network.link", CatalogKind::Link, &n.link))?;
+                    .ok_or_else(|| {
+                        ctx.unknown("cluster.network.link", CatalogKind::Link, &n.link)
+                    })?;
                 let latency_us = match &n.latency_us {
                     Some(v) => {
                         let x = *v.get_ref();
@@ -474,7 +492,9 @@ impl Scenario {
             let degree = parallelism.tensor as u64;
             let heads = model.attention_heads;
             let kv = model.kv_heads;
-            if heads % degree != 0 || (model.mla.is_none() && kv % degree != 0 && degree % kv != 0) {
+            if heads % degree != 0
+                || (model.mla.is_none() && kv % degree != 0 && !degree.is_multiple_of(kv))
+            {
                 return Err(ctx.invalid(
                     "parallelism.tensor",
                     t,
@@ -503,14 +523,20 @@ impl Scenario {
                     return Err(ctx.invalid(
                         "parallelism.expert",
                         ep,
-                        format!("expected 1: `{}` is not a mixture-of-experts model", model.id),
+                        format!(
+                            "expected 1: `{}` is not a mixture-of-experts model",
+                            model.id
+                        ),
                     ))
                 }
                 Some(moe) if parallelism.expert > moe.experts => {
                     return Err(ctx.invalid(
                         "parallelism.expert",
                         ep,
-                        format!("expected at most the {} experts of `{}`", moe.experts, model.id),
+                        format!(
+                            "expected at most the {} experts of `{}`",
+                            moe.experts, model.id
+                        ),
                     ))
                 }
                 _ => {}
@@ -529,7 +555,11 @@ impl Scenario {
                                 name,
                                 format!(
                                     "expected the name of a cluster group: {}",
-                                    groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+                                    groups
+                                        .iter()
+                                        .map(|g| g.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
                                 ),
                             )
                         })
@@ -566,7 +596,9 @@ impl Scenario {
         };
         let per_group = disaggregation.is_some() || groups.len() == 1;
         let consistent = if per_group {
-            used_groups.iter().all(|&i| groups[i].count % degrees == 0)
+            used_groups
+                .iter()
+                .all(|&i| groups[i].count.is_multiple_of(degrees))
         } else {
             groups.iter().map(|g| g.count).sum::<u32>() == degrees
         };
@@ -586,7 +618,12 @@ impl Scenario {
                     location: raw
                         .parallelism
                         .as_ref()
-                        .and_then(|p| p.tensor.as_ref().or(p.pipeline.as_ref()).or(p.expert.as_ref()))
+                        .and_then(|p| {
+                            p.tensor
+                                .as_ref()
+                                .or(p.pipeline.as_ref())
+                                .or(p.expert.as_ref())
+                        })
                         .map(|s| Location::of_offset(text, s.span().start)),
                 },
                 key: "parallelism".to_string(),
@@ -594,7 +631,10 @@ impl Scenario {
                     "tensor {} x pipeline {} x expert {} = {degrees}",
                     parallelism.tensor, parallelism.pipeline, parallelism.expert
                 ),
-                expected: format!("expected {rule} the product of the degrees ({})", nodes.join(", ")),
+                expected: format!(
+                    "expected {rule} the product of the degrees ({})",
+                    nodes.join(", ")
+                ),
             });
         }
 
@@ -608,7 +648,9 @@ impl Scenario {
                     return Err(ctx.invalid(
                         "workload.cached_prompt_tokens",
                         c,
-                        format!("expected 0 <= cached_prompt_tokens < prompt_tokens ({prompt_tokens})"),
+                        format!(
+                            "expected 0 <= cached_prompt_tokens < prompt_tokens ({prompt_tokens})"
+                        ),
                     ));
                 }
                 v as u64
@@ -661,14 +703,22 @@ impl Scenario {
             if let Some(v) = &c.electricity_usd_per_kwh {
                 let x = *v.get_ref();
                 if !(x.is_finite() && x >= 0.0) {
-                    return Err(ctx.invalid("cost.electricity_usd_per_kwh", v, "expected a number >= 0"));
+                    return Err(ctx.invalid(
+                        "cost.electricity_usd_per_kwh",
+                        v,
+                        "expected a number >= 0",
+                    ));
                 }
                 cost.electricity_usd_per_kwh = x;
             }
             if let Some(v) = &c.utilization {
                 let x = *v.get_ref();
                 if !(x > 0.0 && x <= 1.0) {
-                    return Err(ctx.invalid("cost.utilization", v, "expected a fraction in (0, 1]"));
+                    return Err(ctx.invalid(
+                        "cost.utilization",
+                        v,
+                        "expected a fraction in (0, 1]",
+                    ));
                 }
                 cost.utilization = x;
             }

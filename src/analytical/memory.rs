@@ -46,12 +46,16 @@ pub fn activation_bytes(model: &Model, tokens: f64, logits_rows: f64) -> f64 {
         Some(moe) => {
             let routed = f64::from(moe.experts_per_token) * f64::from(moe.expert_ffn_hidden);
             let shared = f64::from(moe.shared_experts)
-                * f64::from(moe.shared_expert_ffn_hidden.unwrap_or(moe.expert_ffn_hidden));
+                * f64::from(
+                    moe.shared_expert_ffn_hidden
+                        .unwrap_or(moe.expert_ffn_hidden),
+                );
             (routed + shared).max(model.ffn_hidden as f64)
         }
         None => model.ffn_hidden as f64,
     };
     // Residual stream, normed copy, attention output and QKV (~4 d), and the gate, up
     // and activated intermediates (3 x width).
-    tokens * (4.0 * d + 3.0 * ffn_width) * ACTIVATION_BYTES + logits_rows * model.vocab_size as f64 * 4.0
+    tokens * (4.0 * d + 3.0 * ffn_width) * ACTIVATION_BYTES
+        + logits_rows * model.vocab_size as f64 * 4.0
 }

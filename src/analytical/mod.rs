@@ -172,7 +172,14 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         },
         reason: reason.clone(),
         breakdown: None,
-        cost: cost_report(capex, power_w, idle_w, None, scenario.cost, group.price_usd.is_some()),
+        cost: cost_report(
+            capex,
+            power_w,
+            idle_w,
+            None,
+            scenario.cost,
+            group.price_usd.is_some(),
+        ),
         layers: None,
     };
     if !fits {
@@ -187,7 +194,9 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let e2e = ttft + decode_s;
     let throughput = sequences * steps / e2e;
 
-    let shown_layer = model.moe.map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
+    let shown_layer = model
+        .moe
+        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
     let first_chunk = chunk.map_or(prompt - cached, |c| c.min(prompt - cached));
     let prefill_pass = Pass {
         sequences,

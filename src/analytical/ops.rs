@@ -163,15 +163,33 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
             let o = h * f64::from(mla.v_head_dim) * d;
             let all = model.attention_params_per_layer() as f64;
             let qk = f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim);
-            (all - o, o, h * qk, f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim), h * f64::from(mla.v_head_dim))
+            (
+                all - o,
+                o,
+                h * qk,
+                f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim),
+                h * f64::from(mla.v_head_dim),
+            )
         }
         None => {
             let hd = model.head_dim as f64;
             let kv = model.kv_heads as f64 * hd;
-            (d * h * hd + 2.0 * d * kv, h * hd * d, h * hd, 2.0 * kv, h * hd)
+            (
+                d * h * hd + 2.0 * d * kv,
+                h * hd * d,
+                h * hd,
+                2.0 * kv,
+                h * hd,
+            )
         }
     };
-    ops.push(Op::matmul(OpKind::QkvProjection, n, qkv_params, d, q_width + kv_width));
+    ops.push(Op::matmul(
+        OpKind::QkvProjection,
+        n,
+        qkv_params,
+        d,
+        q_width + kv_width,
+    ));
 
     // Attention over the context.
     let window = match model.attention_span(layer) {
@@ -196,7 +214,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
     // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
     // queries see once: summed over blocks that is pairs / block rows (for one decode
     // query, every visible key). The new keys and values are written once.
-    let keys_read = pairs / pass.new_tokens.min(ATTENTION_QUERY_BLOCK).max(1.0);
+    let keys_read = pairs / pass.new_tokens.clamp(1.0, ATTENTION_QUERY_BLOCK);
     // Queries sharing a KV head (grouped-query attention) form the rows of the
     // attention GEMMs.
     let query_rows = pass.new_tokens * (h / model.kv_heads as f64).max(1.0);
@@ -207,17 +225,28 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         rows: query_rows,
         ..Op::new(OpKind::Attention)
     });
-    ops.push(Op::matmul(OpKind::OutputProjection, n, o_params, v_width, d));
+    ops.push(Op::matmul(
+        OpKind::OutputProjection,
+        n,
+        o_params,
+        v_width,
+        d,
+    ));
 
     // Feed-forward.
-    let ffn_width;
-    match model.moe {
+    let ffn_width = match model.moe {
         Some(moe) if model.is_moe_layer(layer) => {
             let e = f64::from(moe.experts);
             let k = f64::from(moe.experts_per_token);
             let expert = model.expert_params() as f64;
             let fe = f64::from(moe.expert_ffn_hidden);
-            ops.push(Op::matmul(OpKind::Router, n, model.router_params() as f64, d, e));
+            ops.push(Op::matmul(
+                OpKind::Router,
+                n,
+                model.router_params() as f64,
+                d,
+                e,
+            ));
             let touched = expected_distinct_experts(e, k, n);
             ops.push(Op {
                 flops: 2.0 * n * k * expert,
@@ -228,12 +257,14 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 ..Op::new(OpKind::RoutedExperts)
             });
             let shared = model.shared_expert_params() as f64;
-            let shared_width = moe.shared_expert_ffn_hidden.unwrap_or(moe.expert_ffn_hidden) as f64
+            let shared_width = moe
+                .shared_expert_ffn_hidden
+                .unwrap_or(moe.expert_ffn_hidden) as f64
                 * f64::from(moe.shared_experts);
             if shared > 0.0 {
                 ops.push(Op::matmul(OpKind::SharedExperts, n, shared, d, d));
             }
-            ffn_width = k * fe + shared_width;
+            k * fe + shared_width
         }
         _ => {
             ops.push(Op::matmul(
@@ -243,9 +274,9 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 d,
                 d,
             ));
-            ffn_width = model.ffn_hidden as f64;
+            model.ffn_hidden as f64
         }
-    }
+    };
 
     // Norms (read+write twice), residual adds (two reads, one write, twice), rotary
     // embedding, and the gated activation over the FFN width.

@@ -127,7 +127,10 @@ pub fn prefill_time(
     chunk_tokens: Option<f64>,
 ) -> PassTime {
     let uncached = (prompt_tokens - cached_tokens).max(0.0);
-    let chunk = chunk_tokens.unwrap_or(uncached).max(1.0).min(uncached.max(1.0));
+    let chunk = chunk_tokens
+        .unwrap_or(uncached)
+        .max(1.0)
+        .min(uncached.max(1.0));
     let mut total = PassTime::default();
     let mut done = 0.0;
     while done < uncached {

@@ -61,7 +61,11 @@ impl Executor<'_> {
         } else {
             1.0
         };
-        peak_tflops * 1e12 * e.compute_fraction * size_curve * self.runtime.compute_fraction
+        peak_tflops
+            * 1e12
+            * e.compute_fraction
+            * size_curve
+            * self.runtime.compute_fraction
             * attention_factor
     }
 

@@ -46,7 +46,10 @@ fn read_dir_tomls(root: &Path, sub: &str) -> Result<Vec<SourceText>> {
                 .unwrap_or_default();
             Ok(SourceText {
                 id,
-                file: format!("{sub}/{}", path.file_name().unwrap_or_default().to_string_lossy()),
+                file: format!(
+                    "{sub}/{}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ),
                 text,
             })
         })

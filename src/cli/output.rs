@@ -41,16 +41,48 @@ fn csv_row(r: &Report) -> Result<String> {
     let bd = b.map(|b| b.decode);
     let f = |p: Option<PhaseBreakdown>, g: fn(&PhaseBreakdown) -> f64| opt(p.as_ref().map(g));
     w.write_record([
-        "name", "model", "weights", "runtime", "prompt_tokens", "output_tokens", "batch",
-        "ttft_s", "tpot_s", "e2e_s", "prefill_tokens_per_s", "decode_tokens_per_s",
-        "throughput_tokens_per_s", "memory_fits", "memory_used_gb", "memory_capacity_gb",
-        "prefill_compute_s", "prefill_communication_s", "prefill_exposed_communication_s",
-        "prefill_overhead_s", "decode_compute_s", "decode_communication_s",
-        "decode_exposed_communication_s", "decode_overhead_s", "capex_usd", "power_w",
-        "usd_per_million_tokens", "tokens_per_s_per_kusd", "reason",
+        "name",
+        "model",
+        "weights",
+        "runtime",
+        "prompt_tokens",
+        "output_tokens",
+        "batch",
+        "ttft_s",
+        "tpot_s",
+        "e2e_s",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "throughput_tokens_per_s",
+        "memory_fits",
+        "memory_used_gb",
+        "memory_capacity_gb",
+        "prefill_compute_s",
+        "prefill_communication_s",
+        "prefill_exposed_communication_s",
+        "prefill_overhead_s",
+        "decode_compute_s",
+        "decode_communication_s",
+        "decode_exposed_communication_s",
+        "decode_overhead_s",
+        "capex_usd",
+        "power_w",
+        "usd_per_million_tokens",
+        "tokens_per_s_per_kusd",
+        "reason",
     ])?;
-    let used = r.memory.groups.iter().map(|g| g.used_gb).fold(0.0, f64::max);
-    let capacity = r.memory.groups.iter().map(|g| g.capacity_gb).fold(0.0, f64::max);
+    let used = r
+        .memory
+        .groups
+        .iter()
+        .map(|g| g.used_gb)
+        .fold(0.0, f64::max);
+    let capacity = r
+        .memory
+        .groups
+        .iter()
+        .map(|g| g.capacity_gb)
+        .fold(0.0, f64::max);
     w.write_record([
         r.name.clone(),
         r.model.clone(),
@@ -101,9 +133,30 @@ fn table(r: &Report) -> String {
     );
     let _ = writeln!(s);
     let rate = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1} tok/s"));
-    let _ = writeln!(s, "  {:<22}{:>14}   {:<22}{:>14}", "time to first token", opt_seconds(r.ttft_s), "prefill", rate(r.prefill_tokens_per_s));
-    let _ = writeln!(s, "  {:<22}{:>14}   {:<22}{:>14}", "time per output token", opt_seconds(r.tpot_s), "decode", rate(r.decode_tokens_per_s));
-    let _ = writeln!(s, "  {:<22}{:>14}   {:<22}{:>14}", "end to end", opt_seconds(r.e2e_s), "throughput", rate(r.throughput_tokens_per_s));
+    let _ = writeln!(
+        s,
+        "  {:<22}{:>14}   {:<22}{:>14}",
+        "time to first token",
+        opt_seconds(r.ttft_s),
+        "prefill",
+        rate(r.prefill_tokens_per_s)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<22}{:>14}   {:<22}{:>14}",
+        "time per output token",
+        opt_seconds(r.tpot_s),
+        "decode",
+        rate(r.decode_tokens_per_s)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<22}{:>14}   {:<22}{:>14}",
+        "end to end",
+        opt_seconds(r.e2e_s),
+        "throughput",
+        rate(r.throughput_tokens_per_s)
+    );
 
     let _ = writeln!(s, "\nMemory per node");
     for g in &r.memory.groups {
@@ -123,8 +176,15 @@ fn table(r: &Report) -> String {
     }
 
     if let Some(b) = &r.breakdown {
-        let _ = writeln!(s, "\nBreakdown            {:>12}{:>15}{:>12}{:>12}{:>12}", "compute", "communication", "exposed", "overhead", "total");
-        for (label, p) in [("prefill (whole)", &b.prefill), ("decode (one step)", &b.decode)] {
+        let _ = writeln!(
+            s,
+            "\nBreakdown            {:>12}{:>15}{:>12}{:>12}{:>12}",
+            "compute", "communication", "exposed", "overhead", "total"
+        );
+        for (label, p) in [
+            ("prefill (whole)", &b.prefill),
+            ("decode (one step)", &b.decode),
+        ] {
             let _ = writeln!(
                 s,
                 "  {:<19}{:>12}{:>15}{:>12}{:>12}{:>12}",
@@ -140,7 +200,12 @@ fn table(r: &Report) -> String {
 
     if let Some(l) = &r.layers {
         for (label, ops, new, before) in [
-            ("prefill", &l.prefill, l.prefill_new_tokens, l.prefill_context_before),
+            (
+                "prefill",
+                &l.prefill,
+                l.prefill_new_tokens,
+                l.prefill_context_before,
+            ),
             ("decode", &l.decode, 1.0, l.decode_context_before),
         ] {
             let _ = writeln!(
@@ -148,7 +213,11 @@ fn table(r: &Report) -> String {
                 "\nLayer {} in {label} ({new} new tokens per sequence after {before} in cache)",
                 l.layer
             );
-            let _ = writeln!(s, "  {:<18}{:>12}{:>12}{:>12}{:>12}{:>12}  bound", "operation", "GFLOP", "MB", "compute", "memory", "time");
+            let _ = writeln!(
+                s,
+                "  {:<18}{:>12}{:>12}{:>12}{:>12}{:>12}  bound",
+                "operation", "GFLOP", "MB", "compute", "memory", "time"
+            );
             for op in ops.iter() {
                 let _ = writeln!(
                     s,
@@ -159,10 +228,19 @@ fn table(r: &Report) -> String {
                     seconds(op.compute_s),
                     seconds(op.memory_s),
                     seconds(op.time_s),
-                    if op.memory_bound() { "memory" } else { "compute" }
+                    if op.memory_bound() {
+                        "memory"
+                    } else {
+                        "compute"
+                    }
                 );
             }
-            let _ = writeln!(s, "  {:<18}{:>60}", "dispatch overhead", seconds(l.layer_overhead_s));
+            let _ = writeln!(
+                s,
+                "  {:<18}{:>60}",
+                "dispatch overhead",
+                seconds(l.layer_overhead_s)
+            );
         }
     }
 
@@ -172,12 +250,19 @@ fn table(r: &Report) -> String {
         s,
         "  capital ${:.0}{}, power {:.0} W under load ({:.0} W idle)",
         c.capex_usd,
-        if c.prices_complete { "" } else { " (some prices unpublished: lower bound)" },
+        if c.prices_complete {
+            ""
+        } else {
+            " (some prices unpublished: lower bound)"
+        },
         c.power_w,
         c.idle_power_w
     );
     if let (Some(usd), Some(per_k)) = (c.usd_per_million_tokens, c.tokens_per_s_per_kusd) {
-        let _ = writeln!(s, "  ${usd:.2} per million output tokens, {per_k:.3} tokens/s per $1,000 of capital");
+        let _ = writeln!(
+            s,
+            "  ${usd:.2} per million output tokens, {per_k:.3} tokens/s per $1,000 of capital"
+        );
     }
     let a = &c.assumptions;
     let _ = writeln!(

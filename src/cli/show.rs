@@ -16,10 +16,10 @@ fn not_found(catalog: &Catalog, kind: CatalogKind, id: &str) -> anyhow::Error {
         format!(" (did you mean {}?)", suggestions.join(", "))
     };
     anyhow::Error::new(planner::InputError::UnknownId {
-        origin: planner::error::Origin {
+        origin: Box::new(planner::error::Origin {
             file: "command line".to_string(),
             location: None,
-        },
+        }),
         key: "id".to_string(),
         kind: kind.noun(),
         value: id.to_string(),
@@ -30,7 +30,11 @@ fn not_found(catalog: &Catalog, kind: CatalogKind, id: &str) -> anyhow::Error {
 
 pub fn hardware_list(catalog: &Catalog) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:<16}{:<52}{:>10}{:>10}{:>12}  memory variants (GB: USD)", "device", "name", "fp16 TF", "fp8 TF", "GB/s");
+    let _ = writeln!(
+        s,
+        "{:<16}{:<52}{:>10}{:>10}{:>12}  memory variants (GB: USD)",
+        "device", "name", "fp16 TF", "fp8 TF", "GB/s"
+    );
     for d in catalog.devices.values() {
         let fp8 = d
             .peak_tflops
@@ -55,7 +59,11 @@ pub fn hardware_list(catalog: &Catalog) -> String {
             variants.join(", ")
         );
     }
-    let _ = writeln!(s, "\n{:<22}{:<44}{:>8}{:>14}{:>14}", "link", "name", "kind", "GB/s each way", "latency us");
+    let _ = writeln!(
+        s,
+        "\n{:<22}{:<44}{:>8}{:>14}{:>14}",
+        "link", "name", "kind", "GB/s each way", "latency us"
+    );
     for l in catalog.links.values() {
         let _ = writeln!(
             s,
@@ -72,19 +80,25 @@ pub fn hardware_list(catalog: &Catalog) -> String {
 
 pub fn hardware_show(catalog: &Catalog, id: &str) -> Result<String> {
     if let Some(d) = catalog.devices.get(id) {
-        return Ok(format!("# device `{id}`\n{}", toml::to_string_pretty(&d.file)?));
+        return Ok(format!(
+            "# device `{id}`\n{}",
+            toml::to_string_pretty(&d.file)?
+        ));
     }
     if let Some(l) = catalog.links.get(id) {
-        return Ok(format!("# link `{id}`\n{}", toml::to_string_pretty(&l.file)?));
+        return Ok(format!(
+            "# link `{id}`\n{}",
+            toml::to_string_pretty(&l.file)?
+        ));
     }
     let mut known: Vec<String> = catalog.devices.keys().cloned().collect();
     known.extend(catalog.links.keys().cloned());
     let suggestions = planner::error::nearest_ids(id, known.iter());
     bail!(planner::InputError::UnknownId {
-        origin: planner::error::Origin {
+        origin: Box::new(planner::error::Origin {
             file: "command line".to_string(),
             location: None
-        },
+        }),
         key: "hardware show".to_string(),
         kind: "device or link",
         value: id.to_string(),
@@ -94,11 +108,16 @@ pub fn hardware_show(catalog: &Catalog, id: &str) -> Result<String> {
 
 pub fn models_list(catalog: &Catalog) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:<22}{:<30}{:>7}{:>8}{:>10}{:>12}{:>10}{:>10}", "model", "name", "layers", "hidden", "heads/kv", "experts", "total B", "active B");
+    let _ = writeln!(
+        s,
+        "{:<22}{:<30}{:>7}{:>8}{:>10}{:>12}{:>10}{:>10}",
+        "model", "name", "layers", "hidden", "heads/kv", "experts", "total B", "active B"
+    );
     for m in catalog.models.values() {
-        let experts = m
-            .moe
-            .map_or_else(|| "-".to_string(), |e| format!("{} (top {})", e.experts, e.experts_per_token));
+        let experts = m.moe.map_or_else(
+            || "-".to_string(),
+            |e| format!("{} (top {})", e.experts, e.experts_per_token),
+        );
         let _ = writeln!(
             s,
             "{:<22}{:<30}{:>7}{:>8}{:>10}{:>12}{:>10.2}{:>10.2}",
@@ -123,19 +142,44 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
     let mut s = format!("# model `{id}`\n{}\n", toml::to_string_pretty(&m.file)?);
     let b = |x: u64| x as f64 / 1e9;
     let _ = writeln!(s, "# derived");
-    let _ = writeln!(s, "total parameters      {:>12.3} B (published {} B)", b(m.total_params()), m.file.published_total_params_b.value);
+    let _ = writeln!(
+        s,
+        "total parameters      {:>12.3} B (published {} B)",
+        b(m.total_params()),
+        m.file.published_total_params_b.value
+    );
     let _ = writeln!(s, "active per token      {:>12.3} B", b(m.active_params()));
-    let _ = writeln!(s, "  attention per layer {:>12.4} B", b(m.attention_params_per_layer()));
+    let _ = writeln!(
+        s,
+        "  attention per layer {:>12.4} B",
+        b(m.attention_params_per_layer())
+    );
     if m.moe.is_some() {
         let _ = writeln!(s, "  one expert          {:>12.4} B", b(m.expert_params()));
     } else {
-        let _ = writeln!(s, "  FFN per layer       {:>12.4} B", b(m.dense_ffn_params()));
+        let _ = writeln!(
+            s,
+            "  FFN per layer       {:>12.4} B",
+            b(m.dense_ffn_params())
+        );
     }
-    let _ = writeln!(s, "  embedding + LM head {:>12.4} B", b(m.embedding_params() + m.lm_head_params()));
+    let _ = writeln!(
+        s,
+        "  embedding + LM head {:>12.4} B",
+        b(m.embedding_params() + m.lm_head_params())
+    );
     let kv_bytes = (0..m.layers).count() as f64 * m.kv_elements_per_token_per_layer() as f64 * 2.0;
-    let _ = writeln!(s, "KV cache per token    {:>12.1} KB in f16 (all layers, before window caps)", kv_bytes / 1e3);
+    let _ = writeln!(
+        s,
+        "KV cache per token    {:>12.1} KB in f16 (all layers, before window caps)",
+        kv_bytes / 1e3
+    );
     let _ = writeln!(s, "\nper output token (decode, batch 1, one token):");
-    let _ = writeln!(s, "{:>12}{:>14}{:>18}{:>18}", "context", "GFLOP", "weights GB (f16)", "KV read MB (f16)");
+    let _ = writeln!(
+        s,
+        "{:>12}{:>14}{:>18}{:>18}",
+        "context", "GFLOP", "weights GB (f16)", "KV read MB (f16)"
+    );
     for context in [0.0, 4096.0, 32768.0] {
         let pass = Pass {
             sequences: 1.0,
@@ -156,7 +200,14 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
             flops += op.flops;
             weights += op.weight_params;
         }
-        let _ = writeln!(s, "{:>12}{:>14.2}{:>18.2}{:>18.1}", context, flops / 1e9, weights * 2.0 / 1e9, kv * 2.0 / 1e6);
+        let _ = writeln!(
+            s,
+            "{:>12}{:>14.2}{:>18.2}{:>18.1}",
+            context,
+            flops / 1e9,
+            weights * 2.0 / 1e9,
+            kv * 2.0 / 1e6
+        );
     }
     Ok(s)
 }

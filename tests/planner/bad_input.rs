@@ -1,0 +1,128 @@
+//! Bad input gets a clear error naming the file, line, key and what was expected,
+//! exit code 2, and never a panic.
+
+use crate::common::{planner, scenario_file, stderr, BASE};
+
+/// Runs `simulate` on `text` and returns stderr after checking exit 2 and no panic.
+fn rejected(text: &str) -> String {
+    let path = scenario_file(text);
+    let out = planner(&["simulate", path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(path.to_str().unwrap()),
+        "names the file: {err}"
+    );
+    err
+}
+
+#[test]
+fn unknown_device_suggests_the_nearest_ids() {
+    let err = rejected(&BASE.replace("m3-ultra-80c", "m3-ultra-80"));
+    assert!(err.contains("cluster.groups.device"), "{err}");
+    assert!(err.contains("unknown device `m3-ultra-80`"), "{err}");
+    assert!(err.contains("did you mean m3-ultra-80c"), "{err}");
+    // The device line is line 10 of BASE (which starts with a newline).
+    assert!(err.contains(":10:"), "{err}");
+}
+
+#[test]
+fn unknown_model_suggests_the_nearest_ids() {
+    let err = rejected(&BASE.replace("llama-3.1-8b", "llama3.1-8b"));
+    assert!(err.contains("unknown model `llama3.1-8b`"), "{err}");
+    assert!(err.contains("llama-3.1-8b"), "{err}");
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let err = rejected(&BASE.replace(
+        "output_tokens = 16",
+        "output_tokens = 16\noutput_tokenz = 3",
+    ));
+    assert!(err.contains("unknown field `output_tokenz`"), "{err}");
+    // BASE opens with an empty line, so output_tokens is line 15 and the typo line 16.
+    assert!(err.contains("line 16, column 1"), "{err}");
+}
+
+#[test]
+fn wrong_type_is_reported_with_its_location() {
+    let err = rejected(&BASE.replace("prompt_tokens = 1024", "prompt_tokens = \"many\""));
+    // prompt_tokens is line 14; its value starts at column 17.
+    assert!(err.contains("line 14, column 17"), "{err}");
+    assert!(err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn negative_and_zero_token_counts_are_rejected() {
+    let err = rejected(&BASE.replace("prompt_tokens = 1024", "prompt_tokens = -5"));
+    assert!(
+        err.contains("workload.prompt_tokens` = -5: expected a positive integer"),
+        "{err}"
+    );
+    let err = rejected(&BASE.replace("output_tokens = 16", "output_tokens = 0"));
+    assert!(
+        err.contains("workload.output_tokens` = 0: expected a positive integer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tensor_degree_must_divide_the_heads() {
+    // Llama-3.1 8B has 32 heads and 8 KV heads: 3 divides neither.
+    let text = BASE.replace("memory_gb = 256", "memory_gb = 256\ncount = 3")
+        + "\n[parallelism]\ntensor = 3\n";
+    let err = rejected(&text);
+    assert!(err.contains("parallelism.tensor` = 3"), "{err}");
+    assert!(err.contains("32 attention heads"), "{err}");
+}
+
+#[test]
+fn pipeline_deeper_than_the_layers_is_rejected() {
+    // 32 layers cannot make 40 stages.
+    let text = BASE.replace("memory_gb = 256", "memory_gb = 256\ncount = 40")
+        + "\n[parallelism]\npipeline = 40\n";
+    let err = rejected(&text);
+    assert!(err.contains("parallelism.pipeline` = 40"), "{err}");
+    assert!(err.contains("32 layers"), "{err}");
+}
+
+#[test]
+fn degrees_must_match_the_node_count() {
+    let text = BASE.to_string() + "\n[parallelism]\ntensor = 2\n";
+    let err = rejected(&text);
+    assert!(
+        err.contains("multiple of the product of the degrees"),
+        "{err}"
+    );
+}
+
+#[test]
+fn memory_size_must_be_one_the_device_is_sold_with() {
+    let err = rejected(&BASE.replace("memory_gb = 256", "memory_gb = 300"));
+    assert!(err.contains("cluster.groups.memory_gb` = 300"), "{err}");
+    assert!(err.contains("256"), "{err}");
+}
+
+#[test]
+fn runtime_without_a_profile_for_the_device_is_rejected() {
+    // TensorRT-LLM runs on NVIDIA GPUs only.
+    let err = rejected(&BASE.replace("preset = \"mlx\"", "preset = \"trt-llm\""));
+    assert!(
+        err.contains("no profile for device family `apple`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_is_invalid_input() {
+    let err = rejected("[model\npreset = 1");
+    assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn missing_file_is_invalid_input() {
+    let out = planner(&["simulate", "no/such/scenario.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no/such/scenario.toml"));
+}

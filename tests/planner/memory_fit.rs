@@ -1,0 +1,82 @@
+//! A model that does not fit is an answer: exit 3, `memory.fits = false`, and a reason
+//! saying what is short and by how much.
+
+use crate::common::{planner, stderr, stdout};
+
+#[test]
+fn dbrx_bf16_does_not_fit_one_192_gb_m2_ultra() {
+    let out = planner(&[
+        "simulate",
+        "scenarios/dbrx-one-m2-ultra.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["memory"]["fits"], false);
+    let reason = json["reason"].as_str().unwrap();
+    // 131.6 B parameters x 2 bytes = 263.2 GB of weights alone, against 192 GB.
+    assert!(reason.contains("weights 263.2 GB"), "{reason}");
+    assert!(reason.contains("has 192 GB"), "{reason}");
+    let group = &json["memory"]["groups"][0];
+    assert_eq!(group["capacity_gb"], 192.0);
+    assert!(group["used_gb"].as_f64().unwrap() > 263.0);
+    assert!(json["ttft_s"].is_null());
+    assert!(stderr(&out).contains("does not fit"));
+}
+
+#[test]
+fn a_fitting_scenario_exits_zero_with_every_contract_key() {
+    let out = planner(&[
+        "simulate",
+        "scenarios/exo-m3-ultra-alone.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for key in [
+        "ttft_s",
+        "tpot_s",
+        "e2e_s",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "throughput_tokens_per_s",
+    ] {
+        assert!(json[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert_eq!(json["memory"]["fits"], true);
+    for phase in ["prefill", "decode"] {
+        for key in [
+            "compute_s",
+            "communication_s",
+            "exposed_communication_s",
+            "overhead_s",
+        ] {
+            assert!(json["breakdown"][phase][key].is_number(), "{phase}.{key}");
+        }
+    }
+    for key in [
+        "capex_usd",
+        "power_w",
+        "usd_per_million_tokens",
+        "tokens_per_s_per_kusd",
+    ] {
+        assert!(json["cost"][key].is_number(), "cost.{key}");
+    }
+}
+
+#[test]
+fn csv_is_one_header_and_one_row() {
+    let out = planner(&[
+        "simulate",
+        "scenarios/exo-spark-alone.toml",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("name,model,weights"));
+}

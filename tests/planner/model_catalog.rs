@@ -1,0 +1,116 @@
+//! Derived parameter counts against each model's published total.
+
+use crate::common::catalog;
+
+/// (model id, published total in billions, source of that figure).
+const PUBLISHED_TOTALS: &[(&str, f64, &str)] = &[
+    ("dbrx", 132.0, "https://www.databricks.com/blog/introducing-dbrx-new-state-art-open-llm"),
+    ("deepseek-v3", 671.0, "https://huggingface.co/deepseek-ai/DeepSeek-V3 (671B main model, without the 14B MTP module)"),
+    ("gemma-3-4b", 3.88, "llama.cpp benches/dgx-spark.md model table (text model)"),
+    ("gpt-oss-120b", 116.83, "OpenAI gpt-oss model card, Table 1"),
+    ("gpt-oss-20b", 20.91, "OpenAI gpt-oss model card, Table 1"),
+    ("kimi-k2", 1040.0, "https://arxiv.org/abs/2507.20534 (1.04T total)"),
+    ("llama-2-70b", 69.0, "https://huggingface.co/meta-llama/Llama-2-70b-hf"),
+    ("llama-2-7b", 6.74, "https://huggingface.co/meta-llama/Llama-2-7b-hf"),
+    ("llama-3-70b", 70.6, "https://huggingface.co/meta-llama/Meta-Llama-3-70B"),
+    ("llama-3-8b", 8.03, "https://huggingface.co/meta-llama/Meta-Llama-3-8B"),
+    ("llama-3.1-405b", 405.0, "https://ai.meta.com/blog/meta-llama-3-1/"),
+    ("llama-3.1-70b", 70.6, "https://huggingface.co/meta-llama/Llama-3.1-70B"),
+    ("llama-3.1-8b", 8.03, "https://huggingface.co/meta-llama/Llama-3.1-8B"),
+    ("llama-3.2-3b", 3.21, "https://huggingface.co/meta-llama/Llama-3.2-3B"),
+    ("llama-3.3-70b", 70.6, "https://huggingface.co/meta-llama/Llama-3.3-70B-Instruct"),
+    ("mistral-7b", 7.3, "https://mistral.ai/news/announcing-mistral-7b"),
+    ("mixtral-8x7b", 46.7, "https://mistral.ai/news/mixtral-of-experts"),
+    ("qwen2.5-14b", 14.7, "https://huggingface.co/Qwen/Qwen2.5-14B"),
+    ("qwen2.5-7b", 7.61, "https://huggingface.co/Qwen/Qwen2.5-7B"),
+    ("qwen2.5-coder-7b", 7.61, "https://huggingface.co/Qwen/Qwen2.5-Coder-7B-Instruct"),
+    ("qwen3-235b-a22b", 235.0, "https://huggingface.co/Qwen/Qwen3-235B-A22B"),
+    ("qwen3-30b-a3b", 30.5, "https://huggingface.co/Qwen/Qwen3-30B-A3B"),
+    ("qwen3-coder-30b-a3b", 30.5, "https://huggingface.co/Qwen/Qwen3-Coder-30B-A3B-Instruct"),
+];
+
+#[test]
+fn every_model_is_listed_with_its_published_total() {
+    let catalog = catalog();
+    let listed: Vec<&str> = PUBLISHED_TOTALS.iter().map(|(id, _, _)| *id).collect();
+    for id in catalog.models.keys() {
+        assert!(
+            listed.contains(&id.as_str()),
+            "{id} has no published total in this test"
+        );
+    }
+}
+
+#[test]
+fn derived_totals_are_within_2_percent_of_published() {
+    let catalog = catalog();
+    for (id, published_b, source) in PUBLISHED_TOTALS {
+        let model = catalog
+            .models
+            .get(*id)
+            .unwrap_or_else(|| panic!("{id} missing"));
+        let derived_b = model.total_params() as f64 / 1e9;
+        let error = (derived_b - published_b) / published_b;
+        assert!(
+            error.abs() <= 0.02,
+            "{id}: derived {derived_b:.3} B vs published {published_b} B ({source}): {:+.2}%",
+            error * 100.0
+        );
+    }
+}
+
+#[test]
+fn moe_active_parameters_are_far_below_the_total() {
+    // DBRX: 36 B active of 132 B (databricks.com blog); derived 36.47 B.
+    let catalog = catalog();
+    let dbrx = &catalog.models["dbrx"];
+    let active_b = dbrx.active_params() as f64 / 1e9;
+    assert!((active_b - 36.0).abs() / 36.0 < 0.02, "{active_b}");
+}
+
+#[test]
+fn the_contract_ids_are_all_in_the_catalog() {
+    let catalog = catalog();
+    for id in [
+        "m1-max-32c",
+        "m1-ultra-64c",
+        "m2-max-38c",
+        "m2-ultra-60c",
+        "m2-ultra-76c",
+        "m3-max-40c",
+        "m3-ultra-60c",
+        "m3-ultra-80c",
+        "m4-max-40c",
+        "dgx-spark",
+        "h100-sxm",
+        "h100-pcie",
+        "h200-sxm",
+        "b200",
+        "rtx-4090",
+        "rtx-5090",
+    ] {
+        assert!(catalog.devices.contains_key(id), "device {id}");
+    }
+    for id in [
+        "thunderbolt-4",
+        "thunderbolt-5",
+        "thunderbolt-5-rdma",
+        "ethernet-10g",
+        "connectx-7-200g",
+        "nvlink-4",
+        "nvlink-5",
+        "infiniband-ndr",
+        "pcie-5",
+    ] {
+        assert!(catalog.links.contains_key(id), "link {id}");
+    }
+    for id in [
+        "f32", "f16", "bf16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_0", "q4_k_m", "mxfp4", "nvfp4",
+        "mlx-4bit", "mlx-8bit", "int4",
+    ] {
+        assert!(catalog.formats.contains_key(id), "format {id}");
+    }
+    for id in ["ideal", "llama.cpp", "mlx", "vllm", "sglang", "trt-llm"] {
+        assert!(catalog.runtimes.contains_key(id), "runtime {id}");
+    }
+}
