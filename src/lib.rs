@@ -13,6 +13,7 @@ pub mod error;
 pub mod formats;
 pub mod hardware;
 pub mod model;
+pub mod network;
 pub mod report;
 pub mod runtime;
 pub mod scenario;

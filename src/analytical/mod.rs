@@ -9,19 +9,18 @@
 //! [`simulate`] runs one scenario on one node. Multi-node parallelism and the
 //! request-level engine build on the same per-operation costs.
 
+pub mod cluster;
+pub mod disaggregated;
 pub mod memory;
 pub mod ops;
 pub mod pass;
+pub mod single;
 pub mod timing;
 
-use crate::cost::cost_report;
-use crate::report::{
-    Breakdown, GroupMemory, LayerView, MemoryReport, PhaseBreakdown, Report, WorkloadEcho,
-};
+use crate::report::{GroupMemory, PhaseBreakdown, Report};
 use crate::scenario::{Group, Scenario};
 
-use self::ops::Pass;
-use self::pass::{decode_time, layer_op_times, prefill_time, PassTime, Shard};
+use self::pass::PassTime;
 use self::timing::Executor;
 
 /// A valid scenario that this model cannot run (exit 3 at the command line).
@@ -79,7 +78,7 @@ pub fn single_node_memory(scenario: &Scenario, group: &Group) -> GroupMemory {
     }
 }
 
-fn phase(t: &PassTime) -> PhaseBreakdown {
+pub(crate) fn phase(t: &PassTime) -> PhaseBreakdown {
     PhaseBreakdown {
         compute_s: t.compute_s,
         communication_s: 0.0,
@@ -108,7 +107,9 @@ pub fn shortfall_reason(memory: &GroupMemory) -> String {
     )
 }
 
-/// Simulates a scenario with the analytical model.
+/// Simulates a scenario with the analytical model: one node, a multi-node cluster
+/// (tensor, pipeline, expert parallelism), or prefill/decode disaggregation.
+/// Serving mode (requests arriving over time) is the discrete-event engine's job.
 pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     if scenario.workload.serving.is_some() {
         return Err(RunError::Unsupported(
@@ -117,127 +118,11 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
                 .to_string(),
         ));
     }
-    if scenario.total_nodes() > 1 || scenario.disaggregation.is_some() {
-        return Err(RunError::Unsupported(format!(
-            "this build models one node; the scenario uses {} nodes{}",
-            scenario.total_nodes(),
-            if scenario.disaggregation.is_some() {
-                " with prefill/decode disaggregation"
-            } else {
-                ""
-            }
-        )));
+    if let Some(d) = scenario.disaggregation {
+        return disaggregated::simulate(scenario, d);
     }
-    let group = &scenario.groups[0];
-    let model = &scenario.model;
-    let w = &scenario.workload;
-    let exec = executor(scenario, group);
-    let shard = Shard::whole(model);
-    let sequences = w.batch as f64;
-    let prompt = w.prompt_tokens as f64;
-    let cached = w.cached_prompt_tokens as f64;
-    let steps = w.output_tokens as f64;
-
-    let memory = single_node_memory(scenario, group);
-    let fits = memory.used_gb <= memory.capacity_gb;
-    let reason = (!fits).then(|| shortfall_reason(&memory));
-
-    let capex = group.price_usd.unwrap_or(0.0) * f64::from(group.count);
-    let power_w = group.device.load_w * f64::from(group.count);
-    let idle_w = group.device.idle_w * f64::from(group.count);
-    let echo = WorkloadEcho {
-        prompt_tokens: w.prompt_tokens,
-        cached_prompt_tokens: w.cached_prompt_tokens,
-        output_tokens: w.output_tokens,
-        batch: w.batch,
-    };
-    let base = Report {
-        name: scenario.name.clone(),
-        model: model.id.clone(),
-        weights: scenario.weights.id.clone(),
-        kv_cache: scenario.kv_cache.id.clone(),
-        runtime: group.runtime.id.clone(),
-        seed: w.seed,
-        workload: echo,
-        ttft_s: None,
-        tpot_s: None,
-        e2e_s: None,
-        prefill_tokens_per_s: None,
-        decode_tokens_per_s: None,
-        throughput_tokens_per_s: None,
-        memory: MemoryReport {
-            fits,
-            reason: reason.clone(),
-            groups: vec![memory],
-        },
-        reason: reason.clone(),
-        breakdown: None,
-        cost: cost_report(
-            capex,
-            power_w,
-            idle_w,
-            None,
-            scenario.cost,
-            group.price_usd.is_some(),
-        ),
-        layers: None,
-    };
-    if !fits {
-        return Ok(base);
+    if scenario.total_nodes() > 1 || scenario.parallelism.product() > 1 {
+        return cluster::simulate(scenario);
     }
-
-    let chunk = group.runtime.prefill_chunk_tokens;
-    let prefill = prefill_time(&exec, model, &shard, sequences, prompt, cached, chunk);
-    let decode = decode_time(&exec, model, &shard, sequences, prompt, steps);
-    let ttft = prefill.total_s();
-    let decode_s = decode.total_s();
-    let e2e = ttft + decode_s;
-    let throughput = sequences * steps / e2e;
-
-    let shown_layer = model
-        .moe
-        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
-    let first_chunk = chunk.map_or(prompt - cached, |c| c.min(prompt - cached));
-    let prefill_pass = Pass {
-        sequences,
-        new_tokens: first_chunk,
-        context_before: cached,
-    };
-    let decode_pass = Pass {
-        sequences,
-        new_tokens: 1.0,
-        context_before: prompt + (steps / 2.0).floor(),
-    };
-    let layers = LayerView {
-        layer: shown_layer,
-        prefill_context_before: prefill_pass.context_before,
-        prefill_new_tokens: prefill_pass.new_tokens,
-        decode_context_before: decode_pass.context_before,
-        prefill: layer_op_times(&exec, model, shown_layer, &prefill_pass),
-        decode: layer_op_times(&exec, model, shown_layer, &decode_pass),
-        layer_overhead_s: exec.layer_overhead_s(),
-    };
-
-    Ok(Report {
-        ttft_s: Some(ttft),
-        tpot_s: Some(decode_s / steps),
-        e2e_s: Some(e2e),
-        prefill_tokens_per_s: Some(sequences * (prompt - cached) / ttft),
-        decode_tokens_per_s: Some(sequences * steps / decode_s),
-        throughput_tokens_per_s: Some(throughput),
-        breakdown: Some(Breakdown {
-            prefill: phase(&prefill),
-            decode: phase(&decode.scaled(1.0 / steps)),
-        }),
-        cost: cost_report(
-            capex,
-            power_w,
-            idle_w,
-            Some(throughput),
-            scenario.cost,
-            group.price_usd.is_some(),
-        ),
-        layers: Some(layers),
-        ..base
-    })
+    single::simulate(scenario)
 }

@@ -2,5 +2,7 @@
 //! library does the modelling.
 
 pub mod catalog_files;
+#[allow(dead_code)] // used by the report and timeline charts
+pub mod charts;
 pub mod output;
 pub mod show;
