@@ -33,6 +33,9 @@ pub struct ModelSection {
     pub preset: Spanned<String>,
     pub weights: Spanned<String>,
     pub kv_cache: Option<Spanned<String>>,
+    /// Effective bits per weight of the model file (GGUF files mix tensor types, and
+    /// llama.cpp prints the file's average); overrides the format's nominal figure.
+    pub bits_per_weight: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +43,9 @@ pub struct ModelSection {
 pub struct RuntimeSection {
     pub preset: Option<Spanned<String>>,
     pub max_batch: Option<Spanned<i64>>,
+    /// Tokens per sequence a prefill pass takes at most (llama.cpp `-ub`); overrides
+    /// the runtime profile's `prefill_chunk_tokens`.
+    pub prefill_chunk_tokens: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,7 +300,10 @@ impl Scenario {
             .get(raw.model.preset.get_ref())
             .cloned()
             .ok_or_else(|| ctx.unknown("model.preset", CatalogKind::Model, &raw.model.preset))?;
-        let weights = ctx.format("model.weights", &raw.model.weights)?;
+        let mut weights = ctx.format("model.weights", &raw.model.weights)?;
+        if let Some(bits) = &raw.model.bits_per_weight {
+            weights.bits_per_weight = ctx.positive_f64("model.bits_per_weight", bits)?;
+        }
         let kv_cache = match &raw.model.kv_cache {
             Some(id) => {
                 let format = ctx.format("model.kv_cache", id)?;
@@ -325,7 +334,7 @@ impl Scenario {
         };
 
         let runtime_section = raw.runtime.as_ref();
-        let runtime =
+        let mut runtime =
             match runtime_section.and_then(|r| r.preset.as_ref()) {
                 Some(id) => ctx.runtime("runtime.preset", id)?,
                 None => catalog.runtimes.get("ideal").cloned().ok_or_else(|| {
@@ -340,6 +349,13 @@ impl Scenario {
                     }
                 })?,
             };
+        let chunk_override = match runtime_section.and_then(|r| r.prefill_chunk_tokens.as_ref()) {
+            Some(c) => Some(ctx.positive_int("runtime.prefill_chunk_tokens", c)? as f64),
+            None => None,
+        };
+        if chunk_override.is_some() {
+            runtime.prefill_chunk_tokens = chunk_override;
+        }
         let max_batch = match runtime_section.and_then(|r| r.max_batch.as_ref()) {
             Some(v) => u32::try_from(ctx.positive_int("runtime.max_batch", v)?)
                 .map_err(|_| ctx.invalid("runtime.max_batch", v, "expected at most 2^32 - 1"))?,
@@ -399,7 +415,13 @@ impl Scenario {
                     .expect("validated devices have a variant"),
             };
             let group_runtime = match &g.runtime {
-                Some(id) => ctx.runtime("cluster.groups.runtime", id)?,
+                Some(id) => {
+                    let mut r = ctx.runtime("cluster.groups.runtime", id)?;
+                    if chunk_override.is_some() {
+                        r.prefill_chunk_tokens = chunk_override;
+                    }
+                    r
+                }
                 None => runtime.clone(),
             };
             if group_runtime.for_family(&device.family).is_none() {
