@@ -16,8 +16,10 @@ pub mod model;
 pub mod network;
 pub mod report;
 pub mod runtime;
+pub mod runtime_fit;
 pub mod scenario;
 pub mod sourced;
+pub mod validate;
 
 pub use catalog::{Catalog, CatalogSources, SourceText};
 pub use error::InputError;

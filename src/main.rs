@@ -54,6 +54,41 @@ enum Command {
         #[command(subcommand)]
         action: ListShow,
     },
+    /// Fit parameters from measurements: a runtime's efficiencies from end-to-end
+    /// figures (`--runtime ID --from FILE`).
+    Calibrate {
+        /// Runtime to fit (`all`: every runtime the suite has a fit spec for).
+        #[arg(long)]
+        runtime: String,
+        /// Measurements (validation/measurements.csv format).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value = "validation/suite.toml")]
+        suite: PathBuf,
+        /// Rewrite runtimes/ID.toml with the fitted values.
+        #[arg(long)]
+        write: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Predicted against published measurements, with the error of every case.
+    Validate {
+        /// The suite (mapping of measurements to scenarios).
+        #[arg(long, default_value = "validation/suite.toml")]
+        suite: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ValidateFormat,
+        /// Also write cases.csv, validation.json, accuracy.md and the parity chart here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ValidateFormat {
+    Table,
+    Json,
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +144,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let text = match action {
                 ListShow::List => cli::show::hardware_list(&catalog),
                 ListShow::Show { id } => cli::show::hardware_show(&catalog, &id)?,
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Calibrate {
+            runtime,
+            from,
+            suite,
+            write,
+            format,
+        } => {
+            let suite = if suite.is_relative() && !suite.exists() {
+                root.join(suite)
+            } else {
+                suite
+            };
+            let c = cli::calibrate_runtime::calibrate(&catalog, &root, &runtime, &from, &suite)?;
+            if write {
+                cli::calibrate_runtime::write(&c)?;
+            }
+            let text = match format {
+                Format::Json => cli::calibrate_runtime::json(&c)?,
+                _ => cli::calibrate_runtime::table(&c),
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Validate { suite, format, out } => {
+            let suite = if suite.is_relative() && !suite.exists() {
+                root.join(suite)
+            } else {
+                suite
+            };
+            let result = cli::validate::run_suite(&catalog, &suite)?;
+            if let Some(dir) = out {
+                cli::validate::write_outputs(&result, &dir)?;
+            }
+            let text = match format {
+                ValidateFormat::Table => cli::validate::table(&result),
+                ValidateFormat::Markdown => cli::validate::markdown(&result),
+                ValidateFormat::Json => {
+                    serde_json::to_string_pretty(&result).map_err(anyhow::Error::from)? + "\n"
+                }
             };
             print!("{text}");
             Ok(())

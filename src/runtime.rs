@@ -7,11 +7,10 @@
 //!
 //! - `compute_fraction`, `bandwidth_fraction`: multipliers (<= 1 for a stack below the
 //!   hardware's achievable limit) on the device's achievable compute and bandwidth;
-//! - `attention_fraction`: the attention kernels' efficiency relative to a GEMM of the
-//!   same FLOPs (flash attention or not);
-//! - `kernels_per_layer`: kernels dispatched per transformer layer per step (fusion);
-//! - `dispatch_scale`: fraction of the device's per-kernel dispatch cost paid (CUDA
-//!   graphs hide most of it);
+//! - `attention_fraction`: the attention kernels' efficiency relative to the device's
+//!   achievable GEMM rate (flash attention or not);
+//! - `dispatch_scale`: fraction of the device's per-kernel dispatch cost paid for the
+//!   kernels an unfused graph would launch (fusion and CUDA graphs hide most of it);
 //! - `per_step_overhead_us`: fixed host time per forward pass (graph build, sampling,
 //!   scheduling, synchronisation);
 //! - `reserve_gb`: memory the runtime keeps for its own buffers.
@@ -24,7 +23,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, Origin};
-use crate::hardware::check_positive;
+use crate::hardware::{check_positive, ComputeDtype};
 use crate::sourced::Sourced;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -50,10 +49,27 @@ pub struct RuntimeFamilyFile {
     pub compute_fraction: Sourced<f64>,
     pub bandwidth_fraction: Sourced<f64>,
     pub attention_fraction: Sourced<f64>,
-    pub kernels_per_layer: Sourced<f64>,
     pub dispatch_scale: Sourced<f64>,
     pub per_step_overhead_us: Sourced<f64>,
     pub reserve_gb: Sourced<f64>,
+    /// Arithmetic this stack's kernels use for quantised weight formats (those that
+    /// need dequantisation), when it differs from the format's own: e.g. llama.cpp's
+    /// CUDA MMQ kernels multiply in int8.
+    #[serde(default)]
+    pub quantized_compute_dtype: Option<Sourced<ComputeDtype>>,
+    /// Token rows at which this stack's GEMM kernels reach half their rate, when it
+    /// differs from the device's `compute_half_rows` (kernel tiling decides it).
+    #[serde(default)]
+    pub gemm_half_rows: Option<Sourced<f64>>,
+    /// Up to this many token rows, the stack multiplies with matrix-vector kernels
+    /// (each weight read once, dot products on the vector units, no tile padding);
+    /// above it, with tiled GEMM kernels.
+    #[serde(default)]
+    pub matvec_max_rows: Option<Sourced<f64>>,
+    /// How much of the shorter of an operation's compute and memory time hides behind
+    /// the longer: 1 is the roofline's max(), 0 their sum. Absent: 1.
+    #[serde(default)]
+    pub overlap_fraction: Option<Sourced<f64>>,
 }
 
 /// Validated efficiency parameters of one runtime on one device family.
@@ -62,10 +78,13 @@ pub struct RuntimeEfficiency {
     pub compute_fraction: f64,
     pub bandwidth_fraction: f64,
     pub attention_fraction: f64,
-    pub kernels_per_layer: f64,
     pub dispatch_scale: f64,
     pub per_step_overhead_s: f64,
     pub reserve_gb: f64,
+    pub quantized_compute_dtype: Option<ComputeDtype>,
+    pub gemm_half_rows: Option<f64>,
+    pub matvec_max_rows: Option<f64>,
+    pub overlap_fraction: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,12 +124,6 @@ impl Runtime {
                     compute_fraction: fraction("compute_fraction", f.compute_fraction.value)?,
                     bandwidth_fraction: fraction("bandwidth_fraction", f.bandwidth_fraction.value)?,
                     attention_fraction: fraction("attention_fraction", f.attention_fraction.value)?,
-                    kernels_per_layer: check_positive(
-                        file,
-                        &key("kernels_per_layer"),
-                        f.kernels_per_layer.value,
-                        true,
-                    )?,
                     dispatch_scale: check_positive(
                         file,
                         &key("dispatch_scale"),
@@ -124,6 +137,29 @@ impl Runtime {
                         true,
                     )? * 1e-6,
                     reserve_gb: check_positive(file, &key("reserve_gb"), f.reserve_gb.value, true)?,
+                    quantized_compute_dtype: f.quantized_compute_dtype.as_ref().map(|d| d.value),
+                    matvec_max_rows: f.matvec_max_rows.as_ref().map(|m| m.value.max(0.0)),
+                    overlap_fraction: match &f.overlap_fraction {
+                        Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
+                        Some(o) => {
+                            return Err(InputError::InvalidValue {
+                                origin: Origin {
+                                    file: file.to_string(),
+                                    location: None,
+                                },
+                                key: key("overlap_fraction"),
+                                value: o.value.to_string(),
+                                expected: "expected a fraction in [0, 1]".to_string(),
+                            })
+                        }
+                        None => 1.0,
+                    },
+                    gemm_half_rows: match &f.gemm_half_rows {
+                        Some(h) => {
+                            Some(check_positive(file, &key("gemm_half_rows"), h.value, true)?)
+                        }
+                        None => None,
+                    },
                 },
             );
         }

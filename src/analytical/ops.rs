@@ -43,6 +43,29 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    /// Kernels an unfused graph launches for the operation, as llama.cpp's graphs do:
+    /// QKV 3 matmuls; attention 5 (rotary on q and k, storing k and v, the attention
+    /// kernel); output 1; dense FFN 4 (gate, up, activation x up, down); router 3
+    /// (matmul, softmax, top-k); routed experts 6 (gate, up, down over the chosen
+    /// experts, activation, weighting, sum); shared experts 4; element-wise 6 (two
+    /// norms with their scale, two residual adds); embedding 1; LM head 2 (final norm,
+    /// matmul). A dense layer is 19 kernels, a MoE layer 24 (28 with shared experts).
+    /// Runtimes that fuse or replay graphs pay a fraction (`dispatch_scale`).
+    pub fn kernels(self) -> f64 {
+        match self {
+            OpKind::Embedding => 1.0,
+            OpKind::QkvProjection => 3.0,
+            OpKind::Attention => 5.0,
+            OpKind::OutputProjection => 1.0,
+            OpKind::Router => 3.0,
+            OpKind::Ffn => 4.0,
+            OpKind::RoutedExperts => 6.0,
+            OpKind::SharedExperts => 4.0,
+            OpKind::Elementwise => 6.0,
+            OpKind::LmHead => 2.0,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             OpKind::Embedding => "embedding",
@@ -75,6 +98,11 @@ pub struct Op {
     pub activation_bytes: f64,
     /// Token rows of the matrix multiplication (decides GEMM efficiency).
     pub rows: f64,
+    /// Separate weight matrices streamed (one per routed expert touched): each pays
+    /// the memory system's fixed start-up cost.
+    pub streams: f64,
+    /// Kernels an unfused graph launches for this operation (see [`OpKind::kernels`]).
+    pub kernels: f64,
 }
 
 impl Op {
@@ -87,6 +115,8 @@ impl Op {
             kv_elements: 0.0,
             activation_bytes: 0.0,
             rows: 0.0,
+            streams: 1.0,
+            kernels: kind.kernels(),
         }
     }
 
@@ -254,6 +284,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 dequant_params: touched * expert,
                 activation_bytes: n * k * (2.0 * d + fe) * ACTIVATION_BYTES,
                 rows: if touched > 0.0 { n * k / touched } else { 0.0 },
+                streams: touched.max(1.0),
                 ..Op::new(OpKind::RoutedExperts)
             });
             let shared = model.shared_expert_params() as f64;

@@ -105,18 +105,23 @@ pub fn pass_time(
     for (layer, count) in layer_classes(model, shard.layers.clone()) {
         let ops = layer_ops(model, layer, pass);
         let mut t = sum_ops(exec, &ops);
-        t.overhead_s += exec.layer_overhead_s();
+        t.overhead_s += exec.dispatch_overhead_s(&ops);
         total.add(&t.scaled(count));
     }
     if shard.head {
-        total.add(&sum_ops(exec, &head_ops(model, pass, logits_rows)));
+        let ops = head_ops(model, pass, logits_rows);
+        let mut t = sum_ops(exec, &ops);
+        t.overhead_s += exec.dispatch_overhead_s(&ops);
+        total.add(&t);
     }
     total.overhead_s += exec.runtime.per_step_overhead_s;
     total
 }
 
 /// Prefill of `sequences` prompts of `prompt_tokens`, of which `cached_tokens` are
-/// already in the KV cache, in chunks of at most `chunk_tokens` per sequence.
+/// already in the KV cache. A pass takes at most `chunk_tokens` tokens in all (the
+/// runtime's micro-batch, llama.cpp's `n_ubatch`), shared evenly by the sequences;
+/// without a chunk the whole prompt goes in one pass.
 pub fn prefill_time(
     exec: &Executor,
     model: &Model,
@@ -127,22 +132,28 @@ pub fn prefill_time(
     chunk_tokens: Option<f64>,
 ) -> PassTime {
     let uncached = (prompt_tokens - cached_tokens).max(0.0);
-    let chunk = chunk_tokens
-        .unwrap_or(uncached)
+    let per_sequence = chunk_tokens
+        .map_or(uncached, |c| (c / sequences).floor())
         .max(1.0)
         .min(uncached.max(1.0));
+    // When one sequence's share exceeds the chunk, sequences go through in turns.
+    let sequences_per_pass = match chunk_tokens {
+        Some(c) if per_sequence * sequences > c => (c / per_sequence).floor().max(1.0),
+        _ => sequences,
+    };
+    let turns = (sequences / sequences_per_pass).ceil();
     let mut total = PassTime::default();
     let mut done = 0.0;
     while done < uncached {
-        let new_tokens = chunk.min(uncached - done);
+        let new_tokens = per_sequence.min(uncached - done);
         let last = done + new_tokens >= uncached;
         let pass = Pass {
-            sequences,
+            sequences: sequences_per_pass.min(sequences),
             new_tokens,
             context_before: cached_tokens + done,
         };
-        let logits_rows = if last { sequences } else { 0.0 };
-        total.add(&pass_time(exec, model, shard, &pass, logits_rows));
+        let logits_rows = if last { pass.sequences } else { 0.0 };
+        total.add(&pass_time(exec, model, shard, &pass, logits_rows).scaled(turns));
         done += new_tokens;
     }
     total

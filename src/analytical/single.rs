@@ -1,6 +1,6 @@
 //! One node running the whole model.
 
-use super::ops::Pass;
+use super::ops::{layer_ops as planner_ops, Pass};
 use super::pass::{decode_time, layer_op_times, prefill_time, Shard};
 use super::{executor, phase, shortfall_reason, single_node_memory, RunError};
 use crate::cost::cost_report;
@@ -96,7 +96,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         decode_context_before: decode_pass.context_before,
         prefill: layer_op_times(&exec, model, shown_layer, &prefill_pass),
         decode: layer_op_times(&exec, model, shown_layer, &decode_pass),
-        layer_overhead_s: exec.layer_overhead_s(),
+        layer_overhead_s: exec.dispatch_overhead_s(&planner_ops(model, shown_layer, &decode_pass)),
     };
 
     Ok(Report {

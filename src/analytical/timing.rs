@@ -1,17 +1,23 @@
 //! Roofline timing of operations on one device under one runtime.
 //!
-//! An operation takes `max(compute time, memory time)`:
+//! An operation takes `max(compute, memory) + (1 - overlap) x min(compute, memory)`:
+//! the roofline when the runtime overlaps the two fully (`overlap_fraction` 1), their
+//! sum when it does not overlap them at all.
 //!
 //! - compute time = FLOPs / (peak for the arithmetic type x the device's achievable
-//!   fraction x the GEMM-size curve `rows / (rows + compute_half_rows)` x the runtime's
-//!   fraction), plus dequantisation work on the vector units;
+//!   fraction x the GEMM-size curve `rows / (rows + half)` (half: the runtime's
+//!   `gemm_half_rows` where it has one, else the device's) x the runtime's
+//!   fraction), plus dequantisation work on the vector units. Where the runtime
+//!   multiplies small batches with matrix-vector kernels (`matvec_max_rows`), those
+//!   run at the vector rate with no tile padding;
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
 //!   `bandwidth_half_bytes / achievable bandwidth`.
 //!
-//! Dispatch overhead is charged per layer: the runtime's kernels per layer times the
-//! device's per-kernel dispatch cost times the runtime's `dispatch_scale`.
+//! Dispatch overhead is charged per kernel: each operation's kernel count (see
+//! `OpKind::kernels`) times the device's per-kernel dispatch cost times the runtime's
+//! `dispatch_scale`.
 
 use serde::Serialize;
 
@@ -52,26 +58,30 @@ impl Executor<'_> {
         let (_, peak_tflops) = self.device.peak_tflops_for(dtype);
         let e = &self.device.efficiency;
         let size_curve = if rows > 0.0 {
-            rows / (rows + e.compute_half_rows)
+            let half = self.runtime.gemm_half_rows.unwrap_or(e.compute_half_rows);
+            rows / (rows + half)
         } else {
             1.0
         };
-        let attention_factor = if attention {
+        // Attention kernels have their own efficiency relative to the device's
+        // achievable GEMM rate; other matmuls take the runtime's GEMM fraction.
+        let software = if attention {
             self.runtime.attention_fraction
         } else {
-            1.0
+            self.runtime.compute_fraction
         };
-        peak_tflops
-            * 1e12
-            * e.compute_fraction
-            * size_curve
-            * self.runtime.compute_fraction
-            * attention_factor
+        peak_tflops * 1e12 * e.compute_fraction * size_curve * software
     }
 
     /// Achievable bytes/s for a transfer of `bytes`: spec x fractions, and the time
     /// includes a fixed `bandwidth_half_bytes` worth of latency.
     pub fn memory_time(&self, bytes: f64) -> f64 {
+        self.memory_time_streams(bytes, 1.0)
+    }
+
+    /// Memory time of `bytes` read as `streams` separate streams, each paying the
+    /// fixed start-up cost.
+    pub fn memory_time_streams(&self, bytes: f64, streams: f64) -> f64 {
         if bytes <= 0.0 {
             return 0.0;
         }
@@ -80,13 +90,23 @@ impl Executor<'_> {
             * 1e9
             * e.bandwidth_fraction
             * self.runtime.bandwidth_fraction;
-        (bytes + e.bandwidth_half_bytes) / rate
+        (bytes + streams * e.bandwidth_half_bytes) / rate
     }
 
-    /// Vector (non-matrix) FLOP/s used for dequantisation: the fp32 rate.
+    /// Vector (non-matrix) FLOP/s, for element-wise work, matrix-vector kernels and
+    /// dequantisation: the device's achievable fp32 rate.
     fn vector_rate(&self) -> f64 {
         let (_, peak) = self.device.peak_tflops_for(ComputeDtype::Fp32);
-        peak * 1e12 * self.device.efficiency.compute_fraction * self.runtime.compute_fraction
+        peak * 1e12 * self.device.efficiency.compute_fraction
+    }
+
+    /// The arithmetic weight matmuls run in: the runtime's choice for quantised
+    /// formats where it has one, else the format's own.
+    pub fn weights_compute_dtype(&self) -> ComputeDtype {
+        match self.runtime.quantized_compute_dtype {
+            Some(dtype) if self.weights.dequant_ops_per_weight > 0.0 => dtype,
+            _ => self.weights.compute_dtype,
+        }
     }
 
     pub fn time(&self, op: &Op) -> OpTime {
@@ -96,38 +116,42 @@ impl Executor<'_> {
         let (dtype, attention) = match op.kind {
             OpKind::Attention => (self.kv_cache.compute_dtype, true),
             OpKind::Elementwise | OpKind::Embedding => (ComputeDtype::Fp32, false),
-            _ => (self.weights.compute_dtype, false),
+            _ => (self.weights_compute_dtype(), false),
         };
-        let mut compute_s = if op.flops > 0.0 {
-            let rows = if matches!(op.kind, OpKind::Elementwise | OpKind::Embedding) {
-                0.0
-            } else {
-                op.rows
-            };
-            op.flops / self.compute_rate(dtype, rows, attention)
-        } else {
+        let matvec = matches!(op.kind, OpKind::Elementwise | OpKind::Embedding)
+            || (op.weight_params > 0.0
+                && self
+                    .runtime
+                    .matvec_max_rows
+                    .is_some_and(|max| op.rows <= max));
+        let mut compute_s = if op.flops <= 0.0 {
             0.0
+        } else if matvec {
+            op.flops / self.vector_rate()
+        } else {
+            op.flops / self.compute_rate(dtype, op.rows, attention)
         };
         if op.dequant_params > 0.0 && self.weights.dequant_ops_per_weight > 0.0 {
             let tiles = (op.rows / DEQUANT_TILE_ROWS).ceil().max(1.0);
             compute_s += op.dequant_params * self.weights.dequant_ops_per_weight * tiles
                 / self.vector_rate();
         }
-        let memory_s = self.memory_time(bytes);
+        let memory_s = self.memory_time_streams(bytes, op.streams);
         OpTime {
             kind: op.kind,
             flops: op.flops,
             bytes,
             compute_s,
             memory_s,
-            time_s: compute_s.max(memory_s),
+            time_s: compute_s.max(memory_s)
+                + (1.0 - self.runtime.overlap_fraction) * compute_s.min(memory_s),
         }
     }
 
-    /// Dispatch overhead of one layer.
-    pub fn layer_overhead_s(&self) -> f64 {
-        self.runtime.kernels_per_layer
-            * self.device.efficiency.dispatch_overhead_s
-            * self.runtime.dispatch_scale
+    /// Dispatch overhead of launching `ops`: their kernels times the device's
+    /// per-kernel cost times the runtime's `dispatch_scale`.
+    pub fn dispatch_overhead_s(&self, ops: &[Op]) -> f64 {
+        let kernels: f64 = ops.iter().map(|op| op.kernels).sum();
+        kernels * self.device.efficiency.dispatch_overhead_s * self.runtime.dispatch_scale
     }
 }

@@ -1,8 +1,12 @@
 //! The command line: argument parsing, file reading and output formatting. The
 //! library does the modelling.
 
+pub mod calibrate_runtime;
 pub mod catalog_files;
-#[allow(dead_code)] // used by the report and timeline charts
 pub mod charts;
+pub mod files;
 pub mod output;
 pub mod show;
+pub mod validate;
+
+pub use files::{with_temp_paths, write_atomic};

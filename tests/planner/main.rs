@@ -5,3 +5,4 @@ mod common;
 mod exo_single_device;
 mod memory_fit;
 mod model_catalog;
+mod validation;

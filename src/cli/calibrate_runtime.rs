@@ -1,0 +1,159 @@
+//! `planner calibrate --runtime ID --from FILE`: fits a runtime profile's efficiency
+//! parameters to the fit half of the measurements and, with `--write`, rewrites
+//! `runtimes/ID.toml` with the fitted values and their sources.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use planner::analytical::simulate;
+use planner::runtime::RuntimeFile;
+use planner::runtime_fit::{fit_runtime, render_profile, RuntimeFit};
+use planner::validate::measurements::parse_measurements;
+use planner::validate::{build_suite, parse_suite, Case};
+use planner::Catalog;
+
+use crate::cli::write_atomic;
+
+/// The command line that regenerates the committed profiles (written into sources).
+pub const REGENERATE: &str =
+    "planner calibrate --runtime all --from validation/measurements.csv --write";
+
+pub struct Calibration {
+    pub fits: Vec<RuntimeFit>,
+    /// (path, new file text) for each fitted runtime.
+    pub files: Vec<(std::path::PathBuf, String)>,
+}
+
+fn cases(
+    catalog: &Catalog,
+    suite_path: &Path,
+    from: &Path,
+) -> Result<(Vec<Case>, planner::validate::SuiteFile)> {
+    let suite_text = std::fs::read_to_string(suite_path)
+        .with_context(|| format!("cannot read suite {}", suite_path.display()))?;
+    let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
+    let text =
+        std::fs::read_to_string(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let rows = parse_measurements(&from.display().to_string(), &text)?;
+    let dir = suite_path.parent().unwrap_or(Path::new("."));
+    let mut files = BTreeMap::new();
+    for s in &suite.scenario_rows {
+        if let Ok(t) = std::fs::read_to_string(dir.join(&s.scenario)) {
+            files.insert(s.scenario.clone(), t);
+        }
+    }
+    let (cases, _) = build_suite(&rows, &suite, catalog, &files);
+    Ok((cases, suite))
+}
+
+/// Fits `runtime` ("all" for every runtime the suite has a fit spec for).
+pub fn calibrate(
+    catalog: &Catalog,
+    root: &Path,
+    runtime: &str,
+    from: &Path,
+    suite_path: &Path,
+) -> Result<Calibration> {
+    let (cases, suite) = cases(catalog, suite_path, from)?;
+    let specs: Vec<_> = suite
+        .fit
+        .iter()
+        .filter(|s| runtime == "all" || s.runtime == runtime)
+        .collect();
+    if specs.is_empty() {
+        bail!(
+            "the suite has no [[fit]] entry for runtime `{runtime}`; it fits: {}",
+            suite
+                .fit
+                .iter()
+                .map(|s| s.runtime.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let runner = |s: &planner::Scenario| simulate(s).map_err(|e| e.to_string());
+    let mut out = Calibration {
+        fits: Vec::new(),
+        files: Vec::new(),
+    };
+    for spec in specs {
+        let fit = fit_runtime(
+            &spec.runtime,
+            &spec.family_params,
+            &spec.joint_params,
+            &cases,
+            &runner,
+        )?;
+        let path = root.join("runtimes").join(format!("{}.toml", spec.runtime));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file: RuntimeFile =
+            toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+        let new_text = render_profile(&file, &fit, REGENERATE)?;
+        out.files.push((path, new_text));
+        out.fits.push(fit);
+    }
+    Ok(out)
+}
+
+pub fn table(c: &Calibration) -> String {
+    let mut s = String::new();
+    for fit in &c.fits {
+        let _ = writeln!(
+            s,
+            "runtime {}: {} fit-half cases, R^2 {:.3}, residual std {:.3} (log), {} iterations",
+            fit.runtime, fit.n_points, fit.r_squared, fit.residual_std, fit.iterations
+        );
+        let _ = writeln!(
+            s,
+            "  {:<10}{:<24}{:>12}{:>12}{:>12}",
+            "family", "parameter", "value", "std error", "start"
+        );
+        for p in &fit.params {
+            let _ = writeln!(
+                s,
+                "  {:<10}{:<24}{:>12.4}{:>12.4}{:>12.4}",
+                p.family, p.parameter, p.value, p.std_error, p.start
+            );
+        }
+    }
+    s
+}
+
+pub fn json(c: &Calibration) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        runtime: &'a str,
+        family: &'a str,
+        parameter: &'a str,
+        value: f64,
+        std_error: f64,
+        r_squared: f64,
+        n_points: usize,
+    }
+    let fits: Vec<Row> = c
+        .fits
+        .iter()
+        .flat_map(|f| {
+            f.params.iter().map(move |p| Row {
+                runtime: &f.runtime,
+                family: &p.family,
+                parameter: &p.parameter,
+                value: p.value,
+                std_error: p.std_error,
+                r_squared: f.r_squared,
+                n_points: f.n_points,
+            })
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&serde_json::json!({ "fits": fits }))? + "\n")
+}
+
+pub fn write(c: &Calibration) -> Result<()> {
+    for (path, text) in &c.files {
+        write_atomic(path, text.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `planner validate`: every case of the validation suite, predicted against measured,
+//! with summaries and a parity chart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use planner::analytical::simulate;
+use planner::validate::measurements::parse_measurements;
+use planner::validate::{
+    build_suite, evaluate, parse_suite, summarise, CaseResult, ErrorSummary, Split, Summary,
+    Unmapped,
+};
+use planner::Catalog;
+use serde::Serialize;
+
+use crate::cli::charts::parity::ParityChart;
+use crate::cli::charts::{render_both, SIZE};
+use crate::cli::write_atomic;
+
+#[derive(Serialize)]
+pub struct ValidationOutput {
+    pub cases: Vec<CaseResult>,
+    pub summary: Summary,
+    pub unmapped: Vec<Unmapped>,
+    pub gate_check_median_abs_pct_error: f64,
+}
+
+/// Loads the suite at `suite_path` and runs every case.
+pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutput> {
+    let suite_text = std::fs::read_to_string(suite_path)
+        .with_context(|| format!("cannot read suite {}", suite_path.display()))?;
+    let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
+    let dir = suite_path.parent().unwrap_or(Path::new("."));
+    let csv_path = dir.join(&suite.measurements);
+    let csv_text = std::fs::read_to_string(&csv_path)
+        .with_context(|| format!("cannot read measurements {}", csv_path.display()))?;
+    let rows = parse_measurements(&csv_path.display().to_string(), &csv_text)?;
+    let mut files = BTreeMap::new();
+    for s in &suite.scenario_rows {
+        if let Ok(text) = std::fs::read_to_string(dir.join(&s.scenario)) {
+            files.insert(s.scenario.clone(), text);
+        }
+    }
+    let (cases, unmapped) = build_suite(&rows, &suite, catalog, &files);
+    let runner = |s: &planner::Scenario| simulate(s).map_err(|e| e.to_string());
+    let results = evaluate(&cases, &runner);
+    let summary = summarise(&results);
+    Ok(ValidationOutput {
+        cases: results,
+        summary,
+        unmapped,
+        gate_check_median_abs_pct_error: suite.gate.check_median_abs_pct_error,
+    })
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.1}%"))
+}
+
+fn summary_line(label: &str, s: &ErrorSummary) -> String {
+    format!(
+        "| {label} | {} | {} | {} | {} | {} |",
+        s.n_cases,
+        pct(s.median_abs_pct_error),
+        pct(s.p90_abs_pct_error),
+        pct(s.max_abs_pct_error),
+        pct(s.median_pct_error)
+    )
+}
+
+/// The accuracy table in Markdown (the README's copy is checked against this).
+pub fn markdown(out: &ValidationOutput) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| cases | n | median abs error | p90 abs error | max abs error | median signed error |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "{}", summary_line("fit half", &out.summary.fit));
+    let _ = writeln!(s, "{}", summary_line("check half", &out.summary.check));
+    let _ = writeln!(s, "{}", summary_line("all", &out.summary.all));
+    for (name, map) in [
+        ("device", &out.summary.by_device),
+        ("runtime", &out.summary.by_runtime),
+        ("phase", &out.summary.by_phase),
+    ] {
+        for (k, v) in map {
+            let _ = writeln!(s, "{}", summary_line(&format!("{name} `{k}`"), v));
+        }
+    }
+    let failed = out.cases.iter().filter(|c| c.predicted.is_none()).count();
+    let _ = writeln!(
+        s,
+        "\n{} cases ({} fit, {} check), {} without a prediction, {} rows not cases.",
+        out.cases.len(),
+        out.cases.iter().filter(|c| c.split == Split::Fit).count(),
+        out.cases.iter().filter(|c| c.split == Split::Check).count(),
+        failed,
+        out.unmapped.len()
+    );
+    s
+}
+
+pub fn table(out: &ValidationOutput) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<6}{:<7}{:<14}{:<11}{:<21}{:<28}{:>12}{:>12}{:>9}",
+        "case", "split", "device", "runtime", "model", "metric", "measured", "predicted", "error"
+    );
+    for c in &out.cases {
+        let metric: String = c.metric.chars().take(27).collect();
+        let _ = writeln!(
+            s,
+            "{:<6}{:<7}{:<14}{:<11}{:<21}{:<28}{:>12.2}{:>12}{:>9}",
+            c.id,
+            format!("{:?}", c.split).to_lowercase(),
+            c.device,
+            c.runtime,
+            c.model,
+            metric,
+            c.measured,
+            c.predicted
+                .map_or_else(|| "-".to_string(), |p| format!("{p:.2}")),
+            c.error_pct
+                .map_or_else(|| "-".to_string(), |e| format!("{e:+.1}%"))
+        );
+    }
+    let _ = writeln!(s);
+    s += &markdown(out);
+    let failures: Vec<&CaseResult> = out.cases.iter().filter(|c| c.failure.is_some()).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(s, "\nCases without a prediction:");
+        for c in failures {
+            let _ = writeln!(s, "  {}: {}", c.id, c.failure.as_deref().unwrap_or(""));
+        }
+    }
+    let _ = writeln!(s, "\nRows that are not cases:");
+    for u in &out.unmapped {
+        let _ = writeln!(s, "  {}: {}", u.id, u.reason);
+    }
+    s
+}
+
+/// Writes the cases CSV, the summary JSON, the Markdown table and the parity chart.
+pub fn write_outputs(out: &ValidationOutput, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for c in &out.cases {
+        w.serialize(c)?;
+    }
+    write_atomic(&dir.join("cases.csv"), &w.into_inner()?)?;
+    write_atomic(
+        &dir.join("validation.json"),
+        serde_json::to_string_pretty(out)?.as_bytes(),
+    )?;
+    write_atomic(&dir.join("accuracy.md"), markdown(out).as_bytes())?;
+    let chart = ParityChart::from_cases(&out.cases);
+    let png: PathBuf = dir.join("parity.png");
+    let svg: PathBuf = dir.join("parity.svg");
+    crate::cli::with_temp_paths(&[&png, &svg], |tmp| {
+        render_both(&chart, &tmp[0], &tmp[1], SIZE)
+    })?;
+    Ok(())
+}

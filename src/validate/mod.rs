@@ -1,0 +1,175 @@
+//! Validation: predicted against published measurements, with the error shown.
+//!
+//! The suite (`validation/measurements.csv`, a verbatim copy of the published figures,
+//! and `validation/suite.toml`, the mapping) turns each supported row into a scenario
+//! and a report key; [`evaluate`] runs every case and [`summarise`] gives the median,
+//! p90 and maximum absolute percentage error overall, per split (fit and check), and
+//! per device, runtime and phase. Rows that cannot be cases are listed with the reason.
+
+pub mod measurements;
+pub mod suite;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::report::Report;
+use crate::scenario::Scenario;
+
+pub use suite::{build_suite, parse_suite, Case, Metric, Split, SuiteFile, Unmapped};
+
+/// How a scenario is simulated (the analytical model, or the serving engine for
+/// serving-mode scenarios); the caller chooses.
+pub type Runner<'a> = dyn Fn(&Scenario) -> Result<Report, String> + Sync + 'a;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub split: Split,
+    pub device: String,
+    pub runtime: String,
+    pub model: String,
+    pub phase: String,
+    pub metric: String,
+    pub compared_key: String,
+    pub unit: String,
+    pub measured: f64,
+    pub predicted: Option<f64>,
+    /// (predicted - measured) / measured x 100.
+    pub error_pct: Option<f64>,
+    /// Why there is no prediction, when there is none.
+    pub failure: Option<String>,
+    pub source: String,
+}
+
+/// Runs one case.
+pub fn evaluate_case(case: &Case, run: &Runner) -> CaseResult {
+    let outcome = run(&case.scenario).and_then(|report| {
+        if !report.memory.fits {
+            return Err(report.reason.unwrap_or_else(|| "does not fit".to_string()));
+        }
+        case.metric
+            .value(&report)
+            .ok_or_else(|| format!("the report has no `{}`", case.metric.key()))
+    });
+    let (predicted, failure) = match outcome {
+        Ok(v) => (Some(v), None),
+        Err(e) => (None, Some(e)),
+    };
+    CaseResult {
+        id: case.id.clone(),
+        split: case.split,
+        device: case.device.clone(),
+        runtime: case.runtime.clone(),
+        model: case.model.clone(),
+        phase: case.phase.clone(),
+        metric: case.metric_name.clone(),
+        compared_key: case.metric.key().to_string(),
+        unit: case.unit.clone(),
+        measured: case.measured,
+        predicted,
+        error_pct: predicted.map(|p| (p - case.measured) / case.measured * 100.0),
+        failure,
+        source: case.source.clone(),
+    }
+}
+
+pub fn evaluate(cases: &[Case], run: &Runner) -> Vec<CaseResult> {
+    cases.iter().map(|c| evaluate_case(c, run)).collect()
+}
+
+/// Error statistics of a set of cases (absolute percentage errors).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ErrorSummary {
+    pub n_cases: usize,
+    pub median_abs_pct_error: Option<f64>,
+    pub p90_abs_pct_error: Option<f64>,
+    pub max_abs_pct_error: Option<f64>,
+    /// Median signed error: the bias.
+    pub median_pct_error: Option<f64>,
+}
+
+/// Nearest-rank quantile of sorted values: the value at rank ceil(q n).
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+/// Median: the mean of the two middle values for an even count.
+pub fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+pub fn error_summary<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> ErrorSummary {
+    let mut signed: Vec<f64> = results.into_iter().filter_map(|r| r.error_pct).collect();
+    let mut abs: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    signed.sort_by(f64::total_cmp);
+    ErrorSummary {
+        n_cases: abs.len(),
+        median_abs_pct_error: median(&abs),
+        p90_abs_pct_error: quantile(&abs, 0.9),
+        max_abs_pct_error: abs.last().copied(),
+        median_pct_error: median(&signed),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub fit: ErrorSummary,
+    pub check: ErrorSummary,
+    pub all: ErrorSummary,
+    pub by_device: BTreeMap<String, ErrorSummary>,
+    pub by_runtime: BTreeMap<String, ErrorSummary>,
+    pub by_phase: BTreeMap<String, ErrorSummary>,
+}
+
+fn grouped(
+    results: &[CaseResult],
+    key: impl Fn(&CaseResult) -> String,
+) -> BTreeMap<String, ErrorSummary> {
+    let mut groups: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+    for r in results {
+        groups.entry(key(r)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(k, v)| (k, error_summary(v)))
+        .collect()
+}
+
+pub fn summarise(results: &[CaseResult]) -> Summary {
+    Summary {
+        fit: error_summary(results.iter().filter(|r| r.split == Split::Fit)),
+        check: error_summary(results.iter().filter(|r| r.split == Split::Check)),
+        all: error_summary(results),
+        by_device: grouped(results, |r| r.device.clone()),
+        by_runtime: grouped(results, |r| r.runtime.clone()),
+        by_phase: grouped(results, |r| r.phase.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_nearest_rank_quantiles_by_hand() {
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(median(&v), Some(3.0));
+        // p90 of 5 values: rank ceil(4.5) = 5 -> 10.
+        assert_eq!(quantile(&v, 0.9), Some(10.0));
+        // Even count: median of [1, 2, 3, 4] = 2.5; p90 rank ceil(3.6) = 4 -> 4.
+        assert_eq!(median(&v[..4]), Some(2.5));
+        assert_eq!(quantile(&v[..4], 0.9), Some(4.0));
+        assert_eq!(median(&[]), None);
+    }
+}

@@ -1,0 +1,88 @@
+//! The validation suite: every measurement row is a case or listed with a reason; the
+//! accuracy gate; runtime profiles regenerate byte for byte from the measurements.
+
+use std::collections::BTreeMap;
+
+use planner::analytical::simulate;
+use planner::runtime::RuntimeFile;
+use planner::runtime_fit::{fit_runtime, render_profile};
+use planner::validate::measurements::parse_measurements;
+use planner::validate::{build_suite, evaluate, parse_suite, summarise, Case, SuiteFile, Unmapped};
+
+use crate::common::{catalog, repo};
+
+const REGENERATE: &str =
+    "planner calibrate --runtime all --from validation/measurements.csv --write";
+
+fn suite() -> (SuiteFile, Vec<Case>, Vec<Unmapped>, usize) {
+    let dir = repo().join("validation");
+    let text = std::fs::read_to_string(dir.join("suite.toml")).unwrap();
+    let suite = parse_suite("validation/suite.toml", &text).unwrap();
+    let csv = std::fs::read_to_string(dir.join(&suite.measurements)).unwrap();
+    let rows = parse_measurements("validation/measurements.csv", &csv).unwrap();
+    let mut files = BTreeMap::new();
+    for s in &suite.scenario_rows {
+        if let Ok(t) = std::fs::read_to_string(dir.join(&s.scenario)) {
+            files.insert(s.scenario.clone(), t);
+        }
+    }
+    let (cases, unmapped) = build_suite(&rows, &suite, &catalog(), &files);
+    (suite, cases, unmapped, rows.len())
+}
+
+fn runner(s: &planner::Scenario) -> Result<planner::Report, String> {
+    simulate(s).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_row_is_a_case_or_listed_with_a_reason() {
+    let (_, cases, unmapped, rows) = suite();
+    assert_eq!(cases.len() + unmapped.len(), rows);
+    for u in &unmapped {
+        assert!(!u.reason.is_empty(), "{}", u.id);
+    }
+}
+
+#[test]
+fn accuracy_gate_and_targets_hold() {
+    let (suite, cases, _, _) = suite();
+    let results = evaluate(&cases, &runner);
+    let summary = summarise(&results);
+    let check = summary.check.median_abs_pct_error.unwrap();
+    assert!(
+        check <= suite.gate.check_median_abs_pct_error,
+        "check-half median error {check:.1}% above the committed gate {}%",
+        suite.gate.check_median_abs_pct_error
+    );
+    // Issue targets: check p90 <= 30%, fit median <= 10%.
+    let p90 = summary.check.p90_abs_pct_error.unwrap();
+    assert!(p90 <= 30.0, "check-half p90 {p90:.1}%");
+    let fit = summary.fit.median_abs_pct_error.unwrap();
+    assert!(fit <= 10.0, "fit-half median {fit:.1}%");
+}
+
+#[test]
+fn fitted_runtime_profiles_regenerate_from_the_measurements() {
+    let (suite, cases, _, _) = suite();
+    for spec in &suite.fit {
+        let fit = fit_runtime(
+            &spec.runtime,
+            &spec.family_params,
+            &spec.joint_params,
+            &cases,
+            &runner,
+        )
+        .unwrap();
+        let path = repo()
+            .join("runtimes")
+            .join(format!("{}.toml", spec.runtime));
+        let committed = std::fs::read_to_string(&path).unwrap();
+        let file: RuntimeFile = toml::from_str(&committed).unwrap();
+        let regenerated = render_profile(&file, &fit, REGENERATE).unwrap();
+        assert!(
+            committed == regenerated,
+            "{} differs from what `{REGENERATE}` writes",
+            path.display()
+        );
+    }
+}
