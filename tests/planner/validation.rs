@@ -86,3 +86,14 @@ fn fitted_runtime_profiles_regenerate_from_the_measurements() {
         );
     }
 }
+
+#[test]
+fn readme_accuracy_table_is_the_commands_output() {
+    let out = crate::common::planner(&["validate", "--format", "markdown"]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = crate::common::stdout(&out);
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("<!-- accuracy:start -->\n").expect("start marker") + 24;
+    let end = readme.find("<!-- accuracy:end -->").expect("end marker");
+    assert_eq!(&readme[start..end], table, "README accuracy table is stale: regenerate it");
+}

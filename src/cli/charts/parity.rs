@@ -73,10 +73,15 @@ impl Chart for ParityChart {
             .map_err(plot_err)?
             .label("predicted = measured")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-        for factor in [1.25, 0.75] {
-            chart
+        for (i, factor) in [1.25, 0.75].into_iter().enumerate() {
+            let series = chart
                 .draw_series(LineSeries::new(line(factor), BLACK.mix(0.3)))
                 .map_err(plot_err)?;
+            if i == 0 {
+                series
+                    .label("+/-25%")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.3)));
+            }
         }
         for (split, color, label) in [
             (Split::Fit, BLUE, "fit half"),
