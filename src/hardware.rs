@@ -77,6 +77,17 @@ pub struct DeviceFile {
     pub efficiency: EfficiencyFile,
     #[serde(default)]
     pub rental_usd_per_hour: Option<Sourced<f64>>,
+    /// Interconnects the node has ports for.
+    #[serde(default)]
+    pub connectivity: Option<ConnectivityFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectivityFile {
+    /// Link ids (`hardware/links/`).
+    pub links: Vec<String>,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -134,6 +145,8 @@ pub struct Device {
     pub load_w: f64,
     pub efficiency: HardwareEfficiency,
     pub rental_usd_per_hour: Option<f64>,
+    /// Link ids the node has ports for (empty: not stated).
+    pub links: Vec<String>,
     /// The file as written, with every source, for `planner hardware show`.
     pub file: DeviceFile,
 }
@@ -292,6 +305,10 @@ impl Device {
             load_w: check_positive(file, "power.load_w", raw.power.load_w.value, false)?,
             efficiency,
             rental_usd_per_hour: raw.rental_usd_per_hour.as_ref().map(|r| r.value),
+            links: raw
+                .connectivity
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.links.clone()),
             file: raw,
         })
     }
@@ -362,6 +379,9 @@ pub struct LinkFile {
     pub latency_us: Sourced<f64>,
     #[serde(default)]
     pub price_usd_per_node: Option<Sourced<f64>>,
+    /// Most nodes one such fabric joins (an NVLink board, a PCIe server).
+    #[serde(default)]
+    pub max_nodes: Option<Sourced<u32>>,
     #[serde(default)]
     pub notes: Option<String>,
 }
@@ -375,6 +395,7 @@ pub struct Link {
     pub bandwidth_gb_s: f64,
     pub latency_us: f64,
     pub price_usd_per_node: f64,
+    pub max_nodes: Option<u32>,
     pub file: LinkFile,
 }
 
@@ -402,6 +423,7 @@ impl Link {
                 Some(p) => check_positive(file, "price_usd_per_node", p.value, true)?,
                 None => 0.0,
             },
+            max_nodes: raw.max_nodes.as_ref().map(|m| m.value),
             file: raw,
         })
     }

@@ -39,6 +39,9 @@ pub struct RuntimeFile {
     /// mlx-lm's prefill step); absent: the whole prompt in one pass.
     #[serde(default)]
     pub prefill_chunk_tokens: Option<Sourced<f64>>,
+    /// Weight formats the stack loads (absent: any).
+    #[serde(default)]
+    pub weight_formats: Option<Vec<String>>,
     /// Efficiency parameters per device family (`apple`, `nvidia`).
     pub families: BTreeMap<String, RuntimeFamilyFile>,
 }
@@ -93,6 +96,7 @@ pub struct Runtime {
     pub name: String,
     pub default_max_batch: u32,
     pub prefill_chunk_tokens: Option<f64>,
+    pub weight_formats: Option<Vec<String>>,
     pub families: BTreeMap<String, RuntimeEfficiency>,
     pub file: RuntimeFile,
 }
@@ -176,6 +180,7 @@ impl Runtime {
                 )?),
                 None => None,
             },
+            weight_formats: raw.weight_formats.clone(),
             families,
             file: raw,
         })

@@ -93,7 +93,14 @@ fn readme_accuracy_table_is_the_commands_output() {
     assert_eq!(out.status.code(), Some(0));
     let table = crate::common::stdout(&out);
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme.find("<!-- accuracy:start -->\n").expect("start marker") + 24;
+    let start = readme
+        .find("<!-- accuracy:start -->\n")
+        .expect("start marker")
+        + 24;
     let end = readme.find("<!-- accuracy:end -->").expect("end marker");
-    assert_eq!(&readme[start..end], table, "README accuracy table is stale: regenerate it");
+    assert_eq!(
+        &readme[start..end],
+        table,
+        "README accuracy table is stale: regenerate it"
+    );
 }
