@@ -1,0 +1,105 @@
+//! The capacity planner: enumerate cluster options for a model and workload, screen
+//! each with the analytical model, keep those that fit, meet the latency targets and
+//! the budget, rank them by cost per token, and find the Pareto frontier of capital
+//! cost against throughput and latency.
+//!
+//! - [`file`]: the plan file (model, formats, workload, SLOs, budget, search space);
+//! - [`enumerate`]: the options: device and memory variant, node count, link, tensor x
+//!   pipeline x expert degrees with the remaining nodes as replicas, weight format,
+//!   runtime, and prefill/decode splits across two device types;
+//! - [`screen`]: one option's serving estimate under the target load;
+//! - [`pareto`]: the frontier.
+
+pub mod enumerate;
+pub mod file;
+pub mod pareto;
+pub mod screen;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+
+pub use enumerate::{enumerate, PlanOption};
+pub use file::{parse_plan, Plan};
+pub use screen::{screen, Screened, Verdict};
+
+/// Counts of options rejected, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Rejections {
+    pub invalid_layout: usize,
+    pub not_modelled: usize,
+    pub does_not_fit: usize,
+    pub misses_slo: usize,
+    pub over_budget: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanResult {
+    pub plan: String,
+    pub options_evaluated: usize,
+    pub feasible: usize,
+    pub rejections: Rejections,
+    /// Feasible options, cheapest per token first.
+    pub ranked: Vec<Screened>,
+    /// Indices into `ranked` of the Pareto frontier (capex, capacity, TTFT p90), over
+    /// every option that fits and meets the SLOs (budget ignored).
+    pub pareto: Vec<Screened>,
+}
+
+/// Screens every option in parallel; `progress` is called once per option screened.
+pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) -> PlanResult {
+    let options = enumerate(plan, catalog);
+    let mut screened: Vec<Screened> = options
+        .par_iter()
+        .map(|o| {
+            let s = screen(o, plan, catalog);
+            progress();
+            s
+        })
+        .collect();
+    // Same order every run, whatever the thread schedule.
+    screened.sort_by(|a, b| a.option.key().cmp(&b.option.key()));
+    let mut rejections = Rejections::default();
+    for s in &screened {
+        match &s.verdict {
+            Verdict::Feasible => {}
+            Verdict::InvalidLayout(_) => rejections.invalid_layout += 1,
+            Verdict::NotModelled(_) => rejections.not_modelled += 1,
+            Verdict::DoesNotFit(_) => rejections.does_not_fit += 1,
+            Verdict::MissesSlo(_) => rejections.misses_slo += 1,
+            Verdict::OverBudget => rejections.over_budget += 1,
+        }
+    }
+    let meets: Vec<&Screened> = screened
+        .iter()
+        .filter(|s| matches!(s.verdict, Verdict::Feasible | Verdict::OverBudget))
+        .collect();
+    let objectives: Vec<Vec<f64>> = meets
+        .iter()
+        .map(|s| vec![s.capex_usd, -s.capacity_tokens_per_s, s.ttft_p90_s])
+        .collect();
+    let pareto = pareto::pareto_front(&objectives)
+        .into_iter()
+        .map(|i| meets[i].clone())
+        .collect();
+    let mut ranked: Vec<Screened> = screened
+        .iter()
+        .filter(|s| s.verdict == Verdict::Feasible)
+        .cloned()
+        .collect();
+    ranked.sort_by(|a, b| {
+        a.usd_per_million_tokens
+            .total_cmp(&b.usd_per_million_tokens)
+            .then(a.capex_usd.total_cmp(&b.capex_usd))
+            .then(a.option.key().cmp(&b.option.key()))
+    });
+    PlanResult {
+        plan: plan.name.clone(),
+        options_evaluated: screened.len(),
+        feasible: ranked.len(),
+        rejections,
+        ranked,
+        pareto,
+    }
+}
