@@ -17,7 +17,10 @@ pub mod network;
 pub mod report;
 pub mod runtime;
 pub mod scenario;
+pub mod serving;
 pub mod sourced;
+#[cfg(test)]
+mod test_support;
 
 pub use catalog::{Catalog, CatalogSources, SourceText};
 pub use error::InputError;

@@ -5,4 +5,6 @@ pub mod catalog_files;
 #[allow(dead_code)] // used by the report and timeline charts
 pub mod charts;
 pub mod output;
+pub mod overlap;
+pub mod serve;
 pub mod show;
