@@ -131,6 +131,11 @@ pub struct SchedulerSection {
     pub kv_block_tokens: Option<Spanned<i64>>,
     /// "round_robin" (default) or "least_loaded".
     pub router: Option<Spanned<String>>,
+    /// "prompt" (default): KV blocks for the prompt at admission, more as decoding
+    /// grows, preemption when they run out (vLLM). "full": blocks for prompt and all
+    /// output tokens at admission, never preempting (TensorRT-LLM's
+    /// GUARANTEED_NO_EVICT).
+    pub admission: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,10 +211,15 @@ pub struct Serving {
 pub enum LengthDistribution {
     Fixed,
     /// Uniform integers in `min..=max`.
-    Uniform { min: u64, max: u64 },
+    Uniform {
+        min: u64,
+        max: u64,
+    },
     Exponential,
     /// Log-normal with the given sigma of the underlying normal.
-    LogNormal { sigma: f64 },
+    LogNormal {
+        sigma: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +244,8 @@ pub struct SchedulerConfig {
     pub max_batch_tokens: Option<u64>,
     pub kv_block_tokens: u64,
     pub router: RouterPolicy,
+    /// Reserve KV blocks for the whole output at admission.
+    pub reserve_output: bool,
 }
 
 pub const DEFAULT_KV_BLOCK_TOKENS: u64 = 16;
@@ -246,6 +258,7 @@ impl Default for SchedulerConfig {
             max_batch_tokens: None,
             kv_block_tokens: DEFAULT_KV_BLOCK_TOKENS,
             router: RouterPolicy::RoundRobin,
+            reserve_output: false,
         }
     }
 }
@@ -397,7 +410,11 @@ impl Ctx<'_> {
             "uniform" => {
                 unused("sigma", d.sigma.is_some())?;
                 let (Some(min), Some(max)) = (&d.min, &d.max) else {
-                    return Err(self.invalid(key, &d.kind, "kind \"uniform\" needs `min` and `max`"));
+                    return Err(self.invalid(
+                        key,
+                        &d.kind,
+                        "kind \"uniform\" needs `min` and `max`",
+                    ));
                 };
                 let lo = self.positive_int(&format!("{key}.min"), min)?;
                 let hi = self.positive_int(&format!("{key}.max"), max)?;
@@ -464,6 +481,19 @@ impl Ctx<'_> {
                         "scheduler.router",
                         r,
                         "expected \"round_robin\" or \"least_loaded\"",
+                    ))
+                }
+            };
+        }
+        if let Some(a) = &s.admission {
+            config.reserve_output = match a.get_ref().as_str() {
+                "prompt" => false,
+                "full" => true,
+                _ => {
+                    return Err(self.invalid(
+                        "scheduler.admission",
+                        a,
+                        "expected \"prompt\" or \"full\"",
                     ))
                 }
             };
@@ -924,8 +954,14 @@ impl Scenario {
             })
         } else {
             let serving_only: [(&str, Option<usize>); 5] = [
-                ("workload.ttft_slo_s", w.ttft_slo_s.as_ref().map(|v| v.span().start)),
-                ("workload.tpot_slo_s", w.tpot_slo_s.as_ref().map(|v| v.span().start)),
+                (
+                    "workload.ttft_slo_s",
+                    w.ttft_slo_s.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "workload.tpot_slo_s",
+                    w.tpot_slo_s.as_ref().map(|v| v.span().start),
+                ),
                 (
                     "workload.prompt_distribution",
                     w.prompt_distribution.as_ref().map(|v| v.kind.span().start),
@@ -936,7 +972,9 @@ impl Scenario {
                 ),
                 (
                     "scheduler",
-                    raw.scheduler.as_ref().map(|_| text.find("[scheduler]").unwrap_or(0)),
+                    raw.scheduler
+                        .as_ref()
+                        .map(|_| text.find("[scheduler]").unwrap_or(0)),
                 ),
             ];
             if let Some((key, Some(offset))) = serving_only.iter().find(|(_, o)| o.is_some()) {
@@ -947,8 +985,9 @@ impl Scenario {
                     },
                     key: key.to_string(),
                     value: "set".to_string(),
-                    expected: "serving mode only: also set workload.requests, arrival_rate_per_s or trace"
-                        .to_string(),
+                    expected:
+                        "serving mode only: also set workload.requests, arrival_rate_per_s or trace"
+                            .to_string(),
                 });
             }
             None

@@ -21,7 +21,9 @@
 use serde::Serialize;
 
 use super::ops::{OpKind, Pass};
-use super::pass::{batch_pass_profile, decode_time, layer_op_times, prefill_chunks, PassTime, Shard};
+use super::pass::{
+    batch_pass_profile, decode_time, layer_op_times, prefill_chunks, PassTime, Shard,
+};
 use super::timing::Executor;
 use super::{executor, phase, shortfall_reason, single_node_memory, RunError};
 use crate::cost::cost_report;
@@ -74,7 +76,13 @@ pub fn kv_stream(
             new_tokens,
             context_before,
         };
-        let profile = batch_pass_profile(exec, model, &shard, &[pass], if last { sequences } else { 0.0 });
+        let profile = batch_pass_profile(
+            exec,
+            model,
+            &shard,
+            &[pass],
+            if last { sequences } else { 0.0 },
+        );
         if mode == KvTransfer::Layerwise {
             // The first chunk also carries the cached prefix's KV.
             let tokens = new_tokens + if k == 0 { cached } else { 0.0 };
@@ -107,10 +115,25 @@ pub fn kv_stream(
 }
 
 /// Whether the layer-wise stream of a `prompt`-token prefill never waits for the link.
-fn hides(exec: &Executor, model: &Model, link: &LinkModel, prompt: f64, chunk: Option<f64>) -> bool {
-    !kv_stream(exec, model, link, KvTransfer::Layerwise, 1.0, prompt, 0.0, chunk)
-        .transfer
-        .link_bound
+fn hides(
+    exec: &Executor,
+    model: &Model,
+    link: &LinkModel,
+    prompt: f64,
+    chunk: Option<f64>,
+) -> bool {
+    !kv_stream(
+        exec,
+        model,
+        link,
+        KvTransfer::Layerwise,
+        1.0,
+        prompt,
+        0.0,
+        chunk,
+    )
+    .transfer
+    .link_bound
 }
 
 /// Whether one layer's attention alone (one unchunked pass) takes as long as sending
@@ -136,7 +159,10 @@ fn attention_hides(exec: &Executor, model: &Model, link: &LinkModel, prompt: f64
 /// crossing between the last failing and the next passing power of two). `None` if it
 /// fails at `max_tokens`.
 fn threshold(max_tokens: u64, holds: impl Fn(f64) -> bool) -> Option<u64> {
-    let mut grid: Vec<u64> = std::iter::successors(Some(1u64), |&s| (s < max_tokens).then(|| (s * 2).min(max_tokens))).collect();
+    let mut grid: Vec<u64> = std::iter::successors(Some(1u64), |&s| {
+        (s < max_tokens).then(|| (s * 2).min(max_tokens))
+    })
+    .collect();
     grid.dedup();
     let last_failing = grid.iter().rposition(|&s| !holds(s as f64));
     match last_failing {
@@ -185,12 +211,14 @@ pub struct OverlapReport {
 /// The overlap threshold for the scenario's model, KV format, prefill device and link.
 pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
     let d = scenario.disaggregation.ok_or_else(|| {
-        RunError::Unsupported("the overlap threshold needs a [disaggregation] section (prefill group and link)".to_string())
+        RunError::Unsupported(
+            "the overlap threshold needs a [disaggregation] section (prefill group and link)"
+                .to_string(),
+        )
     })?;
-    let network = scenario
-        .network
-        .as_ref()
-        .ok_or_else(|| RunError::Unsupported("the overlap threshold needs [cluster.network]".to_string()))?;
+    let network = scenario.network.as_ref().ok_or_else(|| {
+        RunError::Unsupported("the overlap threshold needs [cluster.network]".to_string())
+    })?;
     let group = &scenario.groups[d.prefill_group];
     let exec = executor(scenario, group);
     let model = &scenario.model;
@@ -211,7 +239,16 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
         }],
         0.0,
     );
-    let stream = kv_stream(&exec, model, &link, KvTransfer::Layerwise, 1.0, prompt, 0.0, chunk);
+    let stream = kv_stream(
+        &exec,
+        model,
+        &link,
+        KvTransfer::Layerwise,
+        1.0,
+        prompt,
+        0.0,
+        chunk,
+    );
     Ok(OverlapReport {
         model: model.id.clone(),
         kv_cache: scenario.kv_cache.id.clone(),
@@ -223,7 +260,9 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
         prefill_chunk_tokens: chunk,
         kv_bytes_per_token_per_layer: per_layer,
         threshold_tokens: threshold(max_tokens, |s| hides(&exec, model, &link, s, chunk)),
-        attention_only_threshold_tokens: threshold(max_tokens, |s| attention_hides(&exec, model, &link, s)),
+        attention_only_threshold_tokens: threshold(max_tokens, |s| {
+            attention_hides(&exec, model, &link, s)
+        }),
         prompt_tokens: scenario.workload.prompt_tokens,
         layer_compute_s: profile.layer_end_s[1] - profile.layer_end_s[0],
         layer_transfer_s: link.serialization_time(first_chunk * per_layer),
@@ -233,11 +272,14 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
 
 pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunError> {
     let network = scenario.network.as_ref().ok_or_else(|| {
-        RunError::Unsupported("disaggregation needs [cluster.network] for the KV transfer".to_string())
+        RunError::Unsupported(
+            "disaggregation needs [cluster.network] for the KV transfer".to_string(),
+        )
     })?;
     if scenario.parallelism.product() > 1 {
         return Err(RunError::Unsupported(
-            "disaggregation is modelled with one node per instance (parallel degrees 1)".to_string(),
+            "disaggregation is modelled with one node per instance (parallel degrees 1)"
+                .to_string(),
         ));
     }
     let model = &scenario.model;
@@ -262,9 +304,18 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     let reason = short.map(shortfall_reason);
 
     let groups = [prefill_group, decode_group];
-    let capex: f64 = groups.iter().map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count)).sum();
-    let power_w: f64 = groups.iter().map(|g| g.device.load_w * f64::from(g.count)).sum();
-    let idle_w: f64 = groups.iter().map(|g| g.device.idle_w * f64::from(g.count)).sum();
+    let capex: f64 = groups
+        .iter()
+        .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
+        .sum();
+    let power_w: f64 = groups
+        .iter()
+        .map(|g| g.device.load_w * f64::from(g.count))
+        .sum();
+    let idle_w: f64 = groups
+        .iter()
+        .map(|g| g.device.idle_w * f64::from(g.count))
+        .sum();
     let prices = groups.iter().all(|g| g.price_usd.is_some());
     let runtime = if prefill_group.runtime.id == decode_group.runtime.id {
         prefill_group.runtime.id.clone()
@@ -306,7 +357,16 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     }
 
     let chunk = prefill_group.runtime.prefill_chunk_tokens;
-    let stream = kv_stream(&exec_p, model, &link, d.kv_transfer, sequences, prompt, cached, chunk);
+    let stream = kv_stream(
+        &exec_p,
+        model,
+        &link,
+        d.kv_transfer,
+        sequences,
+        prompt,
+        cached,
+        chunk,
+    );
     let decode = decode_time(&exec_d, model, &shard, sequences, prompt, steps);
     let ttft = stream.ttft_s;
     let decode_s = decode.total_s();
@@ -318,7 +378,9 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     prefill_phase.exposed_communication_s = stream.exposed_s;
     prefill_phase.total_s = ttft;
 
-    let shown_layer = model.moe.map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
+    let shown_layer = model
+        .moe
+        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
     let first_chunk = prefill_chunks(prompt, cached, chunk)[0].0;
     let prefill_pass = Pass {
         sequences,
@@ -350,7 +412,14 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
             prefill: prefill_phase,
             decode: phase(&decode.scaled(1.0 / steps)),
         }),
-        cost: cost_report(capex, power_w, idle_w, Some(throughput), scenario.cost, prices),
+        cost: cost_report(
+            capex,
+            power_w,
+            idle_w,
+            Some(throughput),
+            scenario.cost,
+            prices,
+        ),
         layers: Some(layers),
         ..base
     })

@@ -227,7 +227,13 @@ fn layer_class_index(model: &Model, layers: std::ops::Range<u32>) -> (Vec<(u32, 
 }
 
 /// One layer for a batch made of `parts`, `tokens` new tokens in all.
-fn batch_layer_time(exec: &Executor, model: &Model, layer: u32, parts: &[Pass], tokens: f64) -> PassTime {
+fn batch_layer_time(
+    exec: &Executor,
+    model: &Model,
+    layer: u32,
+    parts: &[Pass],
+    tokens: f64,
+) -> PassTime {
     let merged = Pass {
         sequences: 1.0,
         new_tokens: tokens,
@@ -276,7 +282,13 @@ fn batch_parts(
     shard: &Shard,
     parts: &[Pass],
     logits_rows: f64,
-) -> (PassTime, Vec<(u32, f64)>, Vec<usize>, Vec<PassTime>, PassTime) {
+) -> (
+    PassTime,
+    Vec<(u32, f64)>,
+    Vec<usize>,
+    Vec<PassTime>,
+    PassTime,
+) {
     let tokens: f64 = parts.iter().map(Pass::tokens).sum();
     let merged = Pass {
         sequences: 1.0,
@@ -312,7 +324,8 @@ pub fn batch_pass_time(
     parts: &[Pass],
     logits_rows: f64,
 ) -> PassTime {
-    let (before, classes, _, class_times, after) = batch_parts(exec, model, shard, parts, logits_rows);
+    let (before, classes, _, class_times, after) =
+        batch_parts(exec, model, shard, parts, logits_rows);
     let mut total = PassTime::default();
     for ((_, count), t) in classes.iter().zip(&class_times) {
         total.add(&t.scaled(*count));
@@ -351,7 +364,11 @@ pub fn batch_pass_profile(
 
 /// The passes a prefill runs: (new tokens per sequence, tokens before) for each chunk,
 /// as [`prefill_time`] splits it.
-pub fn prefill_chunks(prompt_tokens: f64, cached_tokens: f64, chunk_tokens: Option<f64>) -> Vec<(f64, f64)> {
+pub fn prefill_chunks(
+    prompt_tokens: f64,
+    cached_tokens: f64,
+    chunk_tokens: Option<f64>,
+) -> Vec<(f64, f64)> {
     let uncached = (prompt_tokens - cached_tokens).max(0.0);
     let chunk = chunk_tokens
         .unwrap_or(uncached)
@@ -377,7 +394,13 @@ mod batch_tests {
         (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-30)
     }
 
-    fn fixture() -> (Device, crate::runtime::RuntimeEfficiency, WeightFormat, WeightFormat, Model) {
+    fn fixture() -> (
+        Device,
+        crate::runtime::RuntimeEfficiency,
+        WeightFormat,
+        WeightFormat,
+        Model,
+    ) {
         let catalog = crate::test_support::catalog();
         let device = catalog.devices["dgx-spark"].clone();
         let runtime = *catalog.runtimes["mlx"].for_family("nvidia").unwrap();
@@ -389,11 +412,24 @@ mod batch_tests {
     #[test]
     fn one_part_batch_is_pass_time_and_layer_ends_sum_up() {
         let (device, runtime, w, kv, model) = fixture();
-        let exec = Executor { device: &device, runtime, weights: &w, kv_cache: &kv };
+        let exec = Executor {
+            device: &device,
+            runtime,
+            weights: &w,
+            kv_cache: &kv,
+        };
         let shard = Shard::whole(&model);
         for pass in [
-            Pass { sequences: 1.0, new_tokens: 2048.0, context_before: 4096.0 },
-            Pass { sequences: 64.0, new_tokens: 1.0, context_before: 900.0 },
+            Pass {
+                sequences: 1.0,
+                new_tokens: 2048.0,
+                context_before: 4096.0,
+            },
+            Pass {
+                sequences: 64.0,
+                new_tokens: 1.0,
+                context_before: 900.0,
+            },
         ] {
             let a = pass_time(&exec, &model, &shard, &pass, pass.sequences);
             let b = batch_pass_time(&exec, &model, &shard, &[pass], pass.sequences);
@@ -413,9 +449,18 @@ mod batch_tests {
         // Two decode groups together read the weights once: cheaper than two passes,
         // dearer than one.
         let (device, runtime, w, kv, model) = fixture();
-        let exec = Executor { device: &device, runtime, weights: &w, kv_cache: &kv };
+        let exec = Executor {
+            device: &device,
+            runtime,
+            weights: &w,
+            kv_cache: &kv,
+        };
         let shard = Shard::whole(&model);
-        let a = Pass { sequences: 1.0, new_tokens: 1.0, context_before: 100.0 };
+        let a = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 100.0,
+        };
         let both = batch_pass_time(&exec, &model, &shard, &[a, a], 2.0).total_s();
         let one = pass_time(&exec, &model, &shard, &a, 1.0).total_s();
         assert!(both > one && both < 1.5 * one, "{both} vs {one}");
@@ -425,7 +470,10 @@ mod batch_tests {
     fn prefill_chunks_split_like_prefill_time() {
         // 5,000 uncached tokens after 1,000 cached, chunks of 2,048: 2048 + 2048 + 904.
         let chunks = prefill_chunks(6000.0, 1000.0, Some(2048.0));
-        assert_eq!(chunks, vec![(2048.0, 1000.0), (2048.0, 3048.0), (904.0, 5096.0)]);
+        assert_eq!(
+            chunks,
+            vec![(2048.0, 1000.0), (2048.0, 3048.0), (904.0, 5096.0)]
+        );
         assert_eq!(prefill_chunks(10.0, 0.0, None), vec![(10.0, 0.0)]);
     }
 }

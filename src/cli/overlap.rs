@@ -57,9 +57,14 @@ fn table(r: &OverlapReport) -> String {
         s,
         "  KV per token per layer: {:.0} bytes; prefill chunk: {}",
         r.kv_bytes_per_token_per_layer,
-        r.prefill_chunk_tokens.map_or("whole prompt".to_string(), |c| format!("{c} tokens"))
+        r.prefill_chunk_tokens
+            .map_or("whole prompt".to_string(), |c| format!("{c} tokens"))
     );
-    let _ = writeln!(s, "\n  transfer hides behind the whole layer's compute from  {}", tokens(r.threshold_tokens));
+    let _ = writeln!(
+        s,
+        "\n  transfer hides behind the whole layer's compute from  {}",
+        tokens(r.threshold_tokens)
+    );
     let _ = writeln!(
         s,
         "  counting attention's compute alone, it hides from    {}",

@@ -20,7 +20,12 @@ use super::charts::timeline::TimelineChart;
 use super::output;
 use crate::{Failure, Format};
 
-pub fn run(catalog: &Catalog, path: &Path, format: Format, out: Option<&Path>) -> Result<(), Failure> {
+pub fn run(
+    catalog: &Catalog,
+    path: &Path,
+    format: Format,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
     let scenario = crate::read_scenario(catalog, path)?;
     if scenario.workload.serving.is_none() {
         if let Some(dir) = out {
@@ -35,13 +40,19 @@ pub fn run(catalog: &Catalog, path: &Path, format: Format, out: Option<&Path>) -
     let trace = read_trace(path, &scenario)?;
     let run = planner::serving::simulate(&scenario, trace.as_deref())
         .map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
-    print!("{}", output::render(&run.report, format).map_err(Failure::Other)?);
+    print!(
+        "{}",
+        output::render(&run.report, format).map_err(Failure::Other)?
+    );
     if let Some(dir) = out {
         write_serving(dir, &run).map_err(Failure::Other)?;
     }
     if !run.report.memory.fits {
         return Err(Failure::CannotRun(
-            run.report.reason.clone().unwrap_or_else(|| "does not fit".to_string()),
+            run.report
+                .reason
+                .clone()
+                .unwrap_or_else(|| "does not fit".to_string()),
         ));
     }
     Ok(())
@@ -49,7 +60,12 @@ pub fn run(catalog: &Catalog, path: &Path, format: Format, out: Option<&Path>) -
 
 /// The trace named by the scenario, relative to the scenario file.
 fn read_trace(scenario_path: &Path, scenario: &Scenario) -> Result<Option<Vec<TraceRow>>, Failure> {
-    let Some(name) = scenario.workload.serving.as_ref().and_then(|s| s.trace.as_ref()) else {
+    let Some(name) = scenario
+        .workload
+        .serving
+        .as_ref()
+        .and_then(|s| s.trace.as_ref())
+    else {
         return Ok(None);
     };
     let file = scenario_path.parent().unwrap_or(Path::new(".")).join(name);
@@ -91,7 +107,8 @@ pub fn parse_trace(file: &Path) -> Result<Vec<TraceRow>> {
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(dir, name);
     fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot write {}", dir.join(name).display()))
+    fs::rename(&tmp, dir.join(name))
+        .with_context(|| format!("cannot write {}", dir.join(name).display()))
 }
 
 fn temp_path(dir: &Path, name: &str) -> PathBuf {
@@ -100,7 +117,11 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
 
 fn write_summary(dir: &Path, report: &Report) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomically(dir, "summary.json", (serde_json::to_string_pretty(report)? + "\n").as_bytes())
+    write_atomically(
+        dir,
+        "summary.json",
+        (serde_json::to_string_pretty(report)? + "\n").as_bytes(),
+    )
 }
 
 fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
@@ -117,7 +138,11 @@ fn write_serving(dir: &Path, run: &ServingRun) -> Result<()> {
     write_atomically(dir, "queue.csv", &csv_bytes(&run.queue)?)?;
     if !run.timeline.spans.is_empty() {
         let chart = TimelineChart {
-            title: format!("{}: first {} requests", run.report.name, planner::serving::TIMELINE_REQUESTS),
+            title: format!(
+                "{}: first {} requests",
+                run.report.name,
+                planner::serving::TIMELINE_REQUESTS
+            ),
             timeline: &run.timeline,
         };
         // plotters picks the format from the extension, so the temporary names keep it.

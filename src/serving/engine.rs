@@ -25,7 +25,10 @@ enum Event {
     IterationDone(usize),
     /// A KV message is ready to leave (flow index).
     Release(usize),
-    Drain { link: usize, version: u64 },
+    Drain {
+        link: usize,
+        version: u64,
+    },
     Delivered(usize),
 }
 
@@ -63,7 +66,9 @@ pub struct IterationCost<'a> {
 
 impl IterationCost<'_> {
     fn time(&self, passes: &[Pass], emitting: f64) -> Duration {
-        Duration::from_secs(batch_pass_time(&self.exec, self.model, &self.shard, passes, emitting).total_s())
+        Duration::from_secs(
+            batch_pass_time(&self.exec, self.model, &self.shard, passes, emitting).total_s(),
+        )
     }
 }
 
@@ -144,15 +149,31 @@ impl<'a> Engine<'a> {
     /// Runs to the last event; returns the number of events processed.
     pub fn run(&mut self) -> u64 {
         if !self.specs.is_empty() {
-            self.queue.schedule(self.specs[0].arrival, Event::Arrival(0));
+            self.queue
+                .schedule(self.specs[0].arrival, Event::Arrival(0));
         }
         while let Some((now, event)) = self.queue.pop() {
             match event {
-                Event::Arrival(r) => {
-                    if r + 1 < self.specs.len() {
-                        self.queue.schedule(self.specs[r + 1].arrival, Event::Arrival(r + 1));
+                Event::Arrival(first) => {
+                    // All requests arriving at this instant queue up before any
+                    // instance plans its next iteration.
+                    let mut r = first;
+                    let mut touched = Vec::new();
+                    while r < self.specs.len() && self.specs[r].arrival == now {
+                        if let Some(i) = self.arrive(r) {
+                            if !touched.contains(&i) {
+                                touched.push(i);
+                            }
+                        }
+                        r += 1;
                     }
-                    self.arrive(now, r);
+                    if r < self.specs.len() {
+                        self.queue
+                            .schedule(self.specs[r].arrival, Event::Arrival(r));
+                    }
+                    for i in touched {
+                        self.try_start(now, i);
+                    }
                 }
                 Event::IterationDone(i) => self.iteration_done(now, i),
                 Event::Release(f) => {
@@ -197,7 +218,8 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn arrive(&mut self, now: SimTime, r: usize) {
+    /// Routes and queues request `r`; returns its instance unless it was rejected.
+    fn arrive(&mut self, r: usize) -> Option<usize> {
         let spec = self.specs[r];
         let instances = &self.instances;
         let i = self.entry_router.pick(|i| instances[i].outstanding);
@@ -222,7 +244,7 @@ impl<'a> Engine<'a> {
         };
         if !(fits_entry && fits_decode) {
             self.times[r].rejected = true;
-            return;
+            return None;
         }
         self.times[r].prefill_instance = Some(i);
         self.times[r].decode_instance = decode_target.or(Some(i));
@@ -231,7 +253,7 @@ impl<'a> Engine<'a> {
         }
         self.instances[i].outstanding += 1;
         self.instances[i].enqueue(r);
-        self.try_start(now, i);
+        Some(i)
     }
 
     fn try_start(&mut self, now: SimTime, i: usize) {
@@ -250,10 +272,17 @@ impl<'a> Engine<'a> {
         });
         let (passes, emitting) = Instance::passes(&entries);
         let layerwise = inst.config.role == Role::Prefill
-            && matches!(self.kv, Some(KvPlan { mode: KvTransfer::Layerwise, .. }));
+            && matches!(
+                self.kv,
+                Some(KvPlan {
+                    mode: KvTransfer::Layerwise,
+                    ..
+                })
+            );
         let duration = if layerwise {
             let cost = &self.costs[i];
-            let profile = batch_pass_profile(&cost.exec, cost.model, &cost.shard, &passes, emitting);
+            let profile =
+                batch_pass_profile(&cost.exec, cost.model, &cost.shard, &passes, emitting);
             self.stream_layers(now, i, &entries, &profile.layer_end_s);
             Duration::from_secs(profile.total.total_s())
         } else {
@@ -319,9 +348,11 @@ impl<'a> Engine<'a> {
             for &r in &requests {
                 let t = &mut self.times[r];
                 t.pending_messages += 1;
-                t.transfer_start.get_or_insert(now.after(Duration::from_secs(end_s)));
+                t.transfer_start
+                    .get_or_insert(now.after(Duration::from_secs(end_s)));
             }
-            self.queue.schedule(now.after(Duration::from_secs(end_s)), Event::Release(f));
+            self.queue
+                .schedule(now.after(Duration::from_secs(end_s)), Event::Release(f));
         }
     }
 
@@ -354,7 +385,9 @@ impl<'a> Engine<'a> {
                     }) = self.kv
                     {
                         if let Some(link) = self.link_of[i] {
-                            let bytes = self.specs[r].prompt_tokens as f64 * bytes_per_token_layer * f64::from(layers);
+                            let bytes = self.specs[r].prompt_tokens as f64
+                                * bytes_per_token_layer
+                                * f64::from(layers);
                             let f = self.flows.len();
                             self.flows.push(Flow {
                                 link,
@@ -404,7 +437,14 @@ impl<'a> Engine<'a> {
         self.try_start(now, d);
     }
 
-    fn span(&mut self, resource: usize, request: usize, phase: Phase, start: SimTime, end: SimTime) {
+    fn span(
+        &mut self,
+        resource: usize,
+        request: usize,
+        phase: Phase,
+        start: SimTime,
+        end: SimTime,
+    ) {
         let key = (resource, request, phase);
         if let Some(&k) = self.open_spans.get(&key) {
             if self.spans[k].end_s >= start.as_secs() - 1e-12 {

@@ -17,6 +17,9 @@
 //!   runs only prefill (new requests first, as vLLM V0); long prompts take several
 //!   iterations. With chunked prefill every iteration carries all decoding sequences
 //!   plus prefill chunks filling the rest of the budget (Sarathi-Serve, vLLM V1).
+//! - **Full reservation** (`admission = "full"`, TensorRT-LLM's default
+//!   GUARANTEED_NO_EVICT): blocks for the prompt and the whole output are taken at
+//!   admission, so nothing is ever preempted, at the price of fewer sequences.
 //! - **Static batching**: a batch of `workload.batch` requests is admitted only when
 //!   the instance is empty, and runs until its last request finishes.
 //!
@@ -104,6 +107,8 @@ pub struct InstanceConfig {
     pub static_batch: u64,
     pub block_tokens: u64,
     pub total_blocks: u64,
+    /// Reserve blocks for the whole output at admission (no preemption).
+    pub reserve_output: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +181,9 @@ impl Instance {
             return false;
         }
         self.free_blocks -= n;
-        self.peak_blocks = self.peak_blocks.max(self.config.total_blocks - self.free_blocks);
+        self.peak_blocks = self
+            .peak_blocks
+            .max(self.config.total_blocks - self.free_blocks);
         true
     }
 
@@ -193,7 +200,8 @@ impl Instance {
             return false;
         }
         let state = &requests[r];
-        let arrives_with_kv = self.config.role == Role::Decode && state.generated > 0 && state.preemptions == 0;
+        let arrives_with_kv =
+            self.config.role == Role::Decode && state.generated > 0 && state.preemptions == 0;
         let (target, kv_tokens, decoding) = if arrives_with_kv {
             // Its KV (prompt + generated - 1 tokens) came over the network.
             let kv = state.prompt_tokens + state.generated - 1;
@@ -202,7 +210,14 @@ impl Instance {
             let target = state.prompt_tokens + state.generated;
             (target, state.cached_prompt_tokens.min(target - 1), false)
         };
-        let blocks = blocks_for(target, self.config.block_tokens);
+        let reserved = if self.config.reserve_output {
+            // The rest of the output: the sequence's final length is prompt + output - 1
+            // tokens of KV (the last token is never fed back).
+            (state.prompt_tokens + state.output_tokens - 1).max(target)
+        } else {
+            target
+        };
+        let blocks = blocks_for(reserved, self.config.block_tokens);
         if !self.take_blocks(blocks) {
             return false;
         }
@@ -379,7 +394,10 @@ impl Instance {
     }
 
     /// Applies a finished iteration; returns what happened to each request in it.
-    pub fn finish_iteration(&mut self, requests: &mut [RequestState]) -> Vec<(usize, Work, Outcome)> {
+    pub fn finish_iteration(
+        &mut self,
+        requests: &mut [RequestState],
+    ) -> Vec<(usize, Work, Outcome)> {
         let entries = self.current.take().unwrap_or_default();
         self.iterations += 1;
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -459,6 +477,7 @@ mod tests {
             static_batch: 1,
             block_tokens: 16,
             total_blocks,
+            reserve_output: false,
         }
     }
 
@@ -489,15 +508,32 @@ mod tests {
         assert_eq!(
             chunks,
             vec![
-                Work::Prefill { new_tokens: 100, context_before: 0, completes: false },
-                Work::Prefill { new_tokens: 100, context_before: 100, completes: false },
-                Work::Prefill { new_tokens: 50, context_before: 200, completes: true },
+                Work::Prefill {
+                    new_tokens: 100,
+                    context_before: 0,
+                    completes: false
+                },
+                Work::Prefill {
+                    new_tokens: 100,
+                    context_before: 100,
+                    completes: false
+                },
+                Work::Prefill {
+                    new_tokens: 50,
+                    context_before: 200,
+                    completes: true
+                },
             ]
         );
         assert_eq!(reqs[0].generated, 1);
         // Then decode after 250 tokens in cache.
         let plan = inst.plan(&mut reqs).unwrap();
-        assert_eq!(plan[0].work, Work::Decode { context_before: 250 });
+        assert_eq!(
+            plan[0].work,
+            Work::Decode {
+                context_before: 250
+            }
+        );
     }
 
     #[test]

@@ -74,7 +74,8 @@ impl Link {
             .map(|least| {
                 let seconds = least.max(0.0) * n / self.bandwidth_bytes_s;
                 // Round up so the flow has fully drained at the event.
-                self.last_update.after(Duration((seconds * 1e9).ceil() as u64))
+                self.last_update
+                    .after(Duration((seconds * 1e9).ceil() as u64))
             })
     }
 

@@ -246,7 +246,10 @@ mod tests {
         // 1..=10: p50 is the 5th value (5), p90 the 9th (9), p99 the 10th (10).
         let v: Vec<f64> = (1..=10).map(f64::from).collect();
         let s = Stats::of(&v);
-        assert_eq!((s.p50, s.p90, s.p99, s.mean, s.max), (5.0, 9.0, 10.0, 5.5, 10.0));
+        assert_eq!(
+            (s.p50, s.p90, s.p99, s.mean, s.max),
+            (5.0, 9.0, 10.0, 5.5, 10.0)
+        );
     }
 
     #[test]

@@ -99,7 +99,13 @@ fn kv_bytes_per_token(scenario: &Scenario) -> (f64, f64) {
 }
 
 /// Memory of one instance of `group` and the KV blocks left for the cache.
-fn instance_memory(scenario: &Scenario, group: &Group, token_budget: u64, max_batch: u64, block_bytes: f64) -> (GroupMemory, u64) {
+fn instance_memory(
+    scenario: &Scenario,
+    group: &Group,
+    token_budget: u64,
+    max_batch: u64,
+    block_bytes: f64,
+) -> (GroupMemory, u64) {
     let model = &scenario.model;
     let exec = executor(scenario, group);
     let weights_gb = model.total_params() as f64 * scenario.weights.bytes_per_weight() / GB;
@@ -131,7 +137,10 @@ fn instance_memory(scenario: &Scenario, group: &Group, token_budget: u64, max_ba
 /// it names one (the caller reads the file).
 pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<ServingRun, RunError> {
     let serving: &Serving = scenario.workload.serving.as_ref().ok_or_else(|| {
-        RunError::Unsupported("not a serving scenario: set workload.requests, arrival_rate_per_s or trace".to_string())
+        RunError::Unsupported(
+            "not a serving scenario: set workload.requests, arrival_rate_per_s or trace"
+                .to_string(),
+        )
     })?;
     if scenario.parallelism.product() > 1 {
         return Err(RunError::Unsupported(
@@ -141,7 +150,9 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         ));
     }
     if serving.trace.is_some() && trace.is_none() {
-        return Err(RunError::Unsupported("the scenario names a trace but no trace rows were given".to_string()));
+        return Err(RunError::Unsupported(
+            "the scenario names a trace but no trace rows were given".to_string(),
+        ));
     }
     if let Some(rows) = trace {
         workload::check_trace(rows, scenario.model.max_context).map_err(RunError::Unsupported)?;
@@ -153,8 +164,13 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
 
     // Instances: each node of a used group is one instance.
     let roles: Vec<(usize, Role)> = match scenario.disaggregation {
-        Some(d) => vec![(d.prefill_group, Role::Prefill), (d.decode_group, Role::Decode)],
-        None => (0..scenario.groups.len()).map(|g| (g, Role::Unified)).collect(),
+        Some(d) => vec![
+            (d.prefill_group, Role::Prefill),
+            (d.decode_group, Role::Decode),
+        ],
+        None => (0..scenario.groups.len())
+            .map(|g| (g, Role::Unified))
+            .collect(),
     };
     let mut instances = Vec::new();
     let mut costs = Vec::new();
@@ -168,7 +184,8 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
             .unwrap_or(u64::MAX)
             .max(1);
         let max_batch = u64::from(scenario.max_batch);
-        let (memory, blocks) = instance_memory(scenario, group, token_budget, max_batch, block_bytes);
+        let (memory, blocks) =
+            instance_memory(scenario, group, token_budget, max_batch, block_bytes);
         if blocks == 0 {
             reasons.push(format!(
                 "does not fit: group `{}` ({}) has {:.0} GB per node, and weights {:.1} GB + activations {:.1} GB + reserve {:.1} GB leave no room for the KV cache",
@@ -194,6 +211,7 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
                     static_batch: scenario.workload.batch,
                     block_tokens: sched.kv_block_tokens,
                     total_blocks: blocks,
+                    reserve_output: sched.reserve_output,
                 },
             ));
             costs.push(IterationCost {
@@ -211,16 +229,29 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         batch: scenario.workload.batch,
     };
     let used_groups: Vec<&Group> = roles.iter().map(|&(g, _)| &scenario.groups[g]).collect();
-    let capex: f64 = used_groups.iter().map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count)).sum();
-    let power_w: f64 = used_groups.iter().map(|g| g.device.load_w * f64::from(g.count)).sum();
-    let idle_w: f64 = used_groups.iter().map(|g| g.device.idle_w * f64::from(g.count)).sum();
+    let capex: f64 = used_groups
+        .iter()
+        .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
+        .sum();
+    let power_w: f64 = used_groups
+        .iter()
+        .map(|g| g.device.load_w * f64::from(g.count))
+        .sum();
+    let idle_w: f64 = used_groups
+        .iter()
+        .map(|g| g.device.idle_w * f64::from(g.count))
+        .sum();
     let prices_complete = used_groups.iter().all(|g| g.price_usd.is_some());
     let base = |memory: MemoryReport, reason: Option<String>, throughput: Option<f64>| Report {
         name: scenario.name.clone(),
         model: scenario.model.id.clone(),
         weights: scenario.weights.id.clone(),
         kv_cache: scenario.kv_cache.id.clone(),
-        runtime: used_groups.iter().map(|g| g.runtime.id.as_str()).collect::<Vec<_>>().join("+"),
+        runtime: used_groups
+            .iter()
+            .map(|g| g.runtime.id.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
         seed: scenario.workload.seed,
         workload: echo.clone(),
         ttft_s: None,
@@ -232,7 +263,14 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         memory,
         reason,
         breakdown: None,
-        cost: cost_report(capex, power_w, idle_w, throughput, scenario.cost, prices_complete),
+        cost: cost_report(
+            capex,
+            power_w,
+            idle_w,
+            throughput,
+            scenario.cost,
+            prices_complete,
+        ),
         layers: None,
         serving: None,
     };
@@ -272,7 +310,10 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
             Router::new(sched.router, of_role(Role::Prefill)),
             Some(Router::new(sched.router, of_role(Role::Decode))),
         ),
-        None => (Router::new(sched.router, (0..instances.len()).collect()), None),
+        None => (
+            Router::new(sched.router, (0..instances.len()).collect()),
+            None,
+        ),
     };
     let mut links = Vec::new();
     let mut link_of = vec![None; instances.len()];
@@ -312,7 +353,16 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         TIMELINE_REQUESTS,
     );
     let events = engine.run();
-    Ok(assemble(scenario, serving, engine, events, memories, block_bytes, resources, base))
+    Ok(assemble(
+        scenario,
+        serving,
+        engine,
+        events,
+        memories,
+        block_bytes,
+        resources,
+        base,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -335,7 +385,8 @@ fn assemble(
         .unwrap_or_default()
         .as_secs();
     let mut records = Vec::with_capacity(engine.specs.len());
-    let (mut ttft, mut tpot, mut e2e, mut transfer, mut exposed) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ttft, mut tpot, mut e2e, mut transfer, mut exposed) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let mut within = 0u64;
     let mut within_tokens = 0u64;
     let mut output_tokens = 0u64;
@@ -348,7 +399,9 @@ fn assemble(
         let r_ttft = first.map(|f| f - arrival);
         let r_e2e = finish.map(|f| f - arrival);
         let r_tpot = match (first, finish) {
-            (Some(f), Some(l)) if spec.output_tokens > 1 => Some((l - f) / (spec.output_tokens - 1) as f64),
+            (Some(f), Some(l)) if spec.output_tokens > 1 => {
+                Some((l - f) / (spec.output_tokens - 1) as f64)
+            }
             _ => None,
         };
         let r_transfer = match (t.transfer_start, t.transfer_end) {
@@ -369,8 +422,12 @@ fn assemble(
             e2e.push(x);
             output_tokens += spec.output_tokens;
             prompt_tokens += spec.prompt_tokens - spec.cached_prompt_tokens;
-            let ok_ttft = serving.ttft_slo_s.is_none_or(|s| r_ttft.unwrap_or(f64::INFINITY) <= s);
-            let ok_tpot = serving.tpot_slo_s.is_none_or(|s| r_tpot.unwrap_or(0.0) <= s);
+            let ok_ttft = serving
+                .ttft_slo_s
+                .is_none_or(|s| r_ttft.unwrap_or(f64::INFINITY) <= s);
+            let ok_tpot = serving
+                .tpot_slo_s
+                .is_none_or(|s| r_tpot.unwrap_or(0.0) <= s);
             if ok_ttft && ok_tpot {
                 within += 1;
                 within_tokens += spec.output_tokens;
@@ -410,7 +467,8 @@ fn assemble(
         .iter()
         .enumerate()
         .map(|(i, inst)| {
-            let (mean_waiting, mean_running, max_waiting) = queue_means(&engine.queue_samples, i, makespan);
+            let (mean_waiting, mean_running, max_waiting) =
+                queue_means(&engine.queue_samples, i, makespan);
             InstanceUse {
                 name: inst.name.clone(),
                 group: scenario.groups[inst.group].name.clone(),
@@ -472,7 +530,11 @@ fn assemble(
             ttft_slo_s: serving.ttft_slo_s,
             tpot_slo_s: serving.tpot_slo_s,
             requests_within_slo: within,
-            fraction_within_slo: if completed > 0 { within as f64 / completed as f64 } else { 0.0 },
+            fraction_within_slo: if completed > 0 {
+                within as f64 / completed as f64
+            } else {
+                0.0
+            },
             requests_per_s: per_s(within as f64),
             tokens_per_s: per_s(within_tokens as f64),
         },

@@ -41,10 +41,15 @@ pub fn check_trace(rows: &[TraceRow], max_context: u64) -> Result<(), String> {
     for (i, r) in rows.iter().enumerate() {
         let row = i + 1;
         if !(r.arrival_s.is_finite() && r.arrival_s >= 0.0) {
-            return Err(format!("row {row}: arrival_s = {}: expected a time >= 0", r.arrival_s));
+            return Err(format!(
+                "row {row}: arrival_s = {}: expected a time >= 0",
+                r.arrival_s
+            ));
         }
         if r.prompt_tokens == 0 || r.output_tokens == 0 {
-            return Err(format!("row {row}: expected prompt_tokens and output_tokens >= 1"));
+            return Err(format!(
+                "row {row}: expected prompt_tokens and output_tokens >= 1"
+            ));
         }
         if r.prompt_tokens + r.output_tokens > max_context {
             return Err(format!(
@@ -97,7 +102,11 @@ fn draw(distribution: LengthDistribution, mean: u64, cap: u64, r: &mut ChaCha12R
 }
 
 /// The requests of a run, in arrival order.
-pub fn requests(scenario: &Scenario, serving: &Serving, trace: Option<&[TraceRow]>) -> Vec<RequestSpec> {
+pub fn requests(
+    scenario: &Scenario,
+    serving: &Serving,
+    trace: Option<&[TraceRow]>,
+) -> Vec<RequestSpec> {
     let w = &scenario.workload;
     let max_context = scenario.model.max_context;
     let cached_for = |prompt: u64| w.cached_prompt_tokens.min(prompt - 1);
@@ -156,7 +165,10 @@ mod tests {
     fn exponential_and_lognormal_keep_their_mean() {
         // The sample mean of 20,000 draws is within a few percent of the mean
         // (standard error of an exponential: 1000 / sqrt(20000) = 7, 0.7%).
-        for d in [LengthDistribution::Exponential, LengthDistribution::LogNormal { sigma: 0.8 }] {
+        for d in [
+            LengthDistribution::Exponential,
+            LengthDistribution::LogNormal { sigma: 0.8 },
+        ] {
             let mut r = rng(1, PROMPT_STREAM);
             let n = 20_000;
             let sum: u64 = (0..n).map(|_| draw(d, 1000, 1_000_000, &mut r)).sum();
@@ -169,7 +181,12 @@ mod tests {
     fn draws_stay_within_bounds() {
         let mut r = rng(3, OUTPUT_STREAM);
         for _ in 0..1000 {
-            let v = draw(LengthDistribution::Uniform { min: 10, max: 20 }, 15, 1000, &mut r);
+            let v = draw(
+                LengthDistribution::Uniform { min: 10, max: 20 },
+                15,
+                1000,
+                &mut r,
+            );
             assert!((10..=20).contains(&v));
             let e = draw(LengthDistribution::Exponential, 500, 600, &mut r);
             assert!((1..=600).contains(&e));
