@@ -276,19 +276,24 @@ pub struct PassProfile {
     pub layer_end_s: Vec<f64>,
 }
 
+/// A batched pass in pieces: host overhead and embedding before the layers, each
+/// class of identical layers (representative layer, count) with its time, the class
+/// of every layer, and the LM head after.
+struct BatchParts {
+    before: PassTime,
+    classes: Vec<(u32, f64)>,
+    index: Vec<usize>,
+    class_times: Vec<PassTime>,
+    after: PassTime,
+}
+
 fn batch_parts(
     exec: &Executor,
     model: &Model,
     shard: &Shard,
     parts: &[Pass],
     logits_rows: f64,
-) -> (
-    PassTime,
-    Vec<(u32, f64)>,
-    Vec<usize>,
-    Vec<PassTime>,
-    PassTime,
-) {
+) -> BatchParts {
     let tokens: f64 = parts.iter().map(Pass::tokens).sum();
     let merged = Pass {
         sequences: 1.0,
@@ -312,7 +317,13 @@ fn batch_parts(
             after.add(&op_pass_time(exec, op));
         }
     }
-    (before, classes, index, class_times, after)
+    BatchParts {
+        before,
+        classes,
+        index,
+        class_times,
+        after,
+    }
 }
 
 /// One iteration running `parts` together over `shard`; `logits_rows` sequences emit a
@@ -324,8 +335,13 @@ pub fn batch_pass_time(
     parts: &[Pass],
     logits_rows: f64,
 ) -> PassTime {
-    let (before, classes, _, class_times, after) =
-        batch_parts(exec, model, shard, parts, logits_rows);
+    let BatchParts {
+        before,
+        classes,
+        class_times,
+        after,
+        ..
+    } = batch_parts(exec, model, shard, parts, logits_rows);
     let mut total = PassTime::default();
     for ((_, count), t) in classes.iter().zip(&class_times) {
         total.add(&t.scaled(*count));
@@ -343,8 +359,13 @@ pub fn batch_pass_profile(
     parts: &[Pass],
     logits_rows: f64,
 ) -> PassProfile {
-    let (before, classes, index, class_times, after) =
-        batch_parts(exec, model, shard, parts, logits_rows);
+    let BatchParts {
+        before,
+        classes,
+        index,
+        class_times,
+        after,
+    } = batch_parts(exec, model, shard, parts, logits_rows);
     let mut total = PassTime::default();
     for ((_, count), t) in classes.iter().zip(&class_times) {
         total.add(&t.scaled(*count));

@@ -257,9 +257,7 @@ impl Instance {
             } else {
                 self.config.max_batch
             };
-            let mut admitted = 0;
             while (self.running.len() as u64) < cap && self.admit_head(requests) {
-                admitted += 1;
                 // Without chunked prefill, admit no more prompts than one
                 // iteration's budget can start (the rest wait in the queue).
                 if !self.config.chunked_prefill && !static_batching {
@@ -274,7 +272,6 @@ impl Instance {
                     }
                 }
             }
-            let _ = admitted;
         }
 
         let has_prefill = self.running.iter().any(|s| !s.decoding);
@@ -325,7 +322,6 @@ impl Instance {
         }
 
         // Prefill chunks in admission order.
-        let mut first_prefill = true;
         for seq in self.running.iter().filter(|s| !s.decoding) {
             if budget == 0 {
                 break;
@@ -341,9 +337,7 @@ impl Instance {
                 },
             });
             budget -= take;
-            first_prefill = false;
         }
-        let _ = first_prefill;
         if entries.is_empty() {
             None
         } else {
