@@ -141,7 +141,7 @@ fn write_serving(dir: &Path, run: &ServingRun) -> Result<()> {
             title: format!(
                 "{}: first {} requests",
                 run.report.name,
-                planner::serving::TIMELINE_REQUESTS
+                planner::serving::TIMELINE_REQUESTS.min(run.requests.len())
             ),
             timeline: &run.timeline,
         };
