@@ -424,3 +424,68 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
         ..base
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_finds_the_first_length_that_holds_for_good() {
+        // Holds from 5,000 tokens on: the powers of two fail up to 4,096 and pass at
+        // 8,192; bisection between them lands on 5,000.
+        assert_eq!(threshold(8192, |s| s >= 5000.0), Some(5000));
+        // Always true: 1. Never true at the cap: None.
+        assert_eq!(threshold(8192, |_| true), Some(1));
+        assert_eq!(threshold(8192, |s| s > 9000.0), None);
+    }
+
+    #[test]
+    fn bulk_stream_by_hand() {
+        // Llama-3.1 8B fp16 on the Spark, 1,000 tokens, one chunk, link 1.25 GB/s with
+        // 100 us latency. KV: 1000 x 32 layers x 4,096 bytes = 131,072,000 bytes,
+        // 0.1048576 s on the wire: TTFT = prefill + 0.1048576 + 0.0001.
+        let catalog = crate::test_support::catalog();
+        let device = catalog.devices["dgx-spark"].clone();
+        let f16 = catalog.formats["f16"].clone();
+        let model = catalog.models["llama-3.1-8b"].clone();
+        let exec = Executor {
+            device: &device,
+            runtime: *catalog.runtimes["mlx"].for_family("nvidia").unwrap(),
+            weights: &f16,
+            kv_cache: &f16,
+        };
+        let link = LinkModel {
+            latency_s: 100e-6,
+            bandwidth_bytes_s: 1.25e9,
+            transport: crate::hardware::Transport::Tcp,
+        };
+        let s = kv_stream(
+            &exec,
+            &model,
+            &link,
+            KvTransfer::Bulk,
+            1.0,
+            1000.0,
+            0.0,
+            None,
+        );
+        assert_eq!(s.kv_bytes, 131_072_000.0);
+        assert!((s.exposed_s - 0.104_957_6).abs() < 1e-12, "{}", s.exposed_s);
+        assert!((s.ttft_s - s.prefill.total_s() - 0.104_957_6).abs() < 1e-12);
+        // Layer-wise: 32 messages of 4.096 MB (3.28 ms each on the wire), each ready
+        // when its layer is done; the layers of a 1,000-token prefill take longer than
+        // that, so the link keeps up and less than one message (+ latency) is exposed.
+        let l = kv_stream(
+            &exec,
+            &model,
+            &link,
+            KvTransfer::Layerwise,
+            1.0,
+            1000.0,
+            0.0,
+            None,
+        );
+        assert!(!l.transfer.link_bound);
+        assert!(l.exposed_s < 0.003_277 + 100e-6);
+    }
+}
