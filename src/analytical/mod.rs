@@ -5,7 +5,6 @@
 //! - [`timing`]: roofline time of an operation on a device under a runtime;
 //! - [`pass`]: prefill (chunked) and decode (step by step) over a model shard;
 //! - [`memory`]: weights, KV cache, activations and reserves per node;
-//!
 //! - [`disaggregated`]: prefill on one group, decode on another, the KV cache sent
 //!   in bulk or layer by layer over the network.
 //!
