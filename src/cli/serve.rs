@@ -138,11 +138,10 @@ fn write_serving(dir: &Path, run: &ServingRun) -> Result<()> {
     write_atomically(dir, "queue.csv", &csv_bytes(&run.queue)?)?;
     if !run.timeline.spans.is_empty() {
         let chart = TimelineChart {
-            title: format!(
-                "{}: first {} requests",
-                run.report.name,
-                planner::serving::TIMELINE_REQUESTS.min(run.requests.len())
-            ),
+            title: match planner::serving::TIMELINE_REQUESTS.min(run.requests.len()) {
+                1 => format!("{}: one request", run.report.name),
+                n => format!("{}: first {n} requests", run.report.name),
+            },
             timeline: &run.timeline,
         };
         // plotters picks the format from the extension, so the temporary names keep it.
