@@ -18,10 +18,27 @@ pub mod report;
 pub mod runtime;
 pub mod runtime_fit;
 pub mod scenario;
+pub mod serving;
 pub mod sourced;
+#[cfg(test)]
+mod test_support;
 pub mod validate;
 
 pub use catalog::{Catalog, CatalogSources, SourceText};
+
+/// Runs a scenario with the engine it needs: the request-level discrete-event engine
+/// in serving mode, the analytical model otherwise. `trace` holds the rows of the
+/// scenario's trace file when it names one.
+pub fn simulate_scenario(
+    scenario: &Scenario,
+    trace: Option<&[serving::workload::TraceRow]>,
+) -> Result<Report, analytical::RunError> {
+    if scenario.workload.serving.is_some() {
+        serving::simulate(scenario, trace).map(|run| run.report)
+    } else {
+        analytical::simulate(scenario)
+    }
+}
 pub use error::InputError;
 pub use report::Report;
 pub use scenario::Scenario;

@@ -43,6 +43,17 @@ enum Command {
         scenario: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Directory for result files: summary.json, and for serving runs
+        /// requests.csv, queue.csv, timeline.png and timeline.svg.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Shortest prompt from which layer-wise KV streaming hides behind the prefill
+    /// (for a scenario with [disaggregation]).
+    Overlap {
+        scenario: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// List devices and links, or show one with every source.
     Hardware {
@@ -139,7 +150,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let root = catalog_root(cli.catalog.as_deref());
     let catalog = load_catalog(&root)?;
     match cli.command {
-        Command::Simulate { scenario, format } => simulate_command(&catalog, &scenario, format),
+        Command::Simulate {
+            scenario,
+            format,
+            out,
+        } => cli::serve::run(&catalog, &scenario, format, out.as_deref()),
+        Command::Overlap { scenario, format } => {
+            let scenario = read_scenario(&catalog, &scenario)?;
+            let report = planner::analytical::disaggregated::overlap(&scenario)
+                .map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
+            print!(
+                "{}",
+                cli::overlap::render(&report, format).map_err(Failure::Other)?
+            );
+            Ok(())
+        }
         Command::Hardware { action } => {
             let text = match action {
                 ListShow::List => cli::show::hardware_list(&catalog),

@@ -31,6 +31,9 @@ pub struct Report {
     pub cost: CostReport,
     /// Per-operation view of one representative layer, for people.
     pub layers: Option<LayerView>,
+    /// Serving mode only: the request-level engine's results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<crate::serving::metrics::ServingReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -25,6 +25,8 @@ pub struct ScenarioFile {
     pub disaggregation: Option<DisaggregationSection>,
     pub workload: WorkloadSection,
     pub cost: Option<CostSection>,
+    /// Serving mode only: how each instance batches and admits requests.
+    pub scheduler: Option<SchedulerSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +103,45 @@ pub struct WorkloadSection {
     pub arrival_rate_per_s: Option<Spanned<f64>>,
     pub seed: Option<Spanned<i64>>,
     pub trace: Option<Spanned<String>>,
+    /// Serving mode: time-to-first-token objective for goodput.
+    pub ttft_slo_s: Option<Spanned<f64>>,
+    /// Serving mode: time-per-output-token objective for goodput.
+    pub tpot_slo_s: Option<Spanned<f64>>,
+    /// Serving mode: how prompt lengths vary around `prompt_tokens`.
+    pub prompt_distribution: Option<DistributionSection>,
+    /// Serving mode: how output lengths vary around `output_tokens`.
+    pub output_distribution: Option<DistributionSection>,
+}
+
+/// `{ kind = "fixed" | "uniform" | "exponential" | "lognormal", min, max, sigma }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionSection {
+    pub kind: Spanned<String>,
+    pub min: Option<Spanned<i64>>,
+    pub max: Option<Spanned<i64>>,
+    pub sigma: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// "continuous" (default) or "static".
+    pub batching: Option<Spanned<String>>,
+    /// Mix prefill chunks into decode iterations (Sarathi, vLLM V1) instead of
+    /// running prefill-only iterations first.
+    pub chunked_prefill: Option<Spanned<bool>>,
+    /// Token budget of one iteration; default the runtime's `prefill_chunk_tokens`.
+    pub max_batch_tokens: Option<Spanned<i64>>,
+    /// Tokens per KV-cache block (paged attention); default 16.
+    pub kv_block_tokens: Option<Spanned<i64>>,
+    /// "round_robin" (default) or "least_loaded".
+    pub router: Option<Spanned<String>>,
+    /// "prompt" (default): KV blocks for the prompt at admission, more as decoding
+    /// grows, preemption when they run out (vLLM). "full": blocks for prompt and all
+    /// output tokens at admission, never preempting (TensorRT-LLM's
+    /// GUARANTEED_NO_EVICT).
+    pub admission: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,7 +202,71 @@ pub struct Disaggregation {
 pub struct Serving {
     pub requests: u64,
     pub arrival_rate_per_s: Option<f64>,
+    /// Trace path as written (relative to the scenario file); the caller reads it.
     pub trace: Option<String>,
+    pub ttft_slo_s: Option<f64>,
+    pub tpot_slo_s: Option<f64>,
+    pub prompt_distribution: LengthDistribution,
+    pub output_distribution: LengthDistribution,
+    pub scheduler: SchedulerConfig,
+}
+
+/// How a token count varies from request to request. The mean is the workload's
+/// `prompt_tokens` or `output_tokens` for `Exponential` and `LogNormal`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LengthDistribution {
+    Fixed,
+    /// Uniform integers in `min..=max`.
+    Uniform {
+        min: u64,
+        max: u64,
+    },
+    Exponential,
+    /// Log-normal with the given sigma of the underlying normal.
+    LogNormal {
+        sigma: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// Requests join and leave the running batch at every iteration.
+    Continuous,
+    /// A batch of `workload.batch` requests runs to completion before the next starts.
+    Static,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterPolicy {
+    RoundRobin,
+    /// The instance with the fewest requests assigned and not yet finished.
+    LeastLoaded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SchedulerConfig {
+    pub batching: Batching,
+    pub chunked_prefill: bool,
+    pub max_batch_tokens: Option<u64>,
+    pub kv_block_tokens: u64,
+    pub router: RouterPolicy,
+    /// Reserve KV blocks for the whole output at admission.
+    pub reserve_output: bool,
+}
+
+pub const DEFAULT_KV_BLOCK_TOKENS: u64 = 16;
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            batching: Batching::Continuous,
+            chunked_prefill: false,
+            max_batch_tokens: None,
+            kv_block_tokens: DEFAULT_KV_BLOCK_TOKENS,
+            router: RouterPolicy::RoundRobin,
+            reserve_output: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +378,133 @@ impl Ctx<'_> {
             .get(id.get_ref())
             .cloned()
             .ok_or_else(|| self.unknown(key, CatalogKind::Runtime, id))
+    }
+}
+
+impl Ctx<'_> {
+    fn distribution(
+        &self,
+        key: &str,
+        raw: &Option<DistributionSection>,
+        context_cap: u64,
+    ) -> Result<LengthDistribution, InputError> {
+        let Some(d) = raw else {
+            return Ok(LengthDistribution::Fixed);
+        };
+        let unused = |name: &str, present: bool| -> Result<(), InputError> {
+            if present {
+                Err(self.invalid(
+                    key,
+                    &d.kind,
+                    format!("`{name}` does not apply to kind \"{}\"", d.kind.get_ref()),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match d.kind.get_ref().as_str() {
+            "fixed" | "exponential" => {
+                unused("min", d.min.is_some())?;
+                unused("max", d.max.is_some())?;
+                unused("sigma", d.sigma.is_some())?;
+                Ok(if d.kind.get_ref() == "fixed" {
+                    LengthDistribution::Fixed
+                } else {
+                    LengthDistribution::Exponential
+                })
+            }
+            "uniform" => {
+                unused("sigma", d.sigma.is_some())?;
+                let (Some(min), Some(max)) = (&d.min, &d.max) else {
+                    return Err(self.invalid(
+                        key,
+                        &d.kind,
+                        "kind \"uniform\" needs `min` and `max`",
+                    ));
+                };
+                let lo = self.positive_int(&format!("{key}.min"), min)?;
+                let hi = self.positive_int(&format!("{key}.max"), max)?;
+                if hi < lo || hi > context_cap {
+                    return Err(self.invalid(
+                        &format!("{key}.max"),
+                        max,
+                        format!("expected min <= max <= the model's context ({context_cap})"),
+                    ));
+                }
+                Ok(LengthDistribution::Uniform { min: lo, max: hi })
+            }
+            "lognormal" => {
+                unused("min", d.min.is_some())?;
+                unused("max", d.max.is_some())?;
+                let Some(sigma) = &d.sigma else {
+                    return Err(self.invalid(key, &d.kind, "kind \"lognormal\" needs `sigma`"));
+                };
+                Ok(LengthDistribution::LogNormal {
+                    sigma: self.positive_f64(&format!("{key}.sigma"), sigma)?,
+                })
+            }
+            _ => Err(self.invalid(
+                &format!("{key}.kind"),
+                &d.kind,
+                "expected \"fixed\", \"uniform\", \"exponential\" or \"lognormal\"",
+            )),
+        }
+    }
+
+    fn scheduler(&self, raw: Option<&SchedulerSection>) -> Result<SchedulerConfig, InputError> {
+        let mut config = SchedulerConfig::default();
+        let Some(s) = raw else {
+            return Ok(config);
+        };
+        if let Some(b) = &s.batching {
+            config.batching = match b.get_ref().as_str() {
+                "continuous" => Batching::Continuous,
+                "static" => Batching::Static,
+                _ => {
+                    return Err(self.invalid(
+                        "scheduler.batching",
+                        b,
+                        "expected \"continuous\" or \"static\"",
+                    ))
+                }
+            };
+        }
+        if let Some(c) = &s.chunked_prefill {
+            config.chunked_prefill = *c.get_ref();
+        }
+        if let Some(t) = &s.max_batch_tokens {
+            config.max_batch_tokens = Some(self.positive_int("scheduler.max_batch_tokens", t)?);
+        }
+        if let Some(t) = &s.kv_block_tokens {
+            config.kv_block_tokens = self.positive_int("scheduler.kv_block_tokens", t)?;
+        }
+        if let Some(r) = &s.router {
+            config.router = match r.get_ref().as_str() {
+                "round_robin" => RouterPolicy::RoundRobin,
+                "least_loaded" => RouterPolicy::LeastLoaded,
+                _ => {
+                    return Err(self.invalid(
+                        "scheduler.router",
+                        r,
+                        "expected \"round_robin\" or \"least_loaded\"",
+                    ))
+                }
+            };
+        }
+        if let Some(a) = &s.admission {
+            config.reserve_output = match a.get_ref().as_str() {
+                "prompt" => false,
+                "full" => true,
+                _ => {
+                    return Err(self.invalid(
+                        "scheduler.admission",
+                        a,
+                        "expected \"prompt\" or \"full\"",
+                    ))
+                }
+            };
+        }
+        Ok(config)
     }
 }
 
@@ -588,6 +820,20 @@ impl Scenario {
                 };
                 let prefill_group = find("disaggregation.prefill", &d.prefill)?;
                 let decode_group = find("disaggregation.decode", &d.decode)?;
+                if prefill_group == decode_group {
+                    return Err(ctx.invalid(
+                        "disaggregation.decode",
+                        &d.decode,
+                        "expected a group other than the prefill group",
+                    ));
+                }
+                if network.is_none() {
+                    return Err(ctx.invalid(
+                        "disaggregation.prefill",
+                        &d.prefill,
+                        "expected a [cluster.network] section naming the link that carries the KV cache",
+                    ));
+                }
                 let kv_transfer = match &d.kv_transfer {
                     None => KvTransfer::Layerwise,
                     Some(k) => match k.get_ref().as_str() {
@@ -702,13 +948,70 @@ impl Scenario {
             None => None,
         };
         let trace = w.trace.as_ref().map(|t| t.get_ref().clone());
-        let serving = if requests.is_some() || arrival_rate_per_s.is_some() || trace.is_some() {
+        let serving_mode = requests.is_some() || arrival_rate_per_s.is_some() || trace.is_some();
+        let serving = if serving_mode {
+            let slo = |key: &str, v: &Option<Spanned<f64>>| match v {
+                Some(v) => ctx.positive_f64(key, v).map(Some),
+                None => Ok(None),
+            };
+            let context_cap = model.max_context;
             Some(Serving {
-                requests: requests.unwrap_or(1000),
+                // A trace runs all its rows unless `requests` caps them.
+                requests: requests.unwrap_or(if trace.is_some() { u64::MAX } else { 1000 }),
                 arrival_rate_per_s,
                 trace,
+                ttft_slo_s: slo("workload.ttft_slo_s", &w.ttft_slo_s)?,
+                tpot_slo_s: slo("workload.tpot_slo_s", &w.tpot_slo_s)?,
+                prompt_distribution: ctx.distribution(
+                    "workload.prompt_distribution",
+                    &w.prompt_distribution,
+                    context_cap,
+                )?,
+                output_distribution: ctx.distribution(
+                    "workload.output_distribution",
+                    &w.output_distribution,
+                    context_cap,
+                )?,
+                scheduler: ctx.scheduler(raw.scheduler.as_ref())?,
             })
         } else {
+            let serving_only: [(&str, Option<usize>); 5] = [
+                (
+                    "workload.ttft_slo_s",
+                    w.ttft_slo_s.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "workload.tpot_slo_s",
+                    w.tpot_slo_s.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "workload.prompt_distribution",
+                    w.prompt_distribution.as_ref().map(|v| v.kind.span().start),
+                ),
+                (
+                    "workload.output_distribution",
+                    w.output_distribution.as_ref().map(|v| v.kind.span().start),
+                ),
+                (
+                    "scheduler",
+                    raw.scheduler
+                        .as_ref()
+                        .map(|_| text.find("[scheduler]").unwrap_or(0)),
+                ),
+            ];
+            if let Some((key, Some(offset))) = serving_only.iter().find(|(_, o)| o.is_some()) {
+                return Err(InputError::InvalidValue {
+                    origin: Origin {
+                        file: file.to_string(),
+                        location: Some(Location::of_offset(text, *offset)),
+                    },
+                    key: key.to_string(),
+                    value: "set".to_string(),
+                    expected:
+                        "serving mode only: also set workload.requests, arrival_rate_per_s or trace"
+                            .to_string(),
+                });
+            }
             None
         };
         let seed = match &w.seed {

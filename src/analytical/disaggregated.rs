@@ -1,11 +1,495 @@
-//! Prefill on one group, decode on another, with the KV cache sent between them.
+//! Prefill on one group, decode on another, with the KV cache sent between them
+//! (EXO's DGX Spark + Mac Studio setup).
+//!
+//! - `bulk`: the whole KV cache leaves after the prefill; time to first token grows by
+//!   the whole transfer (latency + bytes / bandwidth).
+//! - `layerwise`: each layer's KV leaves as soon as that layer's prefill is done (per
+//!   prefill chunk when the runtime chunks), so the transfer overlaps the following
+//!   layers. Only what cannot hide is exposed: at least the last layer's message,
+//!   which can only leave when the last layer is done, less the LM head time; more
+//!   when the link cannot keep up with the compute.
+//!
+//! Time to first token is when the decode node holds the KV cache (and the prefill's
+//! first token): max(prefill end, last message's arrival), as the contract defines it.
+//! Decode then runs `output_tokens` steps on the decode group, as in the single-node
+//! model.
+//!
+//! The overlap threshold is the shortest prompt from which no layer's message has to
+//! wait for the link: per layer, the transfer fits in the time the next layer
+//! computes.
 
-use super::RunError;
-use crate::report::Report;
-use crate::scenario::{Disaggregation, Scenario};
+use serde::Serialize;
 
-pub fn simulate(_scenario: &Scenario, _d: Disaggregation) -> Result<Report, RunError> {
-    Err(RunError::Unsupported(
-        "prefill/decode disaggregation is not modelled in this build".to_string(),
-    ))
+use super::ops::{OpKind, Pass};
+use super::pass::{
+    batch_pass_profile, decode_time, layer_op_times, prefill_chunks, PassTime, Shard,
+};
+use super::timing::Executor;
+use super::{executor, phase, shortfall_reason, single_node_memory, RunError};
+use crate::cost::cost_report;
+use crate::model::Model;
+use crate::network::{LinkModel, Message, StreamTiming};
+use crate::report::{Breakdown, LayerView, MemoryReport, Report, WorkloadEcho};
+use crate::scenario::{Disaggregation, KvTransfer, Scenario};
+
+/// The prefill and its KV transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct KvStream {
+    pub prefill: PassTime,
+    /// KV bytes sent (all layers, all sequences).
+    pub kv_bytes: f64,
+    pub transfer: StreamTiming,
+    /// Time to first token: max(prefill end, last arrival).
+    pub ttft_s: f64,
+    /// ttft - prefill: the transfer not hidden behind compute.
+    pub exposed_s: f64,
+}
+
+/// KV bytes per token per layer for the scenario's model and KV format.
+pub fn kv_bytes_per_token_layer(model: &Model, kv_bytes_per_element: f64) -> f64 {
+    model.kv_elements_per_token_per_layer() as f64 * kv_bytes_per_element
+}
+
+/// Prefill of `sequences` prompts of `prompt` tokens (`cached` already in cache) on
+/// `exec`, with the KV cache sent over `link` as `mode` says.
+#[allow(clippy::too_many_arguments)]
+pub fn kv_stream(
+    exec: &Executor,
+    model: &Model,
+    link: &LinkModel,
+    mode: KvTransfer,
+    sequences: f64,
+    prompt: f64,
+    cached: f64,
+    chunk: Option<f64>,
+) -> KvStream {
+    let shard = Shard::whole(model);
+    let per_layer = kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
+    let chunks = prefill_chunks(prompt, cached, chunk);
+    let mut prefill = PassTime::default();
+    let mut messages = Vec::new();
+    let mut clock = 0.0;
+    for (k, &(new_tokens, context_before)) in chunks.iter().enumerate() {
+        let last = k + 1 == chunks.len();
+        let pass = Pass {
+            sequences,
+            new_tokens,
+            context_before,
+        };
+        let profile = batch_pass_profile(
+            exec,
+            model,
+            &shard,
+            &[pass],
+            if last { sequences } else { 0.0 },
+        );
+        if mode == KvTransfer::Layerwise {
+            // The first chunk also carries the cached prefix's KV.
+            let tokens = new_tokens + if k == 0 { cached } else { 0.0 };
+            for end in &profile.layer_end_s {
+                messages.push(Message {
+                    ready_s: clock + end,
+                    bytes: sequences * tokens * per_layer,
+                });
+            }
+        }
+        clock += profile.total.total_s();
+        prefill.add(&profile.total);
+    }
+    let kv_bytes = sequences * prompt * per_layer * f64::from(model.layers);
+    if mode == KvTransfer::Bulk {
+        messages.push(Message {
+            ready_s: clock,
+            bytes: kv_bytes,
+        });
+    }
+    let transfer = link.stream(&messages);
+    let ttft_s = clock.max(transfer.last_arrival_s);
+    KvStream {
+        prefill,
+        kv_bytes,
+        transfer,
+        ttft_s,
+        exposed_s: ttft_s - clock,
+    }
+}
+
+/// Whether the layer-wise stream of a `prompt`-token prefill never waits for the link.
+fn hides(
+    exec: &Executor,
+    model: &Model,
+    link: &LinkModel,
+    prompt: f64,
+    chunk: Option<f64>,
+) -> bool {
+    !kv_stream(
+        exec,
+        model,
+        link,
+        KvTransfer::Layerwise,
+        1.0,
+        prompt,
+        0.0,
+        chunk,
+    )
+    .transfer
+    .link_bound
+}
+
+/// Whether one layer's attention alone (one unchunked pass) takes as long as sending
+/// that layer's KV: the criterion that counts only the part of the compute that grows
+/// faster than the KV does.
+fn attention_hides(exec: &Executor, model: &Model, link: &LinkModel, prompt: f64) -> bool {
+    let pass = Pass {
+        sequences: 1.0,
+        new_tokens: prompt,
+        context_before: 0.0,
+    };
+    let attention: f64 = layer_op_times(exec, model, 0, &pass)
+        .iter()
+        .filter(|o| o.kind == OpKind::Attention)
+        .map(|o| o.time_s)
+        .sum();
+    let bytes = prompt * kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
+    attention >= link.serialization_time(bytes)
+}
+
+/// The shortest prompt from which `holds` is true for every longer prompt up to
+/// `max_tokens`, searched on powers of two and refined by bisection (assuming one
+/// crossing between the last failing and the next passing power of two). `None` if it
+/// fails at `max_tokens`.
+fn threshold(max_tokens: u64, holds: impl Fn(f64) -> bool) -> Option<u64> {
+    let mut grid: Vec<u64> = std::iter::successors(Some(1u64), |&s| {
+        (s < max_tokens).then(|| (s * 2).min(max_tokens))
+    })
+    .collect();
+    grid.dedup();
+    let last_failing = grid.iter().rposition(|&s| !holds(s as f64));
+    match last_failing {
+        None => Some(1),
+        Some(i) if i + 1 == grid.len() => None,
+        Some(i) => {
+            let (mut lo, mut hi) = (grid[i], grid[i + 1]);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if holds(mid as f64) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            Some(hi)
+        }
+    }
+}
+
+/// What `planner overlap` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverlapReport {
+    pub model: String,
+    pub kv_cache: String,
+    pub device: String,
+    pub runtime: String,
+    pub link: String,
+    pub link_bandwidth_gb_s: f64,
+    pub link_latency_us: f64,
+    pub prefill_chunk_tokens: Option<f64>,
+    pub kv_bytes_per_token_per_layer: f64,
+    /// Shortest prompt from which the layer-wise transfer never waits for the link
+    /// (whole-layer compute, as the model runs it); `None`: not within the context.
+    pub threshold_tokens: Option<u64>,
+    /// The same counting only attention's compute per layer.
+    pub attention_only_threshold_tokens: Option<u64>,
+    /// At the scenario's prompt: compute of one layer (first chunk) and the time to
+    /// send its KV.
+    pub prompt_tokens: u64,
+    pub layer_compute_s: f64,
+    pub layer_transfer_s: f64,
+    pub exposed_s: f64,
+}
+
+/// The overlap threshold for the scenario's model, KV format, prefill device and link.
+pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
+    let d = scenario.disaggregation.ok_or_else(|| {
+        RunError::Unsupported(
+            "the overlap threshold needs a [disaggregation] section (prefill group and link)"
+                .to_string(),
+        )
+    })?;
+    let network = scenario.network.as_ref().ok_or_else(|| {
+        RunError::Unsupported("the overlap threshold needs [cluster.network]".to_string())
+    })?;
+    let group = &scenario.groups[d.prefill_group];
+    let exec = executor(scenario, group);
+    let model = &scenario.model;
+    let link = LinkModel::from_network(network);
+    let chunk = group.runtime.prefill_chunk_tokens;
+    let max_tokens = model.max_context;
+    let prompt = scenario.workload.prompt_tokens as f64;
+    let per_layer = kv_bytes_per_token_layer(model, scenario.kv_cache.bytes_per_weight());
+    let first_chunk = prefill_chunks(prompt, 0.0, chunk)[0].0;
+    let profile = batch_pass_profile(
+        &exec,
+        model,
+        &Shard::whole(model),
+        &[Pass {
+            sequences: 1.0,
+            new_tokens: first_chunk,
+            context_before: 0.0,
+        }],
+        0.0,
+    );
+    let stream = kv_stream(
+        &exec,
+        model,
+        &link,
+        KvTransfer::Layerwise,
+        1.0,
+        prompt,
+        0.0,
+        chunk,
+    );
+    Ok(OverlapReport {
+        model: model.id.clone(),
+        kv_cache: scenario.kv_cache.id.clone(),
+        device: group.device.id.clone(),
+        runtime: group.runtime.id.clone(),
+        link: network.link.id.clone(),
+        link_bandwidth_gb_s: network.bandwidth_gb_s,
+        link_latency_us: network.latency_us,
+        prefill_chunk_tokens: chunk,
+        kv_bytes_per_token_per_layer: per_layer,
+        threshold_tokens: threshold(max_tokens, |s| hides(&exec, model, &link, s, chunk)),
+        attention_only_threshold_tokens: threshold(max_tokens, |s| {
+            attention_hides(&exec, model, &link, s)
+        }),
+        prompt_tokens: scenario.workload.prompt_tokens,
+        layer_compute_s: profile.layer_end_s[1] - profile.layer_end_s[0],
+        layer_transfer_s: link.serialization_time(first_chunk * per_layer),
+        exposed_s: stream.exposed_s,
+    })
+}
+
+pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunError> {
+    let network = scenario.network.as_ref().ok_or_else(|| {
+        RunError::Unsupported(
+            "disaggregation needs [cluster.network] for the KV transfer".to_string(),
+        )
+    })?;
+    if scenario.parallelism.product() > 1 {
+        return Err(RunError::Unsupported(
+            "disaggregation is modelled with one node per instance (parallel degrees 1)"
+                .to_string(),
+        ));
+    }
+    let model = &scenario.model;
+    let w = &scenario.workload;
+    let prefill_group = &scenario.groups[d.prefill_group];
+    let decode_group = &scenario.groups[d.decode_group];
+    let exec_p = executor(scenario, prefill_group);
+    let exec_d = executor(scenario, decode_group);
+    let shard = Shard::whole(model);
+    let link = LinkModel::from_network(network);
+    let sequences = w.batch as f64;
+    let prompt = w.prompt_tokens as f64;
+    let cached = w.cached_prompt_tokens as f64;
+    let steps = w.output_tokens as f64;
+
+    let memories = vec![
+        single_node_memory(scenario, prefill_group),
+        single_node_memory(scenario, decode_group),
+    ];
+    let short = memories.iter().find(|m| m.used_gb > m.capacity_gb);
+    let fits = short.is_none();
+    let reason = short.map(shortfall_reason);
+
+    let groups = [prefill_group, decode_group];
+    let capex: f64 = groups
+        .iter()
+        .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
+        .sum();
+    let power_w: f64 = groups
+        .iter()
+        .map(|g| g.device.load_w * f64::from(g.count))
+        .sum();
+    let idle_w: f64 = groups
+        .iter()
+        .map(|g| g.device.idle_w * f64::from(g.count))
+        .sum();
+    let prices = groups.iter().all(|g| g.price_usd.is_some());
+    let runtime = if prefill_group.runtime.id == decode_group.runtime.id {
+        prefill_group.runtime.id.clone()
+    } else {
+        format!("{}+{}", prefill_group.runtime.id, decode_group.runtime.id)
+    };
+    let base = Report {
+        name: scenario.name.clone(),
+        model: model.id.clone(),
+        weights: scenario.weights.id.clone(),
+        kv_cache: scenario.kv_cache.id.clone(),
+        runtime,
+        seed: w.seed,
+        workload: WorkloadEcho {
+            prompt_tokens: w.prompt_tokens,
+            cached_prompt_tokens: w.cached_prompt_tokens,
+            output_tokens: w.output_tokens,
+            batch: w.batch,
+        },
+        ttft_s: None,
+        tpot_s: None,
+        e2e_s: None,
+        prefill_tokens_per_s: None,
+        decode_tokens_per_s: None,
+        throughput_tokens_per_s: None,
+        memory: MemoryReport {
+            fits,
+            reason: reason.clone(),
+            groups: memories,
+        },
+        reason,
+        breakdown: None,
+        cost: cost_report(capex, power_w, idle_w, None, scenario.cost, prices),
+        layers: None,
+        serving: None,
+    };
+    if !fits {
+        return Ok(base);
+    }
+
+    let chunk = prefill_group.runtime.prefill_chunk_tokens;
+    let stream = kv_stream(
+        &exec_p,
+        model,
+        &link,
+        d.kv_transfer,
+        sequences,
+        prompt,
+        cached,
+        chunk,
+    );
+    let decode = decode_time(&exec_d, model, &shard, sequences, prompt, steps);
+    let ttft = stream.ttft_s;
+    let decode_s = decode.total_s();
+    let e2e = ttft + decode_s;
+    let throughput = sequences * steps / e2e;
+
+    let mut prefill_phase = phase(&stream.prefill);
+    prefill_phase.communication_s = stream.transfer.busy_s + link.latency_s;
+    prefill_phase.exposed_communication_s = stream.exposed_s;
+    prefill_phase.total_s = ttft;
+
+    let shown_layer = model
+        .moe
+        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
+    let first_chunk = prefill_chunks(prompt, cached, chunk)[0].0;
+    let prefill_pass = Pass {
+        sequences,
+        new_tokens: first_chunk,
+        context_before: cached,
+    };
+    let decode_pass = Pass {
+        sequences,
+        new_tokens: 1.0,
+        context_before: prompt + (steps / 2.0).floor(),
+    };
+    let layers = LayerView {
+        layer: shown_layer,
+        prefill_context_before: prefill_pass.context_before,
+        prefill_new_tokens: prefill_pass.new_tokens,
+        decode_context_before: decode_pass.context_before,
+        prefill: layer_op_times(&exec_p, model, shown_layer, &prefill_pass),
+        decode: layer_op_times(&exec_d, model, shown_layer, &decode_pass),
+        layer_overhead_s: exec_p.dispatch_overhead_s(&super::ops::layer_ops(
+            model,
+            shown_layer,
+            &prefill_pass,
+        )),
+    };
+    Ok(Report {
+        ttft_s: Some(ttft),
+        tpot_s: Some(decode_s / steps),
+        e2e_s: Some(e2e),
+        prefill_tokens_per_s: Some(sequences * (prompt - cached) / ttft),
+        decode_tokens_per_s: Some(sequences * steps / decode_s),
+        throughput_tokens_per_s: Some(throughput),
+        breakdown: Some(Breakdown {
+            prefill: prefill_phase,
+            decode: phase(&decode.scaled(1.0 / steps)),
+        }),
+        cost: cost_report(
+            capex,
+            power_w,
+            idle_w,
+            Some(throughput),
+            scenario.cost,
+            prices,
+        ),
+        layers: Some(layers),
+        ..base
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_finds_the_first_length_that_holds_for_good() {
+        // Holds from 5,000 tokens on: the powers of two fail up to 4,096 and pass at
+        // 8,192; bisection between them lands on 5,000.
+        assert_eq!(threshold(8192, |s| s >= 5000.0), Some(5000));
+        // Always true: 1. Never true at the cap: None.
+        assert_eq!(threshold(8192, |_| true), Some(1));
+        assert_eq!(threshold(8192, |s| s > 9000.0), None);
+    }
+
+    #[test]
+    fn bulk_stream_by_hand() {
+        // Llama-3.1 8B fp16 on the Spark, 1,000 tokens, one chunk, link 1.25 GB/s with
+        // 100 us latency. KV: 1000 x 32 layers x 4,096 bytes = 131,072,000 bytes,
+        // 0.1048576 s on the wire: TTFT = prefill + 0.1048576 + 0.0001.
+        let catalog = crate::test_support::catalog();
+        let device = catalog.devices["dgx-spark"].clone();
+        let f16 = catalog.formats["f16"].clone();
+        let model = catalog.models["llama-3.1-8b"].clone();
+        let exec = Executor {
+            device: &device,
+            runtime: *catalog.runtimes["mlx"].for_family("nvidia").unwrap(),
+            weights: &f16,
+            kv_cache: &f16,
+        };
+        let link = LinkModel {
+            latency_s: 100e-6,
+            bandwidth_bytes_s: 1.25e9,
+            transport: crate::hardware::Transport::Tcp,
+        };
+        let s = kv_stream(
+            &exec,
+            &model,
+            &link,
+            KvTransfer::Bulk,
+            1.0,
+            1000.0,
+            0.0,
+            None,
+        );
+        assert_eq!(s.kv_bytes, 131_072_000.0);
+        assert!((s.exposed_s - 0.104_957_6).abs() < 1e-12, "{}", s.exposed_s);
+        assert!((s.ttft_s - s.prefill.total_s() - 0.104_957_6).abs() < 1e-12);
+        // Layer-wise: 32 messages of 4.096 MB (3.28 ms each on the wire), each ready
+        // when its layer is done; the layers of a 1,000-token prefill take longer than
+        // that, so the link keeps up and less than one message (+ latency) is exposed.
+        let l = kv_stream(
+            &exec,
+            &model,
+            &link,
+            KvTransfer::Layerwise,
+            1.0,
+            1000.0,
+            0.0,
+            None,
+        );
+        assert!(!l.transfer.link_bound);
+        assert!(l.exposed_s < 0.003_277 + 100e-6);
+    }
 }

@@ -4,10 +4,13 @@
 //! - [`ops`]: FLOPs and bytes of each operation of a layer for one pass;
 //! - [`timing`]: roofline time of an operation on a device under a runtime;
 //! - [`pass`]: prefill (chunked) and decode (step by step) over a model shard;
-//! - [`memory`]: weights, KV cache, activations and reserves per node.
+//! - [`memory`]: weights, KV cache, activations and reserves per node;
+//! - [`disaggregated`]: prefill on one group, decode on another, the KV cache sent
+//!   in bulk or layer by layer over the network.
 //!
-//! [`simulate`] runs one scenario on one node. Multi-node parallelism and the
-//! request-level engine build on the same per-operation costs.
+//! [`simulate`] runs one scenario: one node, or prefill/decode disaggregation.
+//! Multi-node parallelism and the request-level engine ([`crate::serving`]) build on
+//! the same per-operation costs.
 
 pub mod cluster;
 pub mod disaggregated;

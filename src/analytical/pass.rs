@@ -203,3 +203,311 @@ pub fn decode_time(
     total.add(&samples[SEGMENTS].scaled(0.5));
     total
 }
+
+// ---------------------------------------------------------------------------------
+// Batched iterations and per-layer timing.
+//
+// A serving engine's iteration mixes sequences in different states: some decode one
+// token after thousands in cache, others prefill a chunk of their prompt. The
+// token-parallel operations (projections, FFN, element-wise, embedding, LM head) see
+// all the iteration's tokens as one matrix, so their weights are read once; attention
+// runs per group of sequences over each group's own context. With one group this is
+// exactly `pass_time` (the test below checks it): the request-level engine and the
+// analytical model share one cost path.
+
+/// Layers grouped by identical cost, with the class of each layer in shard order.
+fn layer_class_index(model: &Model, layers: std::ops::Range<u32>) -> (Vec<(u32, f64)>, Vec<usize>) {
+    let mut classes: Vec<(u32, f64)> = Vec::new();
+    let mut keys: Vec<(bool, crate::model::AttentionSpan)> = Vec::new();
+    let mut index = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let key = (model.is_moe_layer(layer), model.attention_span(layer));
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => {
+                classes[i].1 += 1.0;
+                index.push(i);
+            }
+            None => {
+                keys.push(key);
+                classes.push((layer, 1.0));
+                index.push(classes.len() - 1);
+            }
+        }
+    }
+    (classes, index)
+}
+
+/// One layer for a batch made of `parts`, `tokens` new tokens in all.
+fn batch_layer_time(
+    exec: &Executor,
+    model: &Model,
+    layer: u32,
+    parts: &[Pass],
+    tokens: f64,
+) -> PassTime {
+    let merged = Pass {
+        sequences: 1.0,
+        new_tokens: tokens,
+        context_before: 0.0,
+    };
+    let mut t = PassTime::default();
+    let merged_ops = layer_ops(model, layer, &merged);
+    for op in &merged_ops {
+        if op.kind != super::ops::OpKind::Attention {
+            t.add(&op_pass_time(exec, op));
+        }
+    }
+    for part in parts.iter().filter(|p| p.tokens() > 0.0) {
+        for op in layer_ops(model, layer, part) {
+            if op.kind == super::ops::OpKind::Attention {
+                t.add(&op_pass_time(exec, &op));
+            }
+        }
+    }
+    // One launch of each kernel per layer, whatever the number of parts.
+    t.overhead_s += exec.dispatch_overhead_s(&merged_ops);
+    t
+}
+
+fn op_pass_time(exec: &Executor, op: &Op) -> PassTime {
+    let time = exec.time(op);
+    PassTime {
+        compute_s: time.time_s,
+        overhead_s: 0.0,
+        flops: time.flops,
+        bytes: time.bytes,
+    }
+}
+
+/// A batched pass split the way layer-wise KV streaming needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassProfile {
+    pub total: PassTime,
+    /// Seconds from the start of the pass to the end of each layer of the shard, in
+    /// order. Host overhead and the embedding come before layer 0, the LM head after
+    /// the last layer.
+    pub layer_end_s: Vec<f64>,
+}
+
+/// A batched pass in pieces: host overhead and embedding before the layers, each
+/// class of identical layers (representative layer, count) with its time, the class
+/// of every layer, and the LM head after.
+struct BatchParts {
+    before: PassTime,
+    classes: Vec<(u32, f64)>,
+    index: Vec<usize>,
+    class_times: Vec<PassTime>,
+    after: PassTime,
+}
+
+fn batch_parts(
+    exec: &Executor,
+    model: &Model,
+    shard: &Shard,
+    parts: &[Pass],
+    logits_rows: f64,
+) -> BatchParts {
+    let tokens: f64 = parts.iter().map(Pass::tokens).sum();
+    let merged = Pass {
+        sequences: 1.0,
+        new_tokens: tokens,
+        context_before: 0.0,
+    };
+    let (classes, index) = layer_class_index(model, shard.layers.clone());
+    let class_times: Vec<PassTime> = classes
+        .iter()
+        .map(|(layer, _)| batch_layer_time(exec, model, *layer, parts, tokens))
+        .collect();
+    let mut before = PassTime {
+        overhead_s: exec.runtime.per_step_overhead_s,
+        ..PassTime::default()
+    };
+    let mut after = PassTime::default();
+    if shard.head {
+        let head = head_ops(model, &merged, logits_rows);
+        before.add(&op_pass_time(exec, &head[0]));
+        for op in &head[1..] {
+            after.add(&op_pass_time(exec, op));
+        }
+    }
+    BatchParts {
+        before,
+        classes,
+        index,
+        class_times,
+        after,
+    }
+}
+
+/// One iteration running `parts` together over `shard`; `logits_rows` sequences emit a
+/// token. With a single part this equals [`pass_time`].
+pub fn batch_pass_time(
+    exec: &Executor,
+    model: &Model,
+    shard: &Shard,
+    parts: &[Pass],
+    logits_rows: f64,
+) -> PassTime {
+    let BatchParts {
+        before,
+        classes,
+        class_times,
+        after,
+        ..
+    } = batch_parts(exec, model, shard, parts, logits_rows);
+    let mut total = PassTime::default();
+    for ((_, count), t) in classes.iter().zip(&class_times) {
+        total.add(&t.scaled(*count));
+    }
+    total.add(&before);
+    total.add(&after);
+    total
+}
+
+/// [`batch_pass_time`] with the time at which each layer finishes.
+pub fn batch_pass_profile(
+    exec: &Executor,
+    model: &Model,
+    shard: &Shard,
+    parts: &[Pass],
+    logits_rows: f64,
+) -> PassProfile {
+    let BatchParts {
+        before,
+        classes,
+        index,
+        class_times,
+        after,
+    } = batch_parts(exec, model, shard, parts, logits_rows);
+    let mut total = PassTime::default();
+    for ((_, count), t) in classes.iter().zip(&class_times) {
+        total.add(&t.scaled(*count));
+    }
+    total.add(&before);
+    total.add(&after);
+    let mut clock = before.total_s();
+    let layer_end_s = index
+        .iter()
+        .map(|&class| {
+            clock += class_times[class].total_s();
+            clock
+        })
+        .collect();
+    PassProfile { total, layer_end_s }
+}
+
+/// The passes a prefill runs: (new tokens per sequence, tokens before) for each chunk,
+/// as [`prefill_time`] splits it.
+pub fn prefill_chunks(
+    prompt_tokens: f64,
+    cached_tokens: f64,
+    chunk_tokens: Option<f64>,
+) -> Vec<(f64, f64)> {
+    let uncached = (prompt_tokens - cached_tokens).max(0.0);
+    let chunk = chunk_tokens
+        .unwrap_or(uncached)
+        .max(1.0)
+        .min(uncached.max(1.0));
+    let mut chunks = Vec::new();
+    let mut done = 0.0;
+    while done < uncached {
+        let new_tokens = chunk.min(uncached - done);
+        chunks.push((new_tokens, cached_tokens + done));
+        done += new_tokens;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::formats::WeightFormat;
+    use crate::hardware::Device;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-30)
+    }
+
+    fn fixture() -> (
+        Device,
+        crate::runtime::RuntimeEfficiency,
+        WeightFormat,
+        WeightFormat,
+        Model,
+    ) {
+        let catalog = crate::test_support::catalog();
+        let device = catalog.devices["dgx-spark"].clone();
+        let runtime = *catalog.runtimes["mlx"].for_family("nvidia").unwrap();
+        let f16 = catalog.formats["f16"].clone();
+        let model = catalog.models["llama-3.1-8b"].clone();
+        (device, runtime, f16.clone(), f16, model)
+    }
+
+    #[test]
+    fn one_part_batch_is_pass_time_and_layer_ends_sum_up() {
+        let (device, runtime, w, kv, model) = fixture();
+        let exec = Executor {
+            device: &device,
+            runtime,
+            weights: &w,
+            kv_cache: &kv,
+        };
+        let shard = Shard::whole(&model);
+        for pass in [
+            Pass {
+                sequences: 1.0,
+                new_tokens: 2048.0,
+                context_before: 4096.0,
+            },
+            Pass {
+                sequences: 64.0,
+                new_tokens: 1.0,
+                context_before: 900.0,
+            },
+        ] {
+            let a = pass_time(&exec, &model, &shard, &pass, pass.sequences);
+            let b = batch_pass_time(&exec, &model, &shard, &[pass], pass.sequences);
+            assert!(close(a.total_s(), b.total_s()), "{a:?} vs {b:?}");
+            assert!(close(a.flops, b.flops) && close(a.bytes, b.bytes));
+            let p = batch_pass_profile(&exec, &model, &shard, &[pass], pass.sequences);
+            assert_eq!(p.layer_end_s.len(), 32);
+            // The LM head runs after the last layer, so the last layer ends before the
+            // pass does; layers end in order.
+            assert!(*p.layer_end_s.last().unwrap() < p.total.total_s());
+            assert!(p.layer_end_s.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    #[test]
+    fn batching_reads_weights_once() {
+        // Two decode groups together read the weights once: cheaper than two passes,
+        // dearer than one.
+        let (device, runtime, w, kv, model) = fixture();
+        let exec = Executor {
+            device: &device,
+            runtime,
+            weights: &w,
+            kv_cache: &kv,
+        };
+        let shard = Shard::whole(&model);
+        let a = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 100.0,
+        };
+        let both = batch_pass_time(&exec, &model, &shard, &[a, a], 2.0).total_s();
+        let one = pass_time(&exec, &model, &shard, &a, 1.0).total_s();
+        assert!(both > one && both < 1.5 * one, "{both} vs {one}");
+    }
+
+    #[test]
+    fn prefill_chunks_split_like_prefill_time() {
+        // 5,000 uncached tokens after 1,000 cached, chunks of 2,048: 2048 + 2048 + 904.
+        let chunks = prefill_chunks(6000.0, 1000.0, Some(2048.0));
+        assert_eq!(
+            chunks,
+            vec![(2048.0, 1000.0), (2048.0, 3048.0), (904.0, 5096.0)]
+        );
+        assert_eq!(prefill_chunks(10.0, 0.0, None), vec![(10.0, 0.0)]);
+    }
+}

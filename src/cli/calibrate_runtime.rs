@@ -7,7 +7,6 @@ use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use planner::analytical::simulate;
 use planner::runtime::RuntimeFile;
 use planner::runtime_fit::{fit_runtime, render_profile, RuntimeFit};
 use planner::validate::measurements::parse_measurements;
@@ -73,7 +72,8 @@ pub fn calibrate(
                 .join(", ")
         );
     }
-    let runner = |s: &planner::Scenario| simulate(s).map_err(|e| e.to_string());
+    let runner =
+        |s: &planner::Scenario| planner::simulate_scenario(s, None).map_err(|e| e.to_string());
     let mut out = Calibration {
         fits: Vec::new(),
         files: Vec::new(),

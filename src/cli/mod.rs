@@ -6,6 +6,8 @@ pub mod catalog_files;
 pub mod charts;
 pub mod files;
 pub mod output;
+pub mod overlap;
+pub mod serve;
 pub mod show;
 pub mod validate;
 

@@ -244,6 +244,10 @@ fn table(r: &Report) -> String {
         }
     }
 
+    if let Some(v) = &r.serving {
+        serving_table(&mut s, v, r.seed);
+    }
+
     let c = &r.cost;
     let _ = writeln!(s, "\nCost");
     let _ = writeln!(
@@ -273,4 +277,93 @@ fn table(r: &Report) -> String {
         a.utilization * 100.0
     );
     s
+}
+
+fn serving_table(s: &mut String, v: &planner::serving::metrics::ServingReport, seed: u64) {
+    let _ = writeln!(
+        s,
+        "\nServing: {} of {} requests completed ({} rejected, {} preemptions) in {}, seed {seed}",
+        v.requests_completed,
+        v.requests,
+        v.requests_rejected,
+        v.preemptions,
+        seconds(v.makespan_s)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<22}{:>12}{:>12}{:>12}{:>12}{:>12}",
+        "", "mean", "p50", "p90", "p99", "max"
+    );
+    for (label, st) in [
+        ("time to first token", &v.ttft_s),
+        ("time per output token", &v.tpot_s),
+        ("inter-token latency", &v.itl_s),
+        ("end to end", &v.e2e_s),
+    ] {
+        let _ = writeln!(
+            s,
+            "  {:<22}{:>12}{:>12}{:>12}{:>12}{:>12}",
+            label,
+            seconds(st.mean),
+            seconds(st.p50),
+            seconds(st.p90),
+            seconds(st.p99),
+            seconds(st.max)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  throughput {:.1} output tokens/s, {:.1} prompt tokens/s, {:.3} requests/s",
+        v.throughput_tokens_per_s, v.prompt_tokens_per_s, v.requests_per_s
+    );
+    let g = &v.goodput;
+    if g.ttft_slo_s.is_some() || g.tpot_slo_s.is_some() {
+        let slo = |x: Option<f64>| x.map_or_else(|| "-".to_string(), seconds);
+        let _ = writeln!(
+            s,
+            "  goodput (TTFT <= {}, TPOT <= {}): {:.1}% of requests, {:.3} requests/s, {:.1} tokens/s",
+            slo(g.ttft_slo_s),
+            slo(g.tpot_slo_s),
+            g.fraction_within_slo * 100.0,
+            g.requests_per_s,
+            g.tokens_per_s
+        );
+    }
+    if let Some(k) = &v.kv_transfer {
+        let _ = writeln!(
+            s,
+            "  KV transfer ({}): {} mean on the link, {} mean exposed after the prefill (p99 {})",
+            k.mode,
+            seconds(k.transfer_s.mean),
+            seconds(k.exposed_s.mean),
+            seconds(k.exposed_s.p99)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:<20}{:>16}{:>8}{:>11}{:>13}{:>13}{:>10}",
+        "instance", "role", "busy", "iterations", "KV blocks", "mean queue", "max queue"
+    );
+    for i in &v.instances {
+        let _ = writeln!(
+            s,
+            "  {:<20}{:>16}{:>7.1}%{:>11}{:>13}{:>13.1}{:>10}",
+            i.name,
+            i.role,
+            i.utilization * 100.0,
+            i.iterations,
+            format!("{}/{}", i.peak_kv_blocks, i.kv_blocks),
+            i.mean_waiting,
+            i.max_waiting
+        );
+    }
+    for l in &v.links {
+        let _ = writeln!(
+            s,
+            "  link {:<30} busy {:.1}%, {:.2} GB sent",
+            l.name,
+            l.utilization * 100.0,
+            l.gigabytes
+        );
+    }
 }

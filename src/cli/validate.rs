@@ -6,7 +6,6 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use planner::analytical::simulate;
 use planner::validate::measurements::parse_measurements;
 use planner::validate::{
     build_suite, evaluate, parse_suite, summarise, CaseResult, ErrorSummary, Split, Summary,
@@ -44,7 +43,8 @@ pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutpu
         }
     }
     let (cases, unmapped) = build_suite(&rows, &suite, catalog, &files);
-    let runner = |s: &planner::Scenario| simulate(s).map_err(|e| e.to_string());
+    let runner =
+        |s: &planner::Scenario| planner::simulate_scenario(s, None).map_err(|e| e.to_string());
     let results = evaluate(&cases, &runner);
     let summary = summarise(&results);
     Ok(ValidationOutput {

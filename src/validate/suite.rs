@@ -37,6 +37,12 @@ pub struct SuiteFile {
     /// Micro-batch (llama.cpp `-ub`) a source ran with, where its rows do not say.
     #[serde(default)]
     pub micro_batch: Vec<MicroBatch>,
+    /// KV-cache format by dtype column, where the source's checkpoints set one.
+    #[serde(default)]
+    pub kv_cache: BTreeMap<String, String>,
+    /// Scenario text appended for rows of a runtime (its serving defaults).
+    #[serde(default)]
+    pub runtime_extras: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -368,6 +374,9 @@ fn scenario_text(
     }
     if let Some(n) = s.serving_requests {
         t += &format!("requests = {n}\n");
+        if let Some(extra) = suite.runtime_extras.get(runtime) {
+            t += &format!("\n{extra}");
+        }
     }
     Ok((t, s.metric))
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use planner::analytical::simulate;
 use planner::runtime::RuntimeFile;
 use planner::runtime_fit::{fit_runtime, render_profile};
 use planner::validate::measurements::parse_measurements;
@@ -31,7 +30,7 @@ fn suite() -> (SuiteFile, Vec<Case>, Vec<Unmapped>, usize) {
 }
 
 fn runner(s: &planner::Scenario) -> Result<planner::Report, String> {
-    simulate(s).map_err(|e| e.to_string())
+    planner::simulate_scenario(s, None).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 pub mod parity;
+pub mod timeline;
 
 /// DejaVu Sans (Bitstream Vera licence, see assets/fonts/DejaVuSans-LICENSE.txt).
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");

@@ -1,0 +1,68 @@
+//! Speed of the request-level engine: 100,000 requests on one instance
+//! (`scenarios/serving-100k-h100.toml`). Prints events per second once.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use planner::{Catalog, CatalogSources, Scenario, SourceText};
+
+fn texts(sub: &str) -> Vec<SourceText> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(sub);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| SourceText {
+            id: p.file_stem().unwrap().to_string_lossy().into_owned(),
+            file: p.display().to_string(),
+            text: std::fs::read_to_string(&p).unwrap(),
+        })
+        .collect()
+}
+
+fn scenario() -> Scenario {
+    let catalog = Catalog::from_sources(&CatalogSources {
+        devices: texts("hardware"),
+        links: texts("hardware/links"),
+        models: texts("models"),
+        runtimes: texts("runtimes"),
+        formats: texts("formats"),
+    })
+    .unwrap();
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/serving-100k-h100.toml");
+    Scenario::from_toml(
+        "serving-100k-h100.toml",
+        &std::fs::read_to_string(file).unwrap(),
+        &catalog,
+    )
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let scenario = scenario();
+    let start = Instant::now();
+    let run = planner::serving::simulate(&scenario, None).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let s = run.report.serving.as_ref().unwrap();
+    eprintln!(
+        "100,000 requests: {} events in {seconds:.2} s = {:.0} events/s ({} iterations)",
+        s.events,
+        s.events as f64 / seconds,
+        s.instances[0].iterations
+    );
+    let mut group = c.benchmark_group("serving");
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(20));
+    group.bench_function("100k_requests_one_instance", |b| {
+        b.iter(|| planner::serving::simulate(&scenario, None).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

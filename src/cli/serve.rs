@@ -1,0 +1,146 @@
+//! `planner simulate` for every kind of scenario: serving scenarios go to the
+//! request-level engine (reading the trace file, if any), the others to the analytical
+//! model. `--out DIR` writes the results as files: `summary.json` always; for serving
+//! runs also `requests.csv` (one row per request), `queue.csv` (queue lengths at each
+//! iteration) and `timeline.png` / `timeline.svg` (Gantt chart of the first requests).
+//! Each file is written under a temporary name and renamed, so it is complete or
+//! absent.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use planner::analytical::{simulate, RunError};
+use planner::serving::workload::TraceRow;
+use planner::serving::ServingRun;
+use planner::{Catalog, Report, Scenario};
+
+use super::charts::render_both;
+use super::charts::timeline::TimelineChart;
+use super::output;
+use crate::{Failure, Format};
+
+pub fn run(
+    catalog: &Catalog,
+    path: &Path,
+    format: Format,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
+    let scenario = crate::read_scenario(catalog, path)?;
+    if scenario.workload.serving.is_none() {
+        if let Some(dir) = out {
+            // Same result as printed below; written first so a report that does not
+            // fit (exit 3) still leaves its summary.
+            if let Ok(report) = simulate(&scenario) {
+                write_summary(dir, &report).map_err(Failure::Other)?;
+            }
+        }
+        return crate::simulate_command(catalog, path, format);
+    }
+    let trace = read_trace(path, &scenario)?;
+    let run = planner::serving::simulate(&scenario, trace.as_deref())
+        .map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
+    print!(
+        "{}",
+        output::render(&run.report, format).map_err(Failure::Other)?
+    );
+    if let Some(dir) = out {
+        write_serving(dir, &run).map_err(Failure::Other)?;
+    }
+    if !run.report.memory.fits {
+        return Err(Failure::CannotRun(
+            run.report
+                .reason
+                .clone()
+                .unwrap_or_else(|| "does not fit".to_string()),
+        ));
+    }
+    Ok(())
+}
+
+/// The trace named by the scenario, relative to the scenario file.
+fn read_trace(scenario_path: &Path, scenario: &Scenario) -> Result<Option<Vec<TraceRow>>, Failure> {
+    let Some(name) = scenario
+        .workload
+        .serving
+        .as_ref()
+        .and_then(|s| s.trace.as_ref())
+    else {
+        return Ok(None);
+    };
+    let file = scenario_path.parent().unwrap_or(Path::new(".")).join(name);
+    let rows = parse_trace(&file).map_err(Failure::Input)?;
+    planner::serving::workload::check_trace(&rows, scenario.model.max_context)
+        .map_err(|e| Failure::Input(anyhow!("{}: {e}", file.display())))?;
+    Ok(Some(rows))
+}
+
+/// Reads a trace CSV with the header `arrival_s,prompt_tokens,output_tokens`.
+pub fn parse_trace(file: &Path) -> Result<Vec<TraceRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("cannot read trace {}", file.display()))?;
+    let headers = reader.headers()?.clone();
+    let expected = ["arrival_s", "prompt_tokens", "output_tokens"];
+    if headers.iter().collect::<Vec<_>>() != expected {
+        return Err(anyhow!(
+            "{}: header `{}`: expected `{}`",
+            file.display(),
+            headers.iter().collect::<Vec<_>>().join(","),
+            expected.join(",")
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.deserialize::<TraceRow>() {
+        let row = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            anyhow!("{}:{line}: {e}", file.display())
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Writes `bytes` to `dir/name` completely or not at all.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    crate::cli::write_atomic(&dir.join(name), bytes)
+}
+
+fn write_summary(dir: &Path, report: &Report) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomically(
+        dir,
+        "summary.json",
+        (serde_json::to_string_pretty(report)? + "\n").as_bytes(),
+    )
+}
+
+fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+fn write_serving(dir: &Path, run: &ServingRun) -> Result<()> {
+    write_summary(dir, &run.report)?;
+    write_atomically(dir, "requests.csv", &csv_bytes(&run.requests)?)?;
+    write_atomically(dir, "queue.csv", &csv_bytes(&run.queue)?)?;
+    if !run.timeline.spans.is_empty() {
+        let chart = TimelineChart {
+            title: match planner::serving::TIMELINE_REQUESTS.min(run.requests.len()) {
+                1 => format!("{}: one request", run.report.name),
+                n => format!("{}: first {n} requests", run.report.name),
+            },
+            timeline: &run.timeline,
+        };
+        let (png, svg) = (dir.join("timeline.png"), dir.join("timeline.svg"));
+        crate::cli::with_temp_paths(&[&png, &svg], |tmp| {
+            render_both(&chart, &tmp[0], &tmp[1], super::charts::SIZE)
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Prefill/decode disaggregation against EXO Labs' DGX Spark + M3 Ultra figures
+//! (blog, Oct 2025), and the KV transfer by hand.
+
+use planner::analytical::disaggregated::overlap;
+use planner::analytical::simulate;
+use planner::{Report, Scenario};
+
+use crate::common::{catalog, planner, repo, scenario_file, stdout};
+
+fn scenario(file: &str) -> Scenario {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
+    Scenario::from_toml(file, &text, &catalog()).unwrap()
+}
+
+fn run(file: &str) -> Report {
+    simulate(&scenario(file)).unwrap()
+}
+
+fn within(predicted: f64, published: f64, tolerance: f64) -> bool {
+    ((predicted - published) / published).abs() <= tolerance
+}
+
+fn generation(r: &Report) -> f64 {
+    r.e2e_s.unwrap() - r.ttft_s.unwrap()
+}
+
+#[test]
+fn layerwise_ttft_within_15_percent_of_1_47_s() {
+    let r = run("scenarios/exo-disaggregated.toml");
+    let ttft = r.ttft_s.unwrap();
+    assert!(within(ttft, 1.47, 0.15), "predicted {ttft:.3} s");
+}
+
+#[test]
+fn layerwise_total_within_15_percent_of_2_32_s() {
+    let r = run("scenarios/exo-disaggregated.toml");
+    let e2e = r.e2e_s.unwrap();
+    assert!(within(e2e, 2.32, 0.15), "predicted {e2e:.3} s");
+}
+
+#[test]
+fn speedups_over_each_device_alone() {
+    let both = run("scenarios/exo-disaggregated.toml");
+    let spark = run("scenarios/exo-spark-alone.toml");
+    let mac = run("scenarios/exo-m3-ultra-alone.toml");
+    // Published: prefill 5.57 / 1.47 = 3.79x, decode 2.87 / 0.85 = 3.37x, total
+    // 6.42 / 2.32 = 2.77x.
+    let prefill = mac.ttft_s.unwrap() / both.ttft_s.unwrap();
+    let decode = generation(&spark) / generation(&both);
+    let total = mac.e2e_s.unwrap() / both.e2e_s.unwrap();
+    assert!(within(prefill, 3.79, 0.15), "prefill speed-up {prefill:.2}");
+    assert!(within(total, 2.77, 0.15), "total speed-up {total:.2}");
+    assert!(within(decode, 3.37, 0.25), "decode speed-up {decode:.2}");
+}
+
+/// The EXO scenario with the link at exactly 1.25 GB/s (10 Gb/s) and 250 us latency.
+fn at_line_rate(kv_transfer: &str) -> Scenario {
+    let text = std::fs::read_to_string(repo().join("scenarios/exo-disaggregated.toml"))
+        .unwrap()
+        .replace(
+            "link = \"ethernet-10g\"",
+            "link = \"ethernet-10g\"\nbandwidth_gb_s = 1.25\nlatency_us = 250.0",
+        )
+        .replace(
+            "kv_transfer = \"layerwise\"",
+            &format!("kv_transfer = \"{kv_transfer}\""),
+        );
+    Scenario::from_toml("exo-line-rate.toml", &text, &catalog()).unwrap()
+}
+
+#[test]
+fn bulk_transfer_adds_the_whole_kv_cache_by_hand() {
+    // KV of 8,192 tokens of Llama-3.1 8B in fp16: 8192 tokens x 32 layers x 2 (K and V)
+    // x 8 KV heads x 128 dims x 2 bytes = 1,073,741,824 bytes (1.07 GB). At 1.25e9 B/s
+    // that is 0.858993 s, plus one 250 us latency: 0.859243 s on top of the prefill.
+    let bulk = simulate(&at_line_rate("bulk")).unwrap();
+    let spark = run("scenarios/exo-spark-alone.toml");
+    let added = bulk.ttft_s.unwrap() - spark.ttft_s.unwrap();
+    assert!((added - 0.859_243).abs() < 1e-6, "added {added}");
+    let b = bulk.breakdown.unwrap().prefill;
+    assert!((b.exposed_communication_s - 0.859_243).abs() < 1e-6);
+    // Decode is the same 32 steps on the Mac either way.
+    let mac = run("scenarios/exo-m3-ultra-alone.toml");
+    assert!((generation(&bulk) - generation(&mac)).abs() < 1e-9);
+}
+
+#[test]
+fn layerwise_exposes_at_most_the_last_message() {
+    // mlx prefills in chunks of 2,048 tokens; the last message is the last layer of
+    // the last chunk: 2048 x 2 x 8 x 128 x 2 = 8,388,608 bytes, 6.711 ms at 1.25 GB/s,
+    // + 0.25 ms latency = 6.961 ms. The LM head runs meanwhile, so at most that much
+    // is exposed, and the link keeps up with the compute (11 ms per layer and chunk
+    // against 6.7 ms of transfer), so nothing else is.
+    let r = simulate(&at_line_rate("layerwise")).unwrap();
+    let b = r.breakdown.unwrap().prefill;
+    assert!(b.exposed_communication_s > 0.0);
+    assert!(
+        b.exposed_communication_s <= 0.006_961 + 1e-9,
+        "{}",
+        b.exposed_communication_s
+    );
+    // All 1.07 GB still cross the link: 0.858993 s of sending + 0.25 ms.
+    assert!((b.communication_s - 0.859_243).abs() < 1e-6);
+}
+
+#[test]
+fn overlap_command_reports_both_criteria() {
+    let report = overlap(&scenario("scenarios/exo-overlap-llama-3-70b.toml")).unwrap();
+    // 8-bit KV of Llama-3 70B: 2 x 8 KV heads x 128 dims x 1 byte = 2,048 bytes per
+    // token per layer.
+    assert_eq!(report.kv_bytes_per_token_per_layer, 2048.0);
+    // A whole layer (1.7 GFLOP per token) computes far longer than its 2 KB of KV per
+    // token takes on 10 GbE: the stream keeps up at every length.
+    assert_eq!(report.threshold_tokens, Some(1));
+    let out = planner(&["overlap", "scenarios/exo-overlap-llama-3-70b.toml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("hides behind the whole layer"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn overlap_needs_disaggregation() {
+    let out = planner(&["overlap", "scenarios/exo-spark-alone.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn disaggregation_without_a_network_is_invalid_input() {
+    let text = std::fs::read_to_string(repo().join("scenarios/exo-disaggregated.toml"))
+        .unwrap()
+        .replace("[cluster.network]\nlink = \"ethernet-10g\"\n", "");
+    let path = scenario_file(&text);
+    let out = planner(&["simulate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::common::stderr(&out).contains("[cluster.network]"));
+}

@@ -1,0 +1,300 @@
+//! The request-level engine: agreement with the analytical model for one request,
+//! determinism, serving metrics, and TensorRT-LLM's published throughput.
+
+use planner::analytical::simulate as analytical;
+use planner::serving::simulate as serve;
+use planner::Scenario;
+
+use crate::common::{catalog, planner, repo, scenario_file, stderr};
+
+fn text(file: &str) -> String {
+    std::fs::read_to_string(repo().join(file)).unwrap()
+}
+
+fn parse(name: &str, text: &str) -> Scenario {
+    Scenario::from_toml(name, text, &catalog()).unwrap()
+}
+
+/// The engine emits the first output token from the prefill, so N analytical decode
+/// steps (llama-bench's convention) are N + 1 output tokens to the engine.
+fn as_one_request(text: &str, output_tokens: u64) -> String {
+    text.replace(
+        &format!("output_tokens = {output_tokens}"),
+        &format!("output_tokens = {}\nrequests = 1", output_tokens + 1),
+    )
+}
+
+fn close(a: f64, b: f64, tolerance: f64) -> bool {
+    ((a - b) / b).abs() <= tolerance
+}
+
+#[test]
+fn one_request_agrees_with_the_analytical_model_within_1_percent() {
+    let h100 = r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "fp8"
+kv_cache = "fp8"
+[runtime]
+preset = "trt-llm"
+[[cluster.groups]]
+device = "h100-sxm"
+[workload]
+prompt_tokens = 3000
+output_tokens = 300
+"#;
+    let cached = text("scenarios/exo-m3-ultra-alone.toml").replace(
+        "prompt_tokens = 8192",
+        "prompt_tokens = 8192\ncached_prompt_tokens = 1000",
+    );
+    let cases: Vec<(String, u64)> = vec![
+        (text("scenarios/exo-spark-alone.toml"), 32),
+        (cached, 32),
+        (text("scenarios/llama-bench-m2-ultra-q4_0.toml"), 0),
+        (h100.to_string(), 300),
+        (text("scenarios/exo-disaggregated.toml"), 32),
+        (text("scenarios/exo-disaggregated-bulk.toml"), 32),
+    ];
+    for (scenario_text, output) in cases {
+        let output = if output == 0 {
+            let line = scenario_text
+                .lines()
+                .find(|l| l.starts_with("output_tokens"))
+                .unwrap();
+            line.split('=').nth(1).unwrap().trim().parse().unwrap()
+        } else {
+            output
+        };
+        let a = analytical(&parse("a.toml", &scenario_text)).unwrap();
+        let d = serve(
+            &parse("d.toml", &as_one_request(&scenario_text, output)),
+            None,
+        )
+        .unwrap();
+        let s = d.report.serving.as_ref().unwrap();
+        assert_eq!(s.requests_completed, 1, "{}", a.name);
+        for (what, x, y) in [
+            ("ttft", s.ttft_s.mean, a.ttft_s.unwrap()),
+            ("e2e", s.e2e_s.mean, a.e2e_s.unwrap()),
+            ("tpot", s.tpot_s.mean, a.tpot_s.unwrap()),
+        ] {
+            assert!(
+                close(x, y, 0.01),
+                "{}: {what} engine {x} vs analytical {y}",
+                a.name
+            );
+        }
+    }
+}
+
+fn poisson_scenario(seed: u64) -> String {
+    format!(
+        r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "bf16"
+[runtime]
+preset = "vllm"
+[[cluster.groups]]
+device = "h100-sxm"
+count = 2
+[scheduler]
+router = "least_loaded"
+chunked_prefill = true
+[workload]
+prompt_tokens = 700
+output_tokens = 90
+prompt_distribution = {{ kind = "lognormal", sigma = 0.7 }}
+output_distribution = {{ kind = "uniform", min = 10, max = 200 }}
+requests = 400
+arrival_rate_per_s = 30.0
+seed = {seed}
+ttft_slo_s = 0.2
+tpot_slo_s = 0.02
+"#
+    )
+}
+
+#[test]
+fn same_seed_gives_identical_json() {
+    let json = |seed| {
+        let run = serve(&parse("p.toml", &poisson_scenario(seed)), None).unwrap();
+        serde_json::to_string(&run.report).unwrap()
+    };
+    assert_eq!(json(5), json(5));
+    assert_ne!(json(5), json(6));
+    // And through the command line, byte for byte.
+    let path = scenario_file(&poisson_scenario(9));
+    let a = planner(&["simulate", path.to_str().unwrap(), "--format", "json"]);
+    let b = planner(&["simulate", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn every_request_completes_and_tokens_are_conserved() {
+    let run = serve(&parse("p.toml", &poisson_scenario(3)), None).unwrap();
+    let s = run.report.serving.as_ref().unwrap();
+    assert_eq!(s.requests_completed, 400);
+    let tokens: u64 = run.requests.iter().map(|r| r.output_tokens).sum();
+    // Throughput x makespan = all output tokens.
+    assert!(close(
+        s.throughput_tokens_per_s * s.makespan_s,
+        tokens as f64,
+        1e-9
+    ));
+    for r in &run.requests {
+        let (ttft, e2e) = (r.ttft_s.unwrap(), r.e2e_s.unwrap());
+        assert!(ttft > 0.0 && e2e >= ttft);
+    }
+    assert!(s.ttft_s.p50 <= s.ttft_s.p90 && s.ttft_s.p90 <= s.ttft_s.p99);
+    // Both instances got work from the least-loaded router.
+    assert!(s.instances.iter().all(|i| i.iterations > 0));
+}
+
+#[test]
+fn kv_memory_pressure_preempts_and_still_finishes() {
+    // An RTX 4090 (24 GB) holding 16 GB of fp16 weights has a few GB of KV cache.
+    // KV per token: 32 layers x 2 x 8 heads x 128 x 2 bytes = 131,072 bytes; 64
+    // requests of 2,048 + 1,024 tokens need 64 x 3,072 x 131,072 = 25.8 GB, so
+    // decoding sequences are preempted and recomputed.
+    let text = r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "f16"
+[runtime]
+preset = "vllm"
+max_batch = 64
+[[cluster.groups]]
+device = "rtx-4090"
+[workload]
+prompt_tokens = 2048
+output_tokens = 1024
+requests = 64
+"#;
+    let run = serve(&parse("p.toml", text), None).unwrap();
+    let s = run.report.serving.as_ref().unwrap();
+    assert!(s.preemptions > 0, "no preemption");
+    assert_eq!(s.requests_completed, 64);
+}
+
+#[test]
+fn static_batches_run_to_completion_before_the_next() {
+    // Batches of 4 identical requests at t = 0: requests 0-3 finish together, before
+    // 4-7 produce their first token.
+    let text = r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "bf16"
+[runtime]
+preset = "vllm"
+[[cluster.groups]]
+device = "h100-sxm"
+[scheduler]
+batching = "static"
+[workload]
+prompt_tokens = 256
+output_tokens = 16
+batch = 4
+requests = 8
+"#;
+    let run = serve(&parse("p.toml", text), None).unwrap();
+    let r = &run.requests;
+    let first_batch_end = r[0].finish_s.unwrap();
+    assert!(r[..4].iter().all(|x| x.finish_s == Some(first_batch_end)));
+    assert!(r[4..]
+        .iter()
+        .all(|x| x.first_token_s.unwrap() > first_batch_end));
+}
+
+#[test]
+fn trtllm_h100_llama_8b_fp8_throughput_within_25_percent() {
+    // TensorRT-LLM perf overview (V346): 28,312 output tokens/s for 128/128.
+    let run = serve(
+        &parse(
+            "t.toml",
+            &text("scenarios/trtllm-h100-llama-3.1-8b-fp8.toml"),
+        ),
+        None,
+    )
+    .unwrap();
+    let t = run.report.serving.unwrap().throughput_tokens_per_s;
+    assert!(close(t, 28_312.0, 0.25), "predicted {t:.0} tokens/s");
+}
+
+#[test]
+fn trace_scenario_writes_complete_result_files() {
+    let dir = std::env::temp_dir().join(format!("planner-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = planner(&[
+        "simulate",
+        "scenarios/serving-trace-h100-vllm.toml",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let requests = std::fs::read_to_string(dir.join("requests.csv")).unwrap();
+    // A header and one row per trace request (300).
+    assert_eq!(requests.lines().count(), 301);
+    for f in ["summary.json", "queue.csv", "timeline.png", "timeline.svg"] {
+        assert!(dir.join(f).metadata().unwrap().len() > 0, "{f}");
+    }
+    // No temporary files left behind.
+    let leftovers = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for key in ["ttft_s", "tpot_s", "e2e_s"] {
+        for stat in ["p50", "p90", "p99", "mean"] {
+            assert!(summary["serving"][key][stat].is_number(), "{key}.{stat}");
+        }
+    }
+    assert_eq!(summary["serving"]["requests_completed"], 300);
+    assert!(summary["serving"]["makespan_s"].is_number());
+}
+
+#[test]
+fn serving_keys_without_serving_mode_are_invalid() {
+    let text =
+        crate::common::BASE.replace("output_tokens = 16", "output_tokens = 16\nttft_slo_s = 1.0");
+    let path = scenario_file(&text);
+    let out = planner(&["simulate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("serving mode only"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_distribution_and_trace_are_invalid_input() {
+    let text = crate::common::BASE.replace(
+        "output_tokens = 16",
+        "output_tokens = 16\nrequests = 5\nprompt_distribution = { kind = \"gaussian\" }",
+    );
+    let out = planner(&["simulate", scenario_file(&text).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("prompt_distribution.kind"),
+        "{}",
+        stderr(&out)
+    );
+
+    let path = scenario_file(&crate::common::BASE.replace(
+        "output_tokens = 16",
+        "output_tokens = 16\ntrace = \"missing.csv\"",
+    ));
+    let out = planner(&["simulate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("missing.csv"));
+}
