@@ -4,18 +4,26 @@
 //! - [`ops`]: FLOPs and bytes of each operation of a layer for one pass;
 //! - [`timing`]: roofline time of an operation on a device under a runtime;
 //! - [`pass`]: prefill (chunked) and decode (step by step) over a model shard;
-//! - [`memory`]: weights, KV cache, activations and reserves per node.
+//! - [`memory`]: weights, KV cache, activations and reserves per node;
+//! - [`cluster`]: several nodes ([`stage`], [`tensor`], [`expert`] with [`routing`],
+//!   [`pipeline`]), and Apple's memory-management overhead ([`wiring`]).
 //!
 //! [`simulate`] runs one scenario on one node. Multi-node parallelism and the
 //! request-level engine build on the same per-operation costs.
 
 pub mod cluster;
 pub mod disaggregated;
+pub mod expert;
 pub mod memory;
 pub mod ops;
 pub mod pass;
+pub mod pipeline;
+pub mod routing;
 pub mod single;
+pub mod stage;
+pub mod tensor;
 pub mod timing;
+pub mod wiring;
 
 use crate::report::{GroupMemory, PhaseBreakdown, Report};
 use crate::scenario::{Group, Scenario};
@@ -121,7 +129,10 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     if let Some(d) = scenario.disaggregation {
         return disaggregated::simulate(scenario, d);
     }
-    if scenario.total_nodes() > 1 || scenario.parallelism.product() > 1 {
+    if scenario.total_nodes() > 1
+        || scenario.parallelism.product() > 1
+        || scenario.layout.wired_memory == crate::scenario::WiredMemory::Driver
+    {
         return cluster::simulate(scenario);
     }
     single::simulate(scenario)

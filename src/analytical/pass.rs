@@ -57,6 +57,11 @@ fn layer_classes(model: &Model, layers: std::ops::Range<u32>) -> Vec<(u32, f64)>
     classes
 }
 
+/// Layers of `layers` grouped by identical cost: (a representative layer, how many).
+pub fn layer_groups(model: &Model, layers: std::ops::Range<u32>) -> Vec<(u32, f64)> {
+    layer_classes(model, layers)
+}
+
 /// Times the operations of one layer for `pass`.
 pub fn layer_op_times(exec: &Executor, model: &Model, layer: u32, pass: &Pass) -> Vec<OpTime> {
     layer_ops(model, layer, pass)

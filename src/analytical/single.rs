@@ -62,6 +62,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
             group.price_usd.is_some(),
         ),
         layers: None,
+        cluster: None,
     };
     if !fits {
         return Ok(base);
