@@ -44,6 +44,16 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Run a scenario over a grid of values of its keys, one row per point.
+    Sweep {
+        scenario: PathBuf,
+        /// KEY=V1,V2,...: a dotted scenario key (e.g. cluster.network.latency_us) and
+        /// its values; repeat for a grid.
+        #[arg(long = "vary", required = true)]
+        vary: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List devices and links, or show one with every source.
     Hardware {
         #[command(subcommand)]
@@ -105,6 +115,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let catalog = load_catalog(&root)?;
     match cli.command {
         Command::Simulate { scenario, format } => simulate_command(&catalog, &scenario, format),
+        Command::Sweep {
+            scenario,
+            vary,
+            format,
+        } => {
+            print!("{}", cli::sweep::run(&catalog, &scenario, &vary, format)?);
+            Ok(())
+        }
         Command::Hardware { action } => {
             let text = match action {
                 ListShow::List => cli::show::hardware_list(&catalog),

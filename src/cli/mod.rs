@@ -6,3 +6,4 @@ pub mod catalog_files;
 pub mod charts;
 pub mod output;
 pub mod show;
+pub mod sweep;
