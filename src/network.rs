@@ -290,7 +290,10 @@ mod tests {
         // 250 us + 12,288 B / 1.18e9 B/s = 250 + 10.41 us = 260.41 us: the latency is
         // 96% of it.
         let link = link(250.0, 1.18, Transport::Tcp);
-        assert!(close(link.message_time(12_288.0), 250e-6 + 12_288.0 / 1.18e9));
+        assert!(close(
+            link.message_time(12_288.0),
+            250e-6 + 12_288.0 / 1.18e9
+        ));
         assert!(close(link.message_time(12_288.0), 260.413_559_322e-6));
     }
 

@@ -15,10 +15,8 @@ use crate::model::Model;
 use crate::runtime::Runtime;
 
 mod layout;
-pub use layout::{
-    AttentionLayout, ClusterLayout, ExpertPlacement, PipelineSplit, WiredMemory,
-};
 use layout::validate_layout;
+pub use layout::{AttentionLayout, ClusterLayout, ExpertPlacement, PipelineSplit, WiredMemory};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

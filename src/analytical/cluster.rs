@@ -25,8 +25,8 @@ use super::{executor, shortfall_reason, RunError};
 use crate::cost::cost_report;
 use crate::network::LinkModel;
 use crate::report::{
-    Breakdown, ClusterReport, ExpertReport, GroupMemory, LayerView, MemoryReport,
-    PhaseBreakdown, Report, StageReport, TimeParts, WorkloadEcho,
+    Breakdown, ClusterReport, ExpertReport, GroupMemory, LayerView, MemoryReport, PhaseBreakdown,
+    Report, StageReport, TimeParts, WorkloadEcho,
 };
 use crate::scenario::{AttentionLayout, PipelineSplit, Scenario, WiredMemory};
 
@@ -273,7 +273,11 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         .map(|g| g.device.idle_w * f64::from(g.count))
         .sum();
     let runtime_ids: Vec<String> = {
-        let mut ids: Vec<String> = scenario.groups.iter().map(|g| g.runtime.id.clone()).collect();
+        let mut ids: Vec<String> = scenario
+            .groups
+            .iter()
+            .map(|g| g.runtime.id.clone())
+            .collect();
         ids.dedup();
         ids
     };
@@ -566,4 +570,78 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         cluster: Some(cluster),
         ..base
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytical::single;
+    use crate::analytical::test_support::{dbrx, scenario};
+
+    #[test]
+    fn one_node_agrees_with_the_single_node_model() {
+        let sc = scenario(
+            r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "f16"
+[runtime]
+preset = "mlx"
+[[cluster.groups]]
+device = "m3-ultra-80c"
+memory_gb = 256
+[workload]
+prompt_tokens = 4096
+output_tokens = 200
+batch = 2
+"#,
+        );
+        let ours = simulate(&sc).unwrap();
+        let theirs = single::simulate(&sc).unwrap();
+        for (a, b) in [
+            (ours.ttft_s, theirs.ttft_s),
+            (ours.tpot_s, theirs.tpot_s),
+            (ours.decode_tokens_per_s, theirs.decode_tokens_per_s),
+        ] {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!((a - b).abs() < 1e-9 * b, "{a} vs {b}");
+        }
+        let (a, b) = (&ours.memory.groups[0], &theirs.memory.groups[0]);
+        assert!((a.used_gb - b.used_gb).abs() < 1e-9, "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn two_node_dbrx_holds_half_the_experts_and_all_the_rest() {
+        // Per node: 40 x 88,080,384 attention + 40 x 6144 x 16 router + 81 x 6144
+        // norms + 2 x 100,352 x 6144 embedding and LM head + 8 experts x 40 layers x
+        // 198,180,864 = 68,178,647,040 parameters x 2 bytes = 136.357 GB.
+        let r = simulate(&dbrx(2, "")).unwrap();
+        let g = &r.memory.groups[0];
+        assert!((g.weights_gb - 136.357_294_08).abs() < 1e-6, "{g:?}");
+        assert!(r.memory.fits);
+    }
+
+    #[test]
+    fn tensor_and_expert_in_one_stage_is_reported_unsupported() {
+        let sc = scenario(
+            r#"
+[model]
+preset = "dbrx"
+weights = "bf16"
+[[cluster.groups]]
+device = "m2-ultra-76c"
+memory_gb = 192
+count = 4
+[cluster.network]
+link = "ethernet-10g"
+[parallelism]
+expert = 2
+tensor = 2
+[workload]
+prompt_tokens = 64
+output_tokens = 4
+"#,
+        );
+        assert!(matches!(simulate(&sc), Err(RunError::Unsupported(_))));
+    }
 }

@@ -106,9 +106,10 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
         match self.attention {
             AttentionLayout::Replicated => sequences,
             AttentionLayout::Split => {
+                // Earlier nodes take the remainder: 1 sequence on 2 nodes is node 0's.
                 let s = sequences.round() as u64;
                 let n = self.n() as u64;
-                ((i as u64 + 1) * s / n - i as u64 * s / n) as f64
+                (s / n + u64::from((i as u64) < s % n)) as f64
             }
         }
     }
@@ -311,5 +312,98 @@ impl MaxByFirst for (f64, f64, f64) {
         } else {
             self
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytical::executor;
+    use crate::analytical::routing::Placement;
+    use crate::analytical::stage::Node;
+    use crate::analytical::test_support::dbrx;
+    use crate::analytical::wiring::Wiring;
+    use crate::scenario::ExpertPlacement;
+
+    #[test]
+    fn two_node_dbrx_decode_by_hand() {
+        let sc = dbrx(2, "");
+        let group = &sc.groups[0];
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, group),
+            wiring: Wiring::NONE,
+        };
+        let g = ExpertGroup::new(
+            &sc.model,
+            vec![&node, &node],
+            Placement::new(&ExpertPlacement::Even, 16, 2),
+            AttentionLayout::Replicated,
+            sc.network.as_ref().map(LinkModel::from_network),
+            Topology::Switch,
+            7,
+        );
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 64.0,
+        };
+        let phase = g.expert_phase(&pass);
+        // Node 0 runs c of the 4 picks (hypergeometric: 70, 448, 784, 448, 70 of 1820
+        // for c = 0..4), node 1 runs 4 - c. Each sends one 12,288-byte message per
+        // expert output to the other, so node i sends c_i and receives 4 - c_i.
+        // Software overhead beyond the first send and receive (o = 125 us): 2 o when
+        // c = 1, 2, 3 (1680 of 1820), 3 o when c = 0 or 4 (140 of 1820). The busiest
+        // port carries max(c, 4 - c) messages, 4816 / 1820 = 2.646 on average.
+        //   E = 250 us + 125 us x (2 x 1680 + 3 x 140) / 1820
+        //       + 2.646 x 12,288 B / 1.18e9 B/s
+        //     = 250 + 259.615 + 27.556 = 537.17 us.
+        let expected = 250e-6
+            + 125e-6 * (2.0 * 1680.0 + 3.0 * 140.0) / 1820.0
+            + 4816.0 / 1820.0 * 12_288.0 / 1.18e9;
+        assert!((phase.exchange_s - expected).abs() < 1e-12, "{phase:?}");
+        assert!((phase.busiest_experts - 4816.0 / 1820.0).abs() < 1e-12);
+        assert!((phase.mean_experts - 2.0).abs() < 1e-12);
+        // One token through c experts is memory bound and its time affine in c (the
+        // rows per expert stay 1), so the expected time of the busiest node is the
+        // time of 2.646 experts.
+        let busiest = routed_experts_op(&sc.model, 4816.0 / 1820.0, 4816.0 / 1820.0);
+        let t = node.exec.time(&busiest);
+        assert!(t.memory_bound());
+        assert!((phase.expert_compute_s - t.time_s).abs() < 1e-12 * t.time_s);
+    }
+
+    #[test]
+    fn split_attention_dispatches_and_combines() {
+        // One sequence owned by node 0 of 2 (8 experts each). Whenever node 1 runs
+        // some of the token's 4 experts (1 - 70/1820 of the time), node 0 sends it the
+        // hidden state and gets the sum back: two messages of 12,288 B, each one
+        // latency with no extra software overhead (one send, one receive per node).
+        //   E = (1750 / 1820) x 2 x (250 us + 12,288 / 1.18e9 s) = 500.79 us.
+        let sc = dbrx(2, "attention = \"split\"");
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, &sc.groups[0]),
+            wiring: Wiring::NONE,
+        };
+        let g = ExpertGroup::new(
+            &sc.model,
+            vec![&node, &node],
+            Placement::new(&ExpertPlacement::Even, 16, 2),
+            AttentionLayout::Split,
+            sc.network.as_ref().map(LinkModel::from_network),
+            Topology::Switch,
+            7,
+        );
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 64.0,
+        };
+        let expected = 1750.0 / 1820.0 * 2.0 * (250e-6 + 12_288.0 / 1.18e9);
+        assert!((g.expert_phase(&pass).exchange_s - expected).abs() < 1e-12);
+        assert_eq!(g.sequences_on(0, 1.0), 1.0);
+        assert_eq!(g.sequences_on(1, 1.0), 0.0);
+        assert_eq!(g.sequences_on(1, 5.0), 2.0);
     }
 }

@@ -22,6 +22,8 @@ pub mod routing;
 pub mod single;
 pub mod stage;
 pub mod tensor;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod timing;
 pub mod wiring;
 

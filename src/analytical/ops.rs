@@ -292,7 +292,11 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
         weight_params: distinct * expert,
         dequant_params: distinct * expert,
         activation_bytes: picks * (2.0 * d + fe) * ACTIVATION_BYTES,
-        rows: if distinct > 0.0 { picks / distinct } else { 0.0 },
+        rows: if distinct > 0.0 {
+            picks / distinct
+        } else {
+            0.0
+        },
         ..Op::new(OpKind::RoutedExperts)
     }
 }

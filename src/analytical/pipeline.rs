@@ -44,7 +44,9 @@ pub fn split_layers(layers: u32, weights: &[f64]) -> Vec<Range<u32>> {
     order.sort_by(|&a, &b| {
         let ra = quotas[a] - quotas[a].floor();
         let rb = quotas[b] - quotas[b].floor();
-        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
     });
     for &i in order.iter().cycle() {
         if left == 0 {
@@ -55,7 +57,9 @@ pub fn split_layers(layers: u32, weights: &[f64]) -> Vec<Range<u32>> {
     }
     // Every stage runs at least one layer: take from the largest.
     while let Some(empty) = counts.iter().position(|&c| c == 0) {
-        let largest = (0..stages).max_by_key(|&i| (counts[i], stages - i)).unwrap();
+        let largest = (0..stages)
+            .max_by_key(|&i| (counts[i], stages - i))
+            .unwrap();
         counts[largest] -= 1;
         counts[empty] += 1;
     }
@@ -172,7 +176,10 @@ mod tests {
     fn even_and_memory_splits() {
         // 40 layers over 3 equal stages: 40/3 = 13.33 each, remainders equal, the
         // extra layer to the first: 14, 13, 13.
-        assert_eq!(split_layers(40, &[1.0, 1.0, 1.0]), vec![0..14, 14..27, 27..40]);
+        assert_eq!(
+            split_layers(40, &[1.0, 1.0, 1.0]),
+            vec![0..14, 14..27, 27..40]
+        );
         // 94 layers over 512 + 256 GB: quotas 62.67 and 31.33 -> 63 and 31.
         assert_eq!(split_layers(94, &[512.0, 256.0]), vec![0..63, 63..94]);
         // A tiny node still gets a layer: 4 layers over 100 : 1 -> quotas 3.96, 0.04

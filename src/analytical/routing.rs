@@ -228,7 +228,7 @@ fn monte_carlo(
     seed: u64,
 ) -> Vec<RoutingSample> {
     let e = placement.experts;
-    let mut rng = SplitMix64(seed ^ 0x5EED_0F_E4E7);
+    let mut rng = SplitMix64(seed ^ 0x005E_ED0F_E4E7);
     let samples = samples.max(1);
     let mut pool: Vec<u32> = (0..e).collect();
     (0..samples)
@@ -262,7 +262,11 @@ pub fn expectation(samples: &[RoutingSample], mut f: impl FnMut(&[NodeLoad]) -> 
 /// Expected expert count of the busiest node (by distinct experts run).
 pub fn expected_busiest_experts(samples: &[RoutingSample]) -> f64 {
     expectation(samples, |loads| {
-        loads.iter().map(|l| l.distinct_experts()).max().unwrap_or(0) as f64
+        loads
+            .iter()
+            .map(|l| l.distinct_experts())
+            .max()
+            .unwrap_or(0) as f64
     })
 }
 
@@ -305,9 +309,7 @@ mod tests {
         // ceil and floor. Busiest = max(j, ceil((4 - j) / 2)): j = 0, 1, 2 -> 2;
         // j = 3 -> 3; j = 4 -> 4.
         //   E = (2 x (70 + 448 + 784) + 3 x 448 + 4 x 70) / 1820 = 4228 / 1820 = 2.323.
-        assert!(
-            (busiest(ExpertPlacement::Replicated, 3) - 4228.0 / 1820.0).abs() < 1e-12
-        );
+        assert!((busiest(ExpertPlacement::Replicated, 3) - 4228.0 / 1820.0).abs() < 1e-12);
     }
 
     #[test]
@@ -315,9 +317,7 @@ mod tests {
         // Replicated halves: the larger half's m = max(j, 4 - j) picks split over two
         // nodes, busiest ceil(m / 2): m = 2 -> 1 (784), m = 3 or 4 -> 2 (896 + 140).
         //   E = (784 + 2 x 1036) / 1820 = 2856 / 1820 = 1.569.
-        assert!(
-            (busiest(ExpertPlacement::Replicated, 4) - 2856.0 / 1820.0).abs() < 1e-12
-        );
+        assert!((busiest(ExpertPlacement::Replicated, 4) - 2856.0 / 1820.0).abs() < 1e-12);
         // Even, 4 experts per node. Count patterns of the 1820 choices: (1,1,1,1):
         // 4^4 = 256; (2,1,1,0): 4 x 3 x 6 x 4 x 4 = 1152; (2,2,0,0): 6 x 36 = 216;
         // (3,1,0,0): 4 x 3 x 4 x 4 = 192; (4,0,0,0): 4.

@@ -197,8 +197,7 @@ pub fn node_memory(
         * inputs.kv_bytes
         / kv_split(model, stage.kind)
         / 1e9;
-    let activations_gb =
-        memory::activation_bytes(model, inputs.chunk * sequences, sequences) / 1e9;
+    let activations_gb = memory::activation_bytes(model, inputs.chunk * sequences, sequences) / 1e9;
     NodeMemory {
         weights_gb,
         kv_cache_gb,
@@ -224,5 +223,31 @@ mod tests {
         assert_eq!(t.total_s(), 4.5);
         assert_eq!(t.scaled(2.0).total_s(), 9.0);
         assert_eq!(StageTime::communication(1.0).total_s(), 1.0);
+    }
+}
+
+#[cfg(test)]
+mod whole_model_tests {
+    use super::*;
+    use crate::analytical::test_support::catalog;
+
+    #[test]
+    fn one_stage_holds_every_parameter() {
+        let catalog = catalog();
+        for id in ["dbrx", "deepseek-v3", "qwen3-235b-a22b", "gemma-3-4b"] {
+            let model = &catalog.models[id];
+            let stage = Stage {
+                nodes: vec![0],
+                layers: 0..model.layers,
+                embedding: true,
+                lm_head: true,
+                kind: StageKind::Tensor(1),
+            };
+            assert_eq!(
+                node_params(model, &stage, 0),
+                model.total_params() as f64,
+                "{id}"
+            );
+        }
     }
 }

@@ -140,3 +140,141 @@ impl TensorGroup<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytical::executor;
+    use crate::analytical::pass::{pass_time, Shard};
+    use crate::analytical::stage::Node;
+    use crate::analytical::test_support::scenario;
+    use crate::analytical::wiring::Wiring;
+
+    #[test]
+    fn split_divides_weights_and_work_but_not_the_router() {
+        let op = Op {
+            kind: OpKind::QkvProjection,
+            flops: 8.0,
+            weight_params: 4.0,
+            dequant_params: 4.0,
+            kv_elements: 0.0,
+            activation_bytes: 3.0,
+            rows: 1.0,
+        };
+        // 8 / 4 = 2 FLOPs, 4 / 4 = 1 weight; activations and rows unchanged.
+        let s = split_op(&op, 4.0, 4.0);
+        assert_eq!(
+            (s.flops, s.weight_params, s.dequant_params),
+            (2.0, 1.0, 1.0)
+        );
+        assert_eq!((s.activation_bytes, s.rows), (3.0, 1.0));
+        let router = Op {
+            kind: OpKind::Router,
+            ..op
+        };
+        assert_eq!(split_op(&router, 4.0, 4.0), router);
+        // Attention: FLOPs / 8, KV / min(8, 4 KV heads) = / 4.
+        let attention = Op {
+            kind: OpKind::Attention,
+            kv_elements: 16.0,
+            ..op
+        };
+        let s = split_op(&attention, 8.0, 4.0);
+        assert_eq!((s.flops, s.kv_elements), (1.0, 4.0));
+    }
+
+    #[test]
+    fn one_node_is_the_single_node_pass() {
+        let sc = scenario(
+            r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "f16"
+[runtime]
+preset = "mlx"
+[[cluster.groups]]
+device = "m3-ultra-80c"
+[workload]
+prompt_tokens = 512
+output_tokens = 8
+"#,
+        );
+        let group = &sc.groups[0];
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, group),
+            wiring: Wiring::NONE,
+        };
+        let g = TensorGroup {
+            model: &sc.model,
+            nodes: vec![&node],
+            link: None,
+            topology: Topology::Switch,
+            kv_split: 1.0,
+        };
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 512.0,
+        };
+        let mut ours = StageTime::default();
+        for layer in 0..sc.model.layers {
+            ours.add(&g.layer_time(layer, &pass));
+        }
+        ours.add(&g.head_time(&pass, 1.0));
+        ours.add(&g.step_overhead());
+        let theirs = pass_time(&node.exec, &sc.model, &Shard::whole(&sc.model), &pass, 1.0);
+        assert!((ours.total_s() - theirs.total_s()).abs() < 1e-12 * theirs.total_s());
+        assert!((ours.flops - theirs.flops).abs() < 1e-6 * theirs.flops);
+    }
+
+    #[test]
+    fn two_all_reduces_per_layer() {
+        // 4 nodes over RDMA (50 us, 9.375 GB/s), direct mesh; one decode token of
+        // Qwen3 235B: 4096 x 2 = 8192 bytes. One-shot: 50 us + 8192 / 9.375e9 s
+        // = 50.874 us; twice per layer = 101.748 us.
+        let sc = scenario(
+            r#"
+[model]
+preset = "qwen3-235b-a22b"
+weights = "mlx-8bit"
+[runtime]
+preset = "mlx"
+[[cluster.groups]]
+device = "m3-ultra-80c"
+memory_gb = 512
+count = 4
+[cluster.network]
+link = "thunderbolt-5-rdma"
+topology = "direct"
+[parallelism]
+tensor = 4
+[workload]
+prompt_tokens = 64
+output_tokens = 4
+"#,
+        );
+        let group = &sc.groups[0];
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, group),
+            wiring: Wiring::NONE,
+        };
+        let g = TensorGroup {
+            model: &sc.model,
+            nodes: vec![&node; 4],
+            link: sc.network.as_ref().map(LinkModel::from_network),
+            topology: Topology::Direct,
+            kv_split: 4.0,
+        };
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 64.0,
+        };
+        let c = g.layer_communication(&pass);
+        let expected = 2.0 * (50e-6 + 8192.0 / 9.375e9);
+        assert!((c.communication_s - expected).abs() < 1e-15, "{c:?}");
+        assert_eq!(c.exposed_communication_s, c.communication_s);
+    }
+}

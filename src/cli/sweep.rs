@@ -41,7 +41,9 @@ pub fn parse_axis(arg: &str) -> Result<Axis> {
     let (key, values) = arg.split_once('=').ok_or_else(|| {
         input_error(
             "--vary",
-            format!("`{arg}`: expected KEY=V1,V2,... (for example cluster.network.latency_us=125,250)"),
+            format!(
+                "`{arg}`: expected KEY=V1,V2,... (for example cluster.network.latency_us=125,250)"
+            ),
         )
     })?;
     let key = key.trim();
@@ -155,8 +157,7 @@ pub fn run(catalog: &Catalog, path: &Path, args: &[String], format: Format) -> R
     let file = path.display().to_string();
     // The file as written must be valid before it is edited.
     Scenario::from_toml(&file, &text, catalog)?;
-    let doc: toml::Table =
-        toml::from_str(&text).map_err(|e| InputError::parse(&file, e))?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| InputError::parse(&file, e))?;
     let axes: Vec<Axis> = args.iter().map(|a| parse_axis(a)).collect::<Result<_>>()?;
 
     let mut points = Vec::new();
@@ -280,11 +281,7 @@ fn table(axes: &[Axis], points: &[Point]) -> String {
                 let _ = writeln!(s);
             }
             None => {
-                let _ = writeln!(
-                    s,
-                    "  cannot run: {}",
-                    p.cannot_run.as_deref().unwrap_or("")
-                );
+                let _ = writeln!(s, "  cannot run: {}", p.cannot_run.as_deref().unwrap_or(""));
             }
         }
     }
@@ -324,9 +321,17 @@ mod tests {
         let mut doc: toml::Table =
             toml::from_str("[[cluster.groups]]\ncount = 2\n[workload]\nbatch = 1").unwrap();
         set_key(&mut doc, "cluster.groups.0.count", toml::Value::Integer(4)).unwrap();
-        set_key(&mut doc, "cluster.network.latency_us", toml::Value::Integer(9)).unwrap();
+        set_key(
+            &mut doc,
+            "cluster.network.latency_us",
+            toml::Value::Integer(9),
+        )
+        .unwrap();
         assert_eq!(doc["cluster"]["groups"][0]["count"].as_integer(), Some(4));
-        assert_eq!(doc["cluster"]["network"]["latency_us"].as_integer(), Some(9));
+        assert_eq!(
+            doc["cluster"]["network"]["latency_us"].as_integer(),
+            Some(9)
+        );
         assert!(set_key(&mut doc, "cluster.groups.count", toml::Value::Integer(1)).is_err());
         assert!(set_key(&mut doc, "cluster.groups.3.count", toml::Value::Integer(1)).is_err());
         assert!(set_key(&mut doc, "workload.batch.x", toml::Value::Integer(1)).is_err());

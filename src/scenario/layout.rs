@@ -117,13 +117,19 @@ pub(super) fn validate_layout(
         ctx,
         "parallelism.pipeline_split",
         &p.and_then(|p| p.pipeline_split.clone()),
-        &[("even", PipelineSplit::Even), ("memory", PipelineSplit::Memory)],
+        &[
+            ("even", PipelineSplit::Even),
+            ("memory", PipelineSplit::Memory),
+        ],
         PipelineSplit::Even,
     )?;
     let topology = choice(
         ctx,
         "cluster.network.topology",
-        &raw.cluster.network.as_ref().and_then(|n| n.topology.clone()),
+        &raw.cluster
+            .network
+            .as_ref()
+            .and_then(|n| n.topology.clone()),
         &[
             ("switch", Topology::Switch),
             ("direct", Topology::Direct),
@@ -171,7 +177,7 @@ fn placement(
     match v.get_ref() {
         toml::Value::String(s) if s == "even" => Ok(ExpertPlacement::Even),
         toml::Value::String(s) if s == "replicated" => {
-            if degree < 2 || experts < 2 || experts % 2 != 0 {
+            if degree < 2 || experts < 2 || !experts.is_multiple_of(2) {
                 return Err(ctx.invalid(
                     KEY,
                     v,
@@ -195,9 +201,11 @@ fn placement(
             let mut lists = Vec::with_capacity(nodes.len());
             let mut covered = vec![false; experts as usize];
             for (i, node) in nodes.iter().enumerate() {
-                let ids = node
-                    .as_array()
-                    .ok_or_else(|| bad(format!("expected node {i}'s entry to be a list of expert ids")))?;
+                let ids = node.as_array().ok_or_else(|| {
+                    bad(format!(
+                        "expected node {i}'s entry to be a list of expert ids"
+                    ))
+                })?;
                 if ids.is_empty() {
                     return Err(bad(format!("node {i} holds no expert")));
                 }
