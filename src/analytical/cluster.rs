@@ -1,7 +1,7 @@
 //! A model spread over several nodes: tensor, pipeline and expert parallelism.
 //!
 //! The scenario's degrees lay the nodes out as `pipeline` stages of `tensor x expert`
-//! nodes each ([`super::stage`]); a group with more nodes than that holds replicas of
+//! nodes each ([`super::plan`], [`super::stage`]); a group with more nodes than that holds replicas of
 //! the model that split the batch. Each stage runs its layers as a tensor-parallel
 //! group ([`super::tensor`], one node being the plain single-node case) or an
 //! expert-parallel group ([`super::expert`]); stages compose by
@@ -14,21 +14,17 @@
 use super::expert::ExpertGroup;
 use super::ops::{layer_ops, routed_experts_op, OpKind, Pass, ACTIVATION_BYTES};
 use super::pass::layer_groups;
-use super::pipeline::{decode_round, prefill_makespan, split_layers};
-use super::routing::Placement;
-use super::stage::{
-    kv_split, node_memory, MemoryInputs, Node, NodeMemory, Stage, StageKind, StageTime,
-};
+use super::pipeline::{decode_round, prefill_makespan};
+use super::plan::Plan;
+use super::stage::{kv_split, Node, StageKind, StageTime};
 use super::tensor::{split_op, TensorGroup};
-use super::wiring::Wiring;
-use super::{executor, shortfall_reason, RunError};
+use super::{shortfall_reason, RunError};
 use crate::cost::cost_report;
-use crate::network::LinkModel;
 use crate::report::{
-    Breakdown, ClusterReport, ExpertReport, GroupMemory, LayerView, MemoryReport, PhaseBreakdown,
-    Report, StageReport, TimeParts, WorkloadEcho,
+    Breakdown, ClusterReport, ExpertReport, LayerView, MemoryReport, PhaseBreakdown, Report,
+    StageReport, TimeParts, WorkloadEcho,
 };
-use crate::scenario::{AttentionLayout, PipelineSplit, Scenario, WiredMemory};
+use crate::scenario::{AttentionLayout, Scenario, WiredMemory};
 
 /// How one stage runs its layers.
 enum StageModel<'a, 'b> {
@@ -115,134 +111,17 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let w = &scenario.workload;
     let layout = &scenario.layout;
     let par = scenario.parallelism;
-    let (t, p, e) = (
-        par.tensor as usize,
-        par.pipeline as usize,
-        par.expert as usize,
-    );
-    if t > 1 && e > 1 {
-        return Err(RunError::Unsupported(
-            "tensor and expert parallelism within one pipeline stage is not modelled; use one of them per stage"
-                .to_string(),
-        ));
-    }
-    let width = t * e;
-    let per_replica = width * p;
-    let total_nodes = scenario.total_nodes() as usize;
-    let replicas = (total_nodes / per_replica).max(1);
-    let link = scenario.network.as_ref().map(LinkModel::from_network);
-    if per_replica > 1 && link.is_none() {
-        return Err(RunError::Unsupported(
-            "a model spread over several nodes needs a [cluster.network] link".to_string(),
-        ));
-    }
-
-    // Replica 0's nodes, in group order.
-    let group_of: Vec<usize> = scenario
-        .groups
-        .iter()
-        .enumerate()
-        .flat_map(|(gi, g)| std::iter::repeat_n(gi, g.count as usize))
-        .take(per_replica)
-        .collect();
-
-    // Stages and their layers.
-    let stage_weight = |s: usize| -> f64 {
-        match layout.pipeline_split {
-            PipelineSplit::Even => 1.0,
-            PipelineSplit::Memory => (s * width..(s + 1) * width)
-                .map(|n| scenario.groups[group_of[n]].memory_gb)
-                .sum(),
-        }
-    };
-    let ranges = split_layers(model.layers, &(0..p).map(stage_weight).collect::<Vec<_>>());
-    let kind = if e > 1 {
-        StageKind::Expert(e)
-    } else {
-        StageKind::Tensor(t)
-    };
-    let stages: Vec<Stage> = ranges
-        .into_iter()
-        .enumerate()
-        .map(|(s, layers)| Stage {
-            nodes: (s * width..(s + 1) * width).collect(),
-            layers,
-            embedding: s == 0,
-            lm_head: s + 1 == p,
-            kind,
-        })
-        .collect();
-    let placement = model
-        .moe
-        .filter(|_| e > 1)
-        .map(|moe| Placement::new(&layout.expert_placement, moe.experts, e));
-
-    // Memory per node.
-    let sequences = (w.batch as f64 / replicas as f64).ceil();
-    let uncached = (w.prompt_tokens - w.cached_prompt_tokens) as f64;
-    let inputs = MemoryInputs {
-        model,
-        weight_bytes: scenario.weights.bytes_per_weight(),
-        kv_bytes: scenario.kv_cache.bytes_per_weight(),
-        sequences,
-        context: (w.prompt_tokens + w.output_tokens) as f64,
-        chunk: scenario.groups[0]
-            .runtime
-            .prefill_chunk_tokens
-            .map_or(uncached, |c| c.min(uncached)),
-        attention: layout.attention,
-    };
-    let mut node_mem: Vec<NodeMemory> = vec![NodeMemory::default(); per_replica];
-    for stage in &stages {
-        for (pos, &n) in stage.nodes.iter().enumerate() {
-            let group = &scenario.groups[group_of[n]];
-            let held = placement
-                .as_ref()
-                .map_or(0, |pl| pl.node_experts[pos].len() as u32);
-            let reserve = executor(scenario, group).runtime.reserve_gb;
-            node_mem[n] = node_memory(&inputs, stage, group, reserve, held);
-        }
-    }
-    let nodes: Vec<Node> = (0..per_replica)
-        .map(|n| {
-            let group = &scenario.groups[group_of[n]];
-            Node {
-                group: group_of[n],
-                exec: executor(scenario, group),
-                wiring: Wiring::new(
-                    &group.device,
-                    group.memory_gb,
-                    node_mem[n].weights_gb,
-                    layout.wired_memory,
-                    layout.wired_limit_gb,
-                ),
-            }
-        })
-        .collect();
-
-    let groups: Vec<GroupMemory> = scenario
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(gi, g)| {
-            let worst = (0..per_replica)
-                .filter(|&n| group_of[n] == gi)
-                .map(|n| node_mem[n])
-                .max_by(|a, b| a.used_gb().total_cmp(&b.used_gb()))
-                .unwrap_or_default();
-            GroupMemory {
-                name: g.name.clone(),
-                device: g.device.id.clone(),
-                nodes: g.count,
-                used_gb: worst.used_gb(),
-                capacity_gb: g.memory_gb,
-                weights_gb: worst.weights_gb,
-                kv_cache_gb: worst.kv_cache_gb,
-                activations_gb: worst.activations_gb,
-                reserve_gb: worst.reserve_gb,
-            }
-        })
-        .collect();
+    let plan = Plan::new(scenario)?;
+    let p = plan.stages.len();
+    let stages = &plan.stages;
+    let placement = &plan.placement;
+    let link = plan.link;
+    let sequences = plan.sequences;
+    let uncached = plan.uncached;
+    let total_nodes = plan.total_nodes;
+    let replicas = plan.replicas;
+    let nodes = plan.nodes(scenario);
+    let groups = plan.group_memory(scenario);
     let short = groups
         .iter()
         .filter(|g| g.used_gb > g.capacity_gb)
@@ -359,7 +238,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     // Prefill: chunks flowing through the stages.
     let prompt = w.prompt_tokens as f64;
     let cached = w.cached_prompt_tokens as f64;
-    let chunk = inputs.chunk.max(1.0);
+    let chunk = plan.chunk.max(1.0);
     let mut chunk_times = Vec::new();
     let mut chunk_hops = Vec::new();
     let mut done = 0.0;

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod ops;
 pub mod pass;
 pub mod pipeline;
+pub mod plan;
 pub mod routing;
 pub mod single;
 pub mod stage;

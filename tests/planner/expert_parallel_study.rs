@@ -158,3 +158,20 @@ fn other_links_for_four_nodes() {
     // kernel path and is fastest.
     assert!(tb4 < tcp && tcp < rdma, "{tb4} {tcp} {rdma}");
 }
+
+#[test]
+fn the_readme_quotes_the_sweep_as_it_runs() {
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let command = "$ planner sweep scenarios/dbrx-4x-m2-ultra-10gbe.toml ";
+    let start = readme.find(command).expect("README quotes the sweep");
+    let line_end = start + readme[start..].find('\n').unwrap();
+    let args: Vec<&str> = readme[start + 2..line_end]
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    let quoted = &readme[line_end + 1..];
+    let quoted = &quoted[..quoted.find("```").unwrap()];
+    let out = planner(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), quoted);
+}
