@@ -16,8 +16,8 @@
 //! `(284.2 - 93.8) ms / 7.93 GB = 190.4 / 7.93 = 24.01 ms per GB` ([`WIRING_S_PER_GB`]),
 //!
 //! about 41.6 GB/s, and charge it for every byte of weights a node touches in a step
-//! that is not wired. It is charged on the critical path, after nothing: the driver
-//! does it when the command buffer is submitted, before the kernels can run.
+//! that is not wired. It is charged on the critical path, not overlapped with compute:
+//! the driver does it when the command buffer is submitted, before its kernels run.
 //!
 //! **How much is not wired.**
 //! - `wired_memory = "driver"` (Metal's default, the study's baseline): the runtime
