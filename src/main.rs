@@ -55,6 +55,16 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Run a scenario over a grid of values of its keys, one row per point.
+    Sweep {
+        scenario: PathBuf,
+        /// KEY=V1,V2,...: a dotted scenario key (e.g. cluster.network.latency_us) and
+        /// its values; repeat for a grid.
+        #[arg(long = "vary", required = true)]
+        vary: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List devices and links, or show one with every source.
     Hardware {
         #[command(subcommand)]
@@ -155,6 +165,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             format,
             out,
         } => cli::serve::run(&catalog, &scenario, format, out.as_deref()),
+        Command::Sweep {
+            scenario,
+            vary,
+            format,
+        } => {
+            print!("{}", cli::sweep::run(&catalog, &scenario, &vary, format)?);
+            Ok(())
+        }
         Command::Overlap { scenario, format } => {
             let scenario = read_scenario(&catalog, &scenario)?;
             let report = planner::analytical::disaggregated::overlap(&scenario)

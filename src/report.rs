@@ -34,6 +34,10 @@ pub struct Report {
     /// Serving mode only: the request-level engine's results.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serving: Option<crate::serving::metrics::ServingReport>,
+    /// Multi-node layout, per-layer time parts and the expert-parallel decomposition
+    /// (present when the cluster model ran the scenario).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,4 +101,80 @@ pub struct LayerView {
     pub prefill: Vec<OpTime>,
     pub decode: Vec<OpTime>,
     pub layer_overhead_s: f64,
+}
+
+/// Time parts of one layer (or one step), as in [`PhaseBreakdown`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TimeParts {
+    pub compute_s: f64,
+    pub communication_s: f64,
+    pub exposed_communication_s: f64,
+    pub overhead_s: f64,
+    pub total_s: f64,
+}
+
+/// One pipeline stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageReport {
+    /// "single", "tensor" or "expert".
+    pub kind: String,
+    pub nodes: u32,
+    pub first_layer: u32,
+    pub layers: u32,
+}
+
+/// How a model is spread over the nodes, and what one layer costs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterReport {
+    pub nodes: u32,
+    /// Copies of the model, each serving its share of the batch.
+    pub replicas: u32,
+    pub tensor: u32,
+    pub pipeline: u32,
+    pub expert: u32,
+    /// Link id, or none for one node.
+    pub link: Option<String>,
+    pub transport: Option<String>,
+    pub latency_us: Option<f64>,
+    pub bandwidth_gb_s: Option<f64>,
+    /// Host software time per extra message at one end (TCP: half the latency).
+    pub per_message_overhead_us: Option<f64>,
+    pub topology: String,
+    /// "driver" or "resident".
+    pub wired_memory: String,
+    pub stages: Vec<StageReport>,
+    /// The layer of [`Report::layers`], in the first prefill chunk.
+    pub layer_prefill: TimeParts,
+    /// That layer in a decode step halfway through the output.
+    pub layer_decode: TimeParts,
+    /// The expert-parallel decomposition, when a stage is expert-parallel.
+    pub expert_parallel: Option<ExpertReport>,
+}
+
+/// The expert-parallelism study's decomposition of a decode step: time per token =
+/// layers x (expert compute + communication + everything else).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpertReport {
+    /// Expert ids held by each node of the expert-parallel group.
+    pub placement: Vec<Vec<u32>>,
+    /// "replicated" (send-to-all exchange) or "split" (all-to-all dispatch and combine).
+    pub attention: String,
+    pub exchange: String,
+    /// Mean distinct experts a node runs per MoE layer in a decode step.
+    pub mean_experts_per_node: f64,
+    /// Expected distinct experts of the busiest node (the one the layer waits for).
+    pub expected_busiest_experts: f64,
+    pub moe_layers: u32,
+    /// Per MoE layer, decode: the busiest node's expert device time.
+    pub expert_compute_s: f64,
+    /// Per MoE layer, decode: the exchange of expert outputs.
+    pub communication_s: f64,
+    /// Per MoE layer, decode: the rest of the step spread over the MoE layers
+    /// (attention, routing, dispatch and wiring overheads, the LM head, host work).
+    pub everything_else_s: f64,
+    /// Of which wiring ("driver processing") per MoE layer.
+    pub wiring_s: f64,
+    /// moe_layers x (expert_compute_s + communication_s + everything_else_s): the
+    /// decode time per step.
+    pub time_per_token_s: f64,
 }

@@ -14,6 +14,10 @@ use crate::hardware::{Device, Link};
 use crate::model::Model;
 use crate::runtime::Runtime;
 
+mod layout;
+use layout::validate_layout;
+pub use layout::{AttentionLayout, ClusterLayout, ExpertPlacement, PipelineSplit, WiredMemory};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
@@ -48,6 +52,13 @@ pub struct RuntimeSection {
     /// Tokens per sequence a prefill pass takes at most (llama.cpp `-ub`); overrides
     /// the runtime profile's `prefill_chunk_tokens`.
     pub prefill_chunk_tokens: Option<Spanned<i64>>,
+    /// Apple Silicon memory management: `"driver"` (Metal's default: the driver wires
+    /// weight buffers as command buffers use them) or `"resident"` (the runtime keeps
+    /// the weights wired). See `analytical::wiring`.
+    pub wired_memory: Option<Spanned<String>>,
+    /// The wired-memory limit per node under `"resident"` (GB); default: the node's
+    /// memory less the OS reserve.
+    pub wired_limit_gb: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +85,8 @@ pub struct NetworkSection {
     pub link: Spanned<String>,
     pub latency_us: Option<Spanned<f64>>,
     pub bandwidth_gb_s: Option<Spanned<f64>>,
+    /// `"switch"` (default), `"direct"` (a cable per pair) or `"ring"`.
+    pub topology: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +95,14 @@ pub struct ParallelismSection {
     pub tensor: Option<Spanned<i64>>,
     pub pipeline: Option<Spanned<i64>>,
     pub expert: Option<Spanned<i64>>,
+    /// `"even"` (default), `"replicated"` (the study's halves on groups of nodes), or
+    /// an explicit list of expert ids per expert-parallel node.
+    pub expert_placement: Option<Spanned<toml::Value>>,
+    /// `"replicated"` (default: every node runs attention and routing, as the study
+    /// does) or `"split"` (each node runs attention for its share of the sequences).
+    pub attention: Option<Spanned<String>>,
+    /// `"even"` (default) or `"memory"` (layers in proportion to node memory, as exo).
+    pub pipeline_split: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +314,8 @@ pub struct Scenario {
     pub groups: Vec<Group>,
     pub network: Option<Network>,
     pub parallelism: Parallelism,
+    /// Placement, attention layout, topology and memory management of a cluster.
+    pub layout: ClusterLayout,
     pub disaggregation: Option<Disaggregation>,
     pub workload: Workload,
     pub cost: CostAssumptions,
@@ -797,6 +820,8 @@ impl Scenario {
             }
         }
 
+        let layout = validate_layout(&ctx, raw, &model, parallelism)?;
+
         let disaggregation = match &raw.disaggregation {
             Some(d) => {
                 let find = |key: &str, name: &Spanned<String>| {
@@ -1062,6 +1087,7 @@ impl Scenario {
             groups,
             network,
             parallelism,
+            layout,
             disaggregation,
             workload: Workload {
                 prompt_tokens,

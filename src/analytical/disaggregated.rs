@@ -28,7 +28,7 @@ use super::timing::Executor;
 use super::{executor, phase, shortfall_reason, single_node_memory, RunError};
 use crate::cost::cost_report;
 use crate::model::Model;
-use crate::network::{LinkModel, Message, StreamTiming};
+use crate::network::{LinkModel, StreamMessage, StreamTiming};
 use crate::report::{Breakdown, LayerView, MemoryReport, Report, WorkloadEcho};
 use crate::scenario::{Disaggregation, KvTransfer, Scenario};
 
@@ -87,7 +87,7 @@ pub fn kv_stream(
             // The first chunk also carries the cached prefix's KV.
             let tokens = new_tokens + if k == 0 { cached } else { 0.0 };
             for end in &profile.layer_end_s {
-                messages.push(Message {
+                messages.push(StreamMessage {
                     ready_s: clock + end,
                     bytes: sequences * tokens * per_layer,
                 });
@@ -98,7 +98,7 @@ pub fn kv_stream(
     }
     let kv_bytes = sequences * prompt * per_layer * f64::from(model.layers);
     if mode == KvTransfer::Bulk {
-        messages.push(Message {
+        messages.push(StreamMessage {
             ready_s: clock,
             bytes: kv_bytes,
         });
@@ -227,7 +227,12 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
     let max_tokens = model.max_context;
     let prompt = scenario.workload.prompt_tokens as f64;
     let per_layer = kv_bytes_per_token_layer(model, scenario.kv_cache.bytes_per_weight());
-    let first_chunk = prefill_chunks(prompt, 0.0, chunk)[0].0;
+    let first_chunk = prefill_chunks(
+        prompt,
+        0.0,
+        Some(super::pass::chunk_per_sequence(chunk, 1.0, prompt)),
+    )[0]
+    .0;
     let profile = batch_pass_profile(
         &exec,
         model,
@@ -323,6 +328,7 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
         format!("{}+{}", prefill_group.runtime.id, decode_group.runtime.id)
     };
     let base = Report {
+        cluster: None,
         name: scenario.name.clone(),
         model: model.id.clone(),
         weights: scenario.weights.id.clone(),
@@ -381,7 +387,16 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     let shown_layer = model
         .moe
         .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
-    let first_chunk = prefill_chunks(prompt, cached, chunk)[0].0;
+    let first_chunk = prefill_chunks(
+        prompt,
+        cached,
+        Some(super::pass::chunk_per_sequence(
+            chunk,
+            sequences,
+            prompt - cached,
+        )),
+    )[0]
+    .0;
     let prefill_pass = Pass {
         sequences,
         new_tokens: first_chunk,

@@ -7,6 +7,8 @@
 //! - [`memory`]: weights, KV cache, activations and reserves per node;
 //! - [`disaggregated`]: prefill on one group, decode on another, the KV cache sent
 //!   in bulk or layer by layer over the network.
+//! - [`cluster`]: several nodes ([`stage`], [`tensor`], [`expert`] with [`routing`],
+//!   [`pipeline`]), and Apple's memory-management overhead ([`wiring`]).
 //!
 //! [`simulate`] runs one scenario: one node, or prefill/decode disaggregation.
 //! Multi-node parallelism and the request-level engine ([`crate::serving`]) build on
@@ -14,11 +16,20 @@
 
 pub mod cluster;
 pub mod disaggregated;
+pub mod expert;
 pub mod memory;
 pub mod ops;
 pub mod pass;
+pub mod pipeline;
+pub mod plan;
+pub mod routing;
 pub mod single;
+pub mod stage;
+pub mod tensor;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod timing;
+pub mod wiring;
 
 use crate::report::{GroupMemory, PhaseBreakdown, Report};
 use crate::scenario::{Group, Scenario};
@@ -61,10 +72,7 @@ pub fn single_node_memory(scenario: &Scenario, group: &Group) -> GroupMemory {
         * scenario.kv_cache.bytes_per_weight()
         / GB;
     let uncached = (w.prompt_tokens - w.cached_prompt_tokens) as f64;
-    let chunk = group
-        .runtime
-        .prefill_chunk_tokens
-        .map_or(uncached, |c| c.min(uncached));
+    let chunk = pass::chunk_per_sequence(group.runtime.prefill_chunk_tokens, sequences, uncached);
     let activations_gb = memory::activation_bytes(model, chunk * sequences, sequences) / GB;
     let reserve_gb = group.device.reserved_gb + exec.runtime.reserve_gb;
     let used_gb = weights_gb + kv_cache_gb + activations_gb + reserve_gb;
@@ -124,7 +132,10 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     if let Some(d) = scenario.disaggregation {
         return disaggregated::simulate(scenario, d);
     }
-    if scenario.total_nodes() > 1 || scenario.parallelism.product() > 1 {
+    if scenario.total_nodes() > 1
+        || scenario.parallelism.product() > 1
+        || scenario.layout.wired_memory == crate::scenario::WiredMemory::Driver
+    {
         return cluster::simulate(scenario);
     }
     single::simulate(scenario)

@@ -268,8 +268,6 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         Some(moe) if model.is_moe_layer(layer) => {
             let e = f64::from(moe.experts);
             let k = f64::from(moe.experts_per_token);
-            let expert = model.expert_params() as f64;
-            let fe = f64::from(moe.expert_ffn_hidden);
             ops.push(Op::matmul(
                 OpKind::Router,
                 n,
@@ -278,15 +276,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 e,
             ));
             let touched = expected_distinct_experts(e, k, n);
-            ops.push(Op {
-                flops: 2.0 * n * k * expert,
-                weight_params: touched * expert,
-                dequant_params: touched * expert,
-                activation_bytes: n * k * (2.0 * d + fe) * ACTIVATION_BYTES,
-                rows: if touched > 0.0 { n * k / touched } else { 0.0 },
-                streams: touched.max(1.0),
-                ..Op::new(OpKind::RoutedExperts)
-            });
+            ops.push(routed_experts_op(model, n * k, touched));
             let shared = model.shared_expert_params() as f64;
             let shared_width = moe
                 .shared_expert_ffn_hidden
@@ -295,7 +285,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
             if shared > 0.0 {
                 ops.push(Op::matmul(OpKind::SharedExperts, n, shared, d, d));
             }
-            k * fe + shared_width
+            k * f64::from(moe.expert_ffn_hidden) + shared_width
         }
         _ => {
             ops.push(Op::matmul(
@@ -319,6 +309,27 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         ..Op::new(OpKind::Elementwise)
     });
     ops
+}
+
+/// The routed experts one device runs: `picks` (token, expert) pairs over `distinct`
+/// experts, each pick a GLU (or two-matrix) FFN of one token through one expert.
+pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
+    let expert = model.expert_params() as f64;
+    let d = model.hidden_size as f64;
+    let fe = model.moe.map_or(0.0, |m| f64::from(m.expert_ffn_hidden));
+    Op {
+        flops: 2.0 * picks * expert,
+        weight_params: distinct * expert,
+        dequant_params: distinct * expert,
+        activation_bytes: picks * (2.0 * d + fe) * ACTIVATION_BYTES,
+        rows: if distinct > 0.0 {
+            picks / distinct
+        } else {
+            0.0
+        },
+        streams: distinct.max(1.0),
+        ..Op::new(OpKind::RoutedExperts)
+    }
 }
 
 /// Once-per-pass operations outside the layers: embedding gather and LM head.

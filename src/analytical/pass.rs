@@ -57,6 +57,11 @@ fn layer_classes(model: &Model, layers: std::ops::Range<u32>) -> Vec<(u32, f64)>
     classes
 }
 
+/// Layers of `layers` grouped by identical cost: (a representative layer, how many).
+pub fn layer_groups(model: &Model, layers: std::ops::Range<u32>) -> Vec<(u32, f64)> {
+    layer_classes(model, layers)
+}
+
 /// Times the operations of one layer for `pass`.
 pub fn layer_op_times(exec: &Executor, model: &Model, layer: u32, pass: &Pass) -> Vec<OpTime> {
     layer_ops(model, layer, pass)
@@ -118,10 +123,18 @@ pub fn pass_time(
     total
 }
 
+/// Tokens per sequence one prefill pass takes: the runtime's micro-batch
+/// (`chunk_tokens`, counted over all sequences, as llama.cpp's `n_ubatch` is) shared
+/// evenly by the `sequences`, at least one; the whole uncached prompt without a chunk.
+pub fn chunk_per_sequence(chunk_tokens: Option<f64>, sequences: f64, uncached: f64) -> f64 {
+    chunk_tokens
+        .map_or(uncached, |c| (c / sequences.max(1.0)).floor())
+        .max(1.0)
+        .min(uncached.max(1.0))
+}
+
 /// Prefill of `sequences` prompts of `prompt_tokens`, of which `cached_tokens` are
-/// already in the KV cache. A pass takes at most `chunk_tokens` tokens in all (the
-/// runtime's micro-batch, llama.cpp's `n_ubatch`), shared evenly by the sequences;
-/// without a chunk the whole prompt goes in one pass.
+/// already in the KV cache, in passes of [`chunk_per_sequence`] tokens per sequence.
 pub fn prefill_time(
     exec: &Executor,
     model: &Model,
@@ -132,29 +145,19 @@ pub fn prefill_time(
     chunk_tokens: Option<f64>,
 ) -> PassTime {
     let uncached = (prompt_tokens - cached_tokens).max(0.0);
-    let per_sequence = chunk_tokens
-        .map_or(uncached, |c| (c / sequences).floor())
-        .max(1.0)
-        .min(uncached.max(1.0));
-    // When one sequence's share exceeds the chunk, sequences go through in turns.
-    let sequences_per_pass = match chunk_tokens {
-        Some(c) if per_sequence * sequences > c => (c / per_sequence).floor().max(1.0),
-        _ => sequences,
-    };
-    let turns = (sequences / sequences_per_pass).ceil();
+    let per_sequence = chunk_per_sequence(chunk_tokens, sequences, uncached);
     let mut total = PassTime::default();
-    let mut done = 0.0;
-    while done < uncached {
-        let new_tokens = per_sequence.min(uncached - done);
-        let last = done + new_tokens >= uncached;
+    for (new_tokens, context_before) in
+        prefill_chunks(prompt_tokens, cached_tokens, Some(per_sequence))
+    {
+        let last = context_before + new_tokens >= prompt_tokens;
         let pass = Pass {
-            sequences: sequences_per_pass.min(sequences),
+            sequences,
             new_tokens,
-            context_before: cached_tokens + done,
+            context_before,
         };
-        let logits_rows = if last { pass.sequences } else { 0.0 };
-        total.add(&pass_time(exec, model, shard, &pass, logits_rows).scaled(turns));
-        done += new_tokens;
+        let logits_rows = if last { sequences } else { 0.0 };
+        total.add(&pass_time(exec, model, shard, &pass, logits_rows));
     }
     total
 }
@@ -326,9 +329,11 @@ fn batch_parts(
     if shard.head {
         let head = head_ops(model, &merged, logits_rows);
         before.add(&op_pass_time(exec, &head[0]));
+        before.overhead_s += exec.dispatch_overhead_s(&head[..1]);
         for op in &head[1..] {
             after.add(&op_pass_time(exec, op));
         }
+        after.overhead_s += exec.dispatch_overhead_s(&head[1..]);
     }
     BatchParts {
         before,
@@ -396,8 +401,8 @@ pub fn batch_pass_profile(
     PassProfile { total, layer_end_s }
 }
 
-/// The passes a prefill runs: (new tokens per sequence, tokens before) for each chunk,
-/// as [`prefill_time`] splits it.
+/// The passes a prefill runs: (new tokens per sequence, tokens before) for each chunk
+/// of at most `chunk_tokens` tokens per sequence (see [`chunk_per_sequence`]).
 pub fn prefill_chunks(
     prompt_tokens: f64,
     cached_tokens: f64,

@@ -63,6 +63,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         ),
         layers: None,
         serving: None,
+        cluster: None,
     };
     if !fits {
         return Ok(base);
@@ -79,7 +80,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let shown_layer = model
         .moe
         .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
-    let first_chunk = chunk.map_or(prompt - cached, |c| c.min(prompt - cached));
+    let first_chunk = super::pass::chunk_per_sequence(chunk, sequences, prompt - cached);
     let prefill_pass = Pass {
         sequences,
         new_tokens: first_chunk,

@@ -9,6 +9,7 @@ pub mod output;
 pub mod overlap;
 pub mod serve;
 pub mod show;
+pub mod sweep;
 pub mod validate;
 
 pub use files::{with_temp_paths, write_atomic};

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use anyhow::Result;
-use planner::report::{PhaseBreakdown, Report};
+use planner::report::{ClusterReport, PhaseBreakdown, Report};
 
 use crate::Format;
 
@@ -198,6 +198,10 @@ fn table(r: &Report) -> String {
         }
     }
 
+    if let Some(c) = &r.cluster {
+        cluster_view(&mut s, c);
+    }
+
     if let Some(l) = &r.layers {
         for (label, ops, new, before) in [
             (
@@ -364,6 +368,108 @@ fn serving_table(s: &mut String, v: &planner::serving::metrics::ServingReport, s
             l.name,
             l.utilization * 100.0,
             l.gigabytes
+        );
+    }
+}
+
+/// Compact expert ranges: [0, 1, 2, 5] -> "0-2,5".
+fn expert_ranges(ids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i {
+            format!("{}-{}", ids[i], ids[j])
+        } else {
+            ids[i].to_string()
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// The multi-node layout, one layer's time parts, and the expert-parallel
+/// decomposition.
+fn cluster_view(s: &mut String, c: &ClusterReport) {
+    let _ = writeln!(
+        s,
+        "\nCluster: {} nodes ({} replica(s) of tensor {} x pipeline {} x expert {}), wired memory {}",
+        c.nodes, c.replicas, c.tensor, c.pipeline, c.expert, c.wired_memory
+    );
+    if let (Some(link), Some(transport), Some(lat), Some(bw)) =
+        (&c.link, &c.transport, c.latency_us, c.bandwidth_gb_s)
+    {
+        let _ = writeln!(
+            s,
+            "  link {link} ({transport}): {lat} us, {bw} GB/s each way, {} per extra message per node; topology {}",
+            seconds(c.per_message_overhead_us.unwrap_or(0.0) * 1e-6),
+            c.topology
+        );
+    }
+    for (i, st) in c.stages.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  stage {i}: {} x{} node(s), layers {}-{}",
+            st.kind,
+            st.nodes,
+            st.first_layer,
+            st.first_layer + st.layers - 1
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nOne layer                {:>12}{:>15}{:>12}{:>12}{:>12}",
+        "compute", "communication", "exposed", "overhead", "total"
+    );
+    for (label, p) in [
+        ("prefill (first chunk)", &c.layer_prefill),
+        ("decode (one step)", &c.layer_decode),
+    ] {
+        let _ = writeln!(
+            s,
+            "  {:<23}{:>12}{:>15}{:>12}{:>12}{:>12}",
+            label,
+            seconds(p.compute_s),
+            seconds(p.communication_s),
+            seconds(p.exposed_communication_s),
+            seconds(p.overhead_s),
+            seconds(p.total_s)
+        );
+    }
+    if let Some(e) = &c.expert_parallel {
+        let placement: Vec<String> = e
+            .placement
+            .iter()
+            .map(|ids| format!("[{}]", expert_ranges(ids)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nExpert parallelism: attention {}, exchange {}, experts per node {}",
+            e.attention,
+            e.exchange,
+            placement.join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "  experts run per node per layer (decode): mean {:.3}, busiest node expected {:.3}",
+            e.mean_experts_per_node, e.expected_busiest_experts
+        );
+        let _ = writeln!(
+            s,
+            "  time per token = {} layers x (expert compute {} + communication {} + everything else {}) = {}",
+            e.moe_layers,
+            seconds(e.expert_compute_s),
+            seconds(e.communication_s),
+            seconds(e.everything_else_s),
+            seconds(e.time_per_token_s)
+        );
+        let _ = writeln!(
+            s,
+            "  everything else includes memory wiring (\"driver processing\") of {} per layer",
+            seconds(e.wiring_s)
         );
     }
 }

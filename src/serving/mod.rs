@@ -243,6 +243,7 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         .sum();
     let prices_complete = used_groups.iter().all(|g| g.price_usd.is_some());
     let base = |memory: MemoryReport, reason: Option<String>, throughput: Option<f64>| Report {
+        cluster: None,
         name: scenario.name.clone(),
         model: scenario.model.id.clone(),
         weights: scenario.weights.id.clone(),

@@ -1,0 +1,290 @@
+//! Tensor parallelism (Megatron-LM, Shoeybi et al. 2019): each of `t` nodes holds a
+//! `1/t` slice of every weight matrix of its layers and does `1/t` of their work.
+//!
+//! - Attention heads are split `t` ways (the degree must divide the heads, checked
+//!   when the scenario is read); the KV cache `min(t, kv_heads)` ways, since KV heads
+//!   are replicated once `t` exceeds them (MLA's shared latent is not split).
+//! - The QKV and gate/up projections are split by columns, the output and down
+//!   projections by rows, so each layer needs two all-reduces of the hidden states
+//!   (`tokens x d_model x 2 bytes`): after attention and after the feed-forward block.
+//!   [`crate::network::LinkModel::all_reduce_time`] picks ring or tree by size.
+//! - Routed experts are split by their FFN width, like a dense FFN: every node runs
+//!   every picked expert, a `1/t` slice of it.
+//! - Not split: the router, norms, rotary embedding and residual adds (every node
+//!   runs them on the whole hidden state), and the embedding gather. The LM head is
+//!   split by vocabulary; gathering the logits (a few hundred kB) is not charged.
+//!
+//! With `t = 1` this is exactly the single-node pass of [`super::pass`].
+
+use super::ops::{head_ops, layer_ops, Op, OpKind, Pass, ACTIVATION_BYTES};
+use super::stage::{Node, StageTime};
+use super::timing::Executor;
+use crate::model::Model;
+use crate::network::{LinkModel, Topology};
+
+/// The `1/degree` share of `op` one node runs; `kv_split` divides the KV cache.
+pub fn split_op(op: &Op, degree: f64, kv_split: f64) -> Op {
+    match op.kind {
+        OpKind::Router | OpKind::Elementwise | OpKind::Embedding => *op,
+        OpKind::Attention => Op {
+            flops: op.flops / degree,
+            kv_elements: op.kv_elements / kv_split,
+            activation_bytes: op.activation_bytes / degree,
+            ..*op
+        },
+        OpKind::QkvProjection
+        | OpKind::OutputProjection
+        | OpKind::Ffn
+        | OpKind::RoutedExperts
+        | OpKind::SharedExperts
+        | OpKind::LmHead => Op {
+            flops: op.flops / degree,
+            weight_params: op.weight_params / degree,
+            dequant_params: op.dequant_params / degree,
+            ..*op
+        },
+    }
+}
+
+/// Sums `ops` on one node: (device time, flops, bytes, weight bytes touched).
+pub fn time_ops(exec: &Executor, ops: &[Op]) -> (f64, f64, f64, f64) {
+    let mut time = 0.0;
+    let mut flops = 0.0;
+    let mut bytes = 0.0;
+    let mut weight_bytes = 0.0;
+    for op in ops {
+        let t = exec.time(op);
+        time += t.time_s;
+        flops += t.flops;
+        bytes += t.bytes;
+        weight_bytes += op.weight_params * exec.weights.bytes_per_weight();
+    }
+    (time, flops, bytes, weight_bytes)
+}
+
+/// A tensor-parallel group of nodes (one node: plain single-node timing).
+pub struct TensorGroup<'a, 'b> {
+    pub model: &'a Model,
+    pub nodes: Vec<&'b Node<'a>>,
+    pub link: Option<LinkModel>,
+    pub topology: Topology,
+    pub kv_split: f64,
+}
+
+impl TensorGroup<'_, '_> {
+    fn degree(&self) -> f64 {
+        self.nodes.len() as f64
+    }
+
+    /// Time of `ops` split over the group: the slowest node's device time and
+    /// wiring; work summed over nodes.
+    fn run(&self, ops: &[Op]) -> StageTime {
+        let split: Vec<Op> = ops
+            .iter()
+            .map(|op| split_op(op, self.degree(), self.kv_split))
+            .collect();
+        let mut out = StageTime::default();
+        let mut slowest = f64::NEG_INFINITY;
+        for node in &self.nodes {
+            let (time, flops, bytes, weight_bytes) = time_ops(&node.exec, &split);
+            let wiring = node.wiring.overhead_s(weight_bytes);
+            if time + wiring > slowest {
+                slowest = time + wiring;
+                out.compute_s = time;
+                out.overhead_s = wiring;
+            }
+            out.flops += flops;
+            out.bytes += bytes;
+        }
+        out
+    }
+
+    /// Two all-reduces of the pass's hidden states.
+    pub fn layer_communication(&self, pass: &Pass) -> StageTime {
+        match self.link {
+            Some(link) if self.nodes.len() > 1 => {
+                let bytes = pass.tokens() * self.model.hidden_size as f64 * ACTIVATION_BYTES;
+                let (one, _) = link.all_reduce_time(self.topology, self.nodes.len(), bytes);
+                StageTime::communication(2.0 * one)
+            }
+            _ => StageTime::default(),
+        }
+    }
+
+    /// One layer for `pass`: split compute, dispatch, wiring and two all-reduces.
+    pub fn layer_time(&self, layer: u32, pass: &Pass) -> StageTime {
+        let ops = layer_ops(self.model, layer, pass);
+        let mut t = self.run(&ops);
+        t.overhead_s += self
+            .nodes
+            .iter()
+            .map(|n| n.exec.dispatch_overhead_s(&ops))
+            .fold(0.0, f64::max);
+        t.add(&self.layer_communication(pass));
+        t
+    }
+
+    /// The embedding gather and LM head, with `logits_rows` rows.
+    pub fn head_time(&self, pass: &Pass, logits_rows: f64) -> StageTime {
+        let ops = head_ops(self.model, pass, logits_rows);
+        let mut t = self.run(&ops);
+        t.overhead_s += self
+            .nodes
+            .iter()
+            .map(|n| n.exec.dispatch_overhead_s(&ops))
+            .fold(0.0, f64::max);
+        t
+    }
+
+    /// Host overhead per forward pass (the slowest node's).
+    pub fn step_overhead(&self) -> StageTime {
+        StageTime {
+            overhead_s: self
+                .nodes
+                .iter()
+                .map(|n| n.exec.runtime.per_step_overhead_s)
+                .fold(0.0, f64::max),
+            ..StageTime::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytical::executor;
+    use crate::analytical::pass::{pass_time, Shard};
+    use crate::analytical::stage::Node;
+    use crate::analytical::test_support::scenario;
+    use crate::analytical::wiring::Wiring;
+
+    #[test]
+    fn split_divides_weights_and_work_but_not_the_router() {
+        let op = Op {
+            kind: OpKind::QkvProjection,
+            flops: 8.0,
+            weight_params: 4.0,
+            dequant_params: 4.0,
+            kv_elements: 0.0,
+            activation_bytes: 3.0,
+            rows: 1.0,
+            streams: 1.0,
+            kernels: 3.0,
+        };
+        // 8 / 4 = 2 FLOPs, 4 / 4 = 1 weight; activations and rows unchanged.
+        let s = split_op(&op, 4.0, 4.0);
+        assert_eq!(
+            (s.flops, s.weight_params, s.dequant_params),
+            (2.0, 1.0, 1.0)
+        );
+        assert_eq!((s.activation_bytes, s.rows), (3.0, 1.0));
+        let router = Op {
+            kind: OpKind::Router,
+            ..op
+        };
+        assert_eq!(split_op(&router, 4.0, 4.0), router);
+        // Attention: FLOPs / 8, KV / min(8, 4 KV heads) = / 4.
+        let attention = Op {
+            kind: OpKind::Attention,
+            kv_elements: 16.0,
+            ..op
+        };
+        let s = split_op(&attention, 8.0, 4.0);
+        assert_eq!((s.flops, s.kv_elements), (1.0, 4.0));
+    }
+
+    #[test]
+    fn one_node_is_the_single_node_pass() {
+        let sc = scenario(
+            r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "f16"
+[runtime]
+preset = "mlx"
+[[cluster.groups]]
+device = "m3-ultra-80c"
+[workload]
+prompt_tokens = 512
+output_tokens = 8
+"#,
+        );
+        let group = &sc.groups[0];
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, group),
+            wiring: Wiring::NONE,
+        };
+        let g = TensorGroup {
+            model: &sc.model,
+            nodes: vec![&node],
+            link: None,
+            topology: Topology::Switch,
+            kv_split: 1.0,
+        };
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 512.0,
+        };
+        let mut ours = StageTime::default();
+        for layer in 0..sc.model.layers {
+            ours.add(&g.layer_time(layer, &pass));
+        }
+        ours.add(&g.head_time(&pass, 1.0));
+        ours.add(&g.step_overhead());
+        let theirs = pass_time(&node.exec, &sc.model, &Shard::whole(&sc.model), &pass, 1.0);
+        assert!((ours.total_s() - theirs.total_s()).abs() < 1e-12 * theirs.total_s());
+        assert!((ours.flops - theirs.flops).abs() < 1e-6 * theirs.flops);
+    }
+
+    #[test]
+    fn two_all_reduces_per_layer() {
+        // 4 nodes over RDMA (50 us, 9.375 GB/s), direct mesh; one decode token of
+        // Qwen3 235B: 4096 x 2 = 8192 bytes. One-shot: 50 us + 8192 / 9.375e9 s
+        // = 50.874 us; twice per layer = 101.748 us.
+        let sc = scenario(
+            r#"
+[model]
+preset = "qwen3-235b-a22b"
+weights = "mlx-8bit"
+[runtime]
+preset = "mlx"
+[[cluster.groups]]
+device = "m3-ultra-80c"
+memory_gb = 512
+count = 4
+[cluster.network]
+link = "thunderbolt-5-rdma"
+topology = "direct"
+[parallelism]
+tensor = 4
+[workload]
+prompt_tokens = 64
+output_tokens = 4
+"#,
+        );
+        let group = &sc.groups[0];
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, group),
+            wiring: Wiring::NONE,
+        };
+        let g = TensorGroup {
+            model: &sc.model,
+            nodes: vec![&node; 4],
+            link: sc.network.as_ref().map(LinkModel::from_network),
+            topology: Topology::Direct,
+            kv_split: 4.0,
+        };
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 64.0,
+        };
+        let c = g.layer_communication(&pass);
+        let expected = 2.0 * (50e-6 + 8192.0 / 9.375e9);
+        assert!((c.communication_s - expected).abs() < 1e-15, "{c:?}");
+        assert_eq!(c.exposed_communication_s, c.communication_s);
+    }
+}

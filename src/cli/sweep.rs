@@ -1,0 +1,348 @@
+//! `planner sweep SCENARIO --vary KEY=V1,V2,... [--vary ...]`: runs a scenario over
+//! the grid of the given values and prints one row per point.
+//!
+//! A key is a dotted path into the scenario file (`cluster.network.latency_us`,
+//! `runtime.wired_memory`, `cluster.groups.0.count` for the first group); missing
+//! tables on the way are created. Each value is read as TOML (`250`, `1.5`, `true`,
+//! `"mlx"`), or as a string when it is not valid TOML (`driver`). The edited document
+//! goes through the same validation as a scenario file, so an unknown key or a bad
+//! value is invalid input (exit 2) naming the `--vary` argument.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use planner::analytical::{simulate, RunError};
+use planner::report::Report;
+use planner::scenario::ScenarioFile;
+use planner::{Catalog, InputError, Scenario};
+use serde::Serialize;
+
+use crate::cli::output::seconds;
+use crate::Format;
+
+/// One `--vary` argument: a dotted key and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<toml::Value>,
+}
+
+fn input_error(file: &str, message: String) -> anyhow::Error {
+    InputError::Parse {
+        file: file.to_string(),
+        message,
+    }
+    .into()
+}
+
+/// Reads `KEY=V1,V2,...`.
+pub fn parse_axis(arg: &str) -> Result<Axis> {
+    let (key, values) = arg.split_once('=').ok_or_else(|| {
+        input_error(
+            "--vary",
+            format!(
+                "`{arg}`: expected KEY=V1,V2,... (for example cluster.network.latency_us=125,250)"
+            ),
+        )
+    })?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(input_error(
+            "--vary",
+            format!("`{arg}`: expected a dotted key such as cluster.network.latency_us"),
+        ));
+    }
+    let values: Vec<toml::Value> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            toml::from_str::<toml::Table>(&format!("v = {v}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(v.to_string()))
+        })
+        .collect();
+    if values.is_empty() {
+        return Err(input_error(
+            "--vary",
+            format!("`{arg}`: expected at least one value after `=`"),
+        ));
+    }
+    Ok(Axis {
+        key: key.to_string(),
+        values,
+    })
+}
+
+/// Sets dotted `key` in `doc` to `value`, creating missing tables.
+pub fn set_key(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut at: &mut toml::Value = doc
+        .entry(parts[0])
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        at = match at {
+            toml::Value::Table(t) => t
+                .entry(*part)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            toml::Value::Array(a) => {
+                let index: usize = part.parse().map_err(|_| {
+                    format!(
+                        "`{}` is a list: expected an index after it (e.g. `{}.0`)",
+                        parts[..i].join("."),
+                        parts[..i].join(".")
+                    )
+                })?;
+                let len = a.len();
+                a.get_mut(index).ok_or_else(|| {
+                    format!(
+                        "`{}` has {len} entries: no index {index}",
+                        parts[..i].join(".")
+                    )
+                })?
+            }
+            _ => {
+                return Err(format!(
+                    "`{}` is a value, not a table",
+                    parts[..i].join(".")
+                ))
+            }
+        };
+    }
+    *at = value;
+    Ok(())
+}
+
+fn display(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One grid point and what the model answered.
+#[derive(Debug, Serialize)]
+pub struct Point {
+    pub values: Vec<(String, String)>,
+    /// Why the model could not run it (a valid scenario it does not handle).
+    pub cannot_run: Option<String>,
+    pub report: Option<Report>,
+}
+
+/// Every combination of the axes' values, the first axis varying slowest.
+fn grid(axes: &[Axis]) -> Vec<Vec<toml::Value>> {
+    let mut points: Vec<Vec<toml::Value>> = vec![Vec::new()];
+    for axis in axes {
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                axis.values.iter().map(move |v| {
+                    let mut q = p.clone();
+                    q.push(v.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// Runs the sweep and renders it.
+pub fn run(catalog: &Catalog, path: &Path, args: &[String], format: Format) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read scenario {}", path.display()))
+        .map_err(|e| input_error(&path.display().to_string(), format!("{e:#}")))?;
+    let file = path.display().to_string();
+    // The file as written must be valid before it is edited.
+    Scenario::from_toml(&file, &text, catalog)?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| InputError::parse(&file, e))?;
+    let axes: Vec<Axis> = args.iter().map(|a| parse_axis(a)).collect::<Result<_>>()?;
+
+    let mut points = Vec::new();
+    for values in grid(&axes) {
+        let mut edited = doc.clone();
+        let label: Vec<String> = axes
+            .iter()
+            .zip(&values)
+            .map(|(a, v)| format!("{}={}", a.key, display(v)))
+            .collect();
+        let name = format!("{file} (--vary {})", label.join(" "));
+        for (axis, value) in axes.iter().zip(&values) {
+            set_key(&mut edited, &axis.key, value.clone())
+                .map_err(|why| input_error(&name, format!("--vary {}: {why}", axis.key)))?;
+        }
+        let edited_text = toml::to_string(&edited)?;
+        // Unknown keys and wrong types: serde names the key; say which --vary did it.
+        toml::from_str::<ScenarioFile>(&edited_text)
+            .map_err(|e| input_error(&name, e.message().to_string()))?;
+        let scenario = Scenario::from_toml(&name, &edited_text, catalog)?;
+        let (report, cannot_run) = match simulate(&scenario) {
+            Ok(r) => (Some(r), None),
+            Err(RunError::Unsupported(why)) => (None, Some(why)),
+        };
+        points.push(Point {
+            values: axes
+                .iter()
+                .zip(&values)
+                .map(|(a, v)| (a.key.clone(), display(v)))
+                .collect(),
+            cannot_run,
+            report,
+        });
+    }
+    render(&axes, &points, format)
+}
+
+fn columns(p: &Point) -> Vec<String> {
+    let r = p.report.as_ref();
+    let b = r.and_then(|r| r.breakdown);
+    let num = |v: Option<f64>| v.map_or_else(String::new, |x| format!("{x}"));
+    vec![
+        r.map_or_else(String::new, |r| r.memory.fits.to_string()),
+        num(r.and_then(|r| r.ttft_s)),
+        num(r.and_then(|r| r.tpot_s)),
+        num(r.and_then(|r| r.decode_tokens_per_s)),
+        num(b.map(|b| b.decode.compute_s)),
+        num(b.map(|b| b.decode.communication_s)),
+        num(b.map(|b| b.decode.exposed_communication_s)),
+        num(b.map(|b| b.decode.overhead_s)),
+        p.cannot_run
+            .clone()
+            .or_else(|| r.and_then(|r| r.reason.clone()))
+            .unwrap_or_default(),
+    ]
+}
+
+const HEADERS: [&str; 9] = [
+    "fits",
+    "ttft_s",
+    "tpot_s",
+    "decode_tokens_per_s",
+    "decode_compute_s",
+    "decode_communication_s",
+    "decode_exposed_communication_s",
+    "decode_overhead_s",
+    "reason",
+];
+
+fn render(axes: &[Axis], points: &[Point], format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(points)? + "\n",
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut header: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+            header.extend(HEADERS);
+            w.write_record(&header)?;
+            for p in points {
+                let mut row: Vec<String> = p.values.iter().map(|(_, v)| v.clone()).collect();
+                row.extend(columns(p));
+                w.write_record(&row)?;
+            }
+            String::from_utf8(w.into_inner()?)?
+        }
+        Format::Table => table(axes, points),
+    })
+}
+
+fn table(axes: &[Axis], points: &[Point]) -> String {
+    let mut s = String::new();
+    let widths: Vec<usize> = axes.iter().map(|a| a.key.len().max(8) + 2).collect();
+    for (a, w) in axes.iter().zip(&widths) {
+        let _ = write!(s, "{:>w$}", a.key, w = w);
+    }
+    let _ = writeln!(
+        s,
+        "{:>6}{:>11}{:>11}{:>10}{:>11}{:>11}{:>11}{:>11}",
+        "fits", "ttft", "tpot", "tok/s", "compute", "comm", "exposed", "overhead"
+    );
+    for p in points {
+        for ((_, v), w) in p.values.iter().zip(&widths) {
+            let _ = write!(s, "{v:>w$}", w = w);
+        }
+        match &p.report {
+            Some(r) => {
+                let b = r.breakdown;
+                let sec = |v: Option<f64>| v.map_or_else(|| "-".to_string(), seconds);
+                let _ = write!(
+                    s,
+                    "{:>6}{:>11}{:>11}{:>10}{:>11}{:>11}{:>11}{:>11}",
+                    if r.memory.fits { "yes" } else { "no" },
+                    sec(r.ttft_s),
+                    sec(r.tpot_s),
+                    r.decode_tokens_per_s
+                        .map_or_else(|| "-".to_string(), |x| format!("{x:.2}")),
+                    sec(b.map(|b| b.decode.compute_s)),
+                    sec(b.map(|b| b.decode.communication_s)),
+                    sec(b.map(|b| b.decode.exposed_communication_s)),
+                    sec(b.map(|b| b.decode.overhead_s)),
+                );
+                let _ = writeln!(s);
+            }
+            None => {
+                let _ = writeln!(s, "  cannot run: {}", p.cannot_run.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "(compute, comm = all communication, exposed = not hidden behind compute, and overhead are per decode step)"
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_values_are_toml_or_strings() {
+        let a = parse_axis("cluster.network.latency_us=125,250.5").unwrap();
+        assert_eq!(a.key, "cluster.network.latency_us");
+        assert_eq!(
+            a.values,
+            vec![toml::Value::Integer(125), toml::Value::Float(250.5)]
+        );
+        let a = parse_axis("runtime.wired_memory=driver,\"resident\"").unwrap();
+        assert_eq!(
+            a.values,
+            vec![
+                toml::Value::String("driver".into()),
+                toml::Value::String("resident".into())
+            ]
+        );
+        assert!(parse_axis("no-equals").is_err());
+        assert!(parse_axis("a..b=1").is_err());
+    }
+
+    #[test]
+    fn set_key_walks_tables_and_lists() {
+        let mut doc: toml::Table =
+            toml::from_str("[[cluster.groups]]\ncount = 2\n[workload]\nbatch = 1").unwrap();
+        set_key(&mut doc, "cluster.groups.0.count", toml::Value::Integer(4)).unwrap();
+        set_key(
+            &mut doc,
+            "cluster.network.latency_us",
+            toml::Value::Integer(9),
+        )
+        .unwrap();
+        assert_eq!(doc["cluster"]["groups"][0]["count"].as_integer(), Some(4));
+        assert_eq!(
+            doc["cluster"]["network"]["latency_us"].as_integer(),
+            Some(9)
+        );
+        assert!(set_key(&mut doc, "cluster.groups.count", toml::Value::Integer(1)).is_err());
+        assert!(set_key(&mut doc, "cluster.groups.3.count", toml::Value::Integer(1)).is_err());
+        assert!(set_key(&mut doc, "workload.batch.x", toml::Value::Integer(1)).is_err());
+    }
+
+    #[test]
+    fn grid_is_the_cartesian_product() {
+        let a = parse_axis("a=1,2").unwrap();
+        let b = parse_axis("b=3,4,5").unwrap();
+        let g = grid(&[a, b]);
+        assert_eq!(g.len(), 6);
+        assert_eq!(g[1], vec![toml::Value::Integer(1), toml::Value::Integer(4)]);
+    }
+}
