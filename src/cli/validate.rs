@@ -43,6 +43,11 @@ pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutpu
         }
     }
     let (cases, unmapped) = build_suite(&rows, &suite, catalog, &files);
+    if let Ok(id) = std::env::var("PLANNER_DUMP_CASE") {
+        for c in cases.iter().filter(|c| c.id == id) {
+            eprintln!("{}", c.scenario_text);
+        }
+    }
     let runner =
         |s: &planner::Scenario| planner::simulate_scenario(s, None).map_err(|e| e.to_string());
     let results = evaluate(&cases, &runner);

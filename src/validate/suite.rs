@@ -351,6 +351,9 @@ fn scenario_text(
     if let Some(bits) = row.bits_per_weight() {
         t += &format!("bits_per_weight = {bits:?}\n");
     }
+    if let Some(kv) = suite.kv_cache.get(&row.dtype) {
+        t += &format!("kv_cache = \"{kv}\"\n");
+    }
     t += &format!("\n[runtime]\npreset = \"{runtime}\"\n");
     if let Some(mb) = suite
         .micro_batch
