@@ -14,6 +14,7 @@ pub mod formats;
 pub mod hardware;
 pub mod model;
 pub mod network;
+pub mod plan;
 pub mod report;
 pub mod runtime;
 pub mod runtime_fit;

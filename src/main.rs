@@ -92,6 +92,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Search cluster options for a plan: ranked table, Pareto frontier, rejections.
+    Plan {
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Draw the progress bar even when stderr is not a terminal.
+        #[arg(long)]
+        progress: bool,
+    },
     /// Predicted against published measurements, with the error of every case.
     Validate {
         /// The suite (mapping of measurements to scenarios).
@@ -210,6 +219,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let text = match format {
                 Format::Json => cli::calibrate_runtime::json(&c)?,
                 _ => cli::calibrate_runtime::table(&c),
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Plan {
+            plan,
+            format,
+            progress,
+        } => {
+            let plan = cli::plan::load(&catalog, &plan)?;
+            let result = cli::plan::search(&catalog, &plan, progress);
+            let text = match format {
+                Format::Json => {
+                    serde_json::to_string_pretty(&result).map_err(anyhow::Error::from)? + "\n"
+                }
+                _ => cli::plan::table(&plan, &result),
             };
             print!("{text}");
             Ok(())

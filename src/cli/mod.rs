@@ -7,6 +7,7 @@ pub mod charts;
 pub mod files;
 pub mod output;
 pub mod overlap;
+pub mod plan;
 pub mod serve;
 pub mod show;
 pub mod sweep;

@@ -184,9 +184,13 @@ fn degree_splits(nodes: u32, moe: bool) -> Vec<(u32, u32, u32)> {
     let mut out = Vec::new();
     for tensor in 1..=nodes {
         for pipeline in 1..=nodes / tensor {
-            let experts: Vec<u32> = if moe { (1..=nodes / (tensor * pipeline)).collect() } else { vec![1] };
+            let experts: Vec<u32> = if moe {
+                (1..=nodes / (tensor * pipeline)).collect()
+            } else {
+                vec![1]
+            };
             for expert in experts {
-                if nodes % (tensor * pipeline * expert) == 0 {
+                if nodes.is_multiple_of(tensor * pipeline * expert) {
                     out.push((tensor, pipeline, expert));
                 }
             }
@@ -196,20 +200,30 @@ fn degree_splits(nodes: u32, moe: bool) -> Vec<(u32, u32, u32)> {
 }
 
 /// Runtimes of the plan that run `family` and load `weights`.
-fn runtimes_for<'a>(plan: &'a Plan, catalog: &Catalog, family: &str, weights: &str) -> Vec<&'a String> {
+fn runtimes_for<'a>(
+    plan: &'a Plan,
+    catalog: &Catalog,
+    family: &str,
+    weights: &str,
+) -> Vec<&'a String> {
     plan.runtimes
         .iter()
         .filter(|r| {
             catalog.runtimes.get(*r).is_some_and(|rt| {
                 rt.for_family(family).is_some()
-                    && rt.weight_formats.as_ref().is_none_or(|f| f.iter().any(|x| x == weights))
+                    && rt
+                        .weight_formats
+                        .as_ref()
+                        .is_none_or(|f| f.iter().any(|x| x == weights))
             })
         })
         .collect()
 }
 
 fn link_allowed(plan: &Plan, link: &str) -> bool {
-    plan.links.as_ref().is_none_or(|l| l.iter().any(|x| x == link))
+    plan.links
+        .as_ref()
+        .is_none_or(|l| l.iter().any(|x| x == link))
 }
 
 pub fn enumerate(plan: &Plan, catalog: &Catalog) -> Vec<PlanOption> {
@@ -241,15 +255,22 @@ pub fn enumerate(plan: &Plan, catalog: &Catalog) -> Vec<PlanOption> {
                                 .map(|l| Some(l.clone()))
                                 .collect()
                         };
-                        for link in links {
+                        for (i, link) in links.iter().enumerate() {
                             for (tensor, pipeline, expert) in degree_splits(nodes, moe) {
+                                // Independent replicas exchange nothing: one option,
+                                // without a link, stands for all of them.
+                                let alone = tensor * pipeline * expert == 1;
+                                if alone && i > 0 {
+                                    continue;
+                                }
+                                let link = if alone { None } else { link.clone() };
                                 options.push(PlanOption {
                                     weights: weights.clone(),
                                     layout: Layout::Colocated(Colocated {
                                         device: device_id.clone(),
                                         memory_gb: variant.capacity_gb,
                                         nodes,
-                                        link: link.clone(),
+                                        link,
                                         tensor,
                                         pipeline,
                                         expert,
@@ -264,25 +285,40 @@ pub fn enumerate(plan: &Plan, catalog: &Catalog) -> Vec<PlanOption> {
         }
     }
     if plan.disaggregation {
-        let counts: Vec<u32> = [1, 2, 4, 8].into_iter().filter(|c| *c < plan.max_nodes).collect();
+        let counts: Vec<u32> = [1, 2, 4, 8]
+            .into_iter()
+            .filter(|c| *c < plan.max_nodes)
+            .collect();
         for prefill_id in &plan.devices {
             for decode_id in &plan.devices {
                 if prefill_id == decode_id {
                     continue;
                 }
-                let (Some(p), Some(d)) = (catalog.devices.get(prefill_id), catalog.devices.get(decode_id)) else {
+                let (Some(p), Some(d)) = (
+                    catalog.devices.get(prefill_id),
+                    catalog.devices.get(decode_id),
+                ) else {
                     continue;
                 };
                 let shared_links: Vec<&String> = p
                     .links
                     .iter()
                     .filter(|l| d.links.contains(l) && link_allowed(plan, l))
-                    .filter(|l| catalog.links.get(*l).is_some_and(|link| link.max_nodes.is_none()))
+                    .filter(|l| {
+                        catalog
+                            .links
+                            .get(*l)
+                            .is_some_and(|link| link.max_nodes.is_none())
+                    })
                     .collect();
                 for weights in &plan.weights {
                     let (Some(pr), Some(dr)) = (
-                        runtimes_for(plan, catalog, &p.family, weights).first().cloned(),
-                        runtimes_for(plan, catalog, &d.family, weights).first().cloned(),
+                        runtimes_for(plan, catalog, &p.family, weights)
+                            .first()
+                            .cloned(),
+                        runtimes_for(plan, catalog, &d.family, weights)
+                            .first()
+                            .cloned(),
                     ) else {
                         continue;
                     };

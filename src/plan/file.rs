@@ -156,17 +156,49 @@ fn check_ids(
 pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, InputError> {
     let raw: PlanFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
     let models: Vec<String> = catalog.models.keys().cloned().collect();
-    check_ids(file, "model.preset", std::slice::from_ref(&raw.model.preset), &models, CatalogKind::Model)?;
+    check_ids(
+        file,
+        "model.preset",
+        std::slice::from_ref(&raw.model.preset),
+        &models,
+        CatalogKind::Model,
+    )?;
     let formats: Vec<String> = catalog.formats.keys().cloned().collect();
-    check_ids(file, "model.weights", &raw.model.weights, &formats, CatalogKind::Format)?;
+    check_ids(
+        file,
+        "model.weights",
+        &raw.model.weights,
+        &formats,
+        CatalogKind::Format,
+    )?;
     if raw.model.weights.is_empty() {
-        return Err(invalid(file, "model.weights", "[]", "expected at least one weight format"));
+        return Err(invalid(
+            file,
+            "model.weights",
+            "[]",
+            "expected at least one weight format",
+        ));
     }
-    let kv_cache = raw.model.kv_cache.clone().unwrap_or_else(|| "f16".to_string());
-    check_ids(file, "model.kv_cache", std::slice::from_ref(&kv_cache), &formats, CatalogKind::Format)?;
+    let kv_cache = raw
+        .model
+        .kv_cache
+        .clone()
+        .unwrap_or_else(|| "f16".to_string());
+    check_ids(
+        file,
+        "model.kv_cache",
+        std::slice::from_ref(&kv_cache),
+        &formats,
+        CatalogKind::Format,
+    )?;
     let w = &raw.workload;
     if w.prompt_tokens == 0 || w.output_tokens == 0 {
-        return Err(invalid(file, "workload", "0 tokens", "expected positive prompt_tokens and output_tokens"));
+        return Err(invalid(
+            file,
+            "workload",
+            "0 tokens",
+            "expected positive prompt_tokens and output_tokens",
+        ));
     }
     let requests_per_s = match (w.requests_per_s, w.tokens_per_s) {
         (Some(r), None) if r > 0.0 => r,
@@ -181,22 +213,58 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         }
     };
     if raw.slo.ttft_p90_s <= 0.0 || raw.slo.tpot_p90_s <= 0.0 {
-        return Err(invalid(file, "slo", "<= 0", "expected positive ttft_p90_s and tpot_p90_s"));
+        return Err(invalid(
+            file,
+            "slo",
+            "<= 0",
+            "expected positive ttft_p90_s and tpot_p90_s",
+        ));
     }
     let search = raw.search.clone();
     let all_devices: Vec<String> = catalog.devices.keys().cloned().collect();
-    let devices = search.as_ref().and_then(|s| s.devices.clone()).filter(|d| !d.is_empty()).unwrap_or(all_devices.clone());
-    check_ids(file, "search.devices", &devices, &all_devices, CatalogKind::Device)?;
+    let devices = search
+        .as_ref()
+        .and_then(|s| s.devices.clone())
+        .filter(|d| !d.is_empty())
+        .unwrap_or(all_devices.clone());
+    check_ids(
+        file,
+        "search.devices",
+        &devices,
+        &all_devices,
+        CatalogKind::Device,
+    )?;
     let all_links: Vec<String> = catalog.links.keys().cloned().collect();
-    let links = search.as_ref().and_then(|s| s.links.clone()).filter(|l| !l.is_empty());
+    let links = search
+        .as_ref()
+        .and_then(|s| s.links.clone())
+        .filter(|l| !l.is_empty());
     if let Some(l) = &links {
         check_ids(file, "search.links", l, &all_links, CatalogKind::Link)?;
     }
-    let all_runtimes: Vec<String> = catalog.runtimes.keys().filter(|r| *r != "ideal").cloned().collect();
-    let runtimes = search.as_ref().and_then(|s| s.runtimes.clone()).filter(|r| !r.is_empty()).unwrap_or(all_runtimes);
+    let all_runtimes: Vec<String> = catalog
+        .runtimes
+        .keys()
+        .filter(|r| *r != "ideal")
+        .cloned()
+        .collect();
+    let runtimes = search
+        .as_ref()
+        .and_then(|s| s.runtimes.clone())
+        .filter(|r| !r.is_empty())
+        .unwrap_or(all_runtimes);
     let known_runtimes: Vec<String> = catalog.runtimes.keys().cloned().collect();
-    check_ids(file, "search.runtimes", &runtimes, &known_runtimes, CatalogKind::Runtime)?;
-    let max_nodes = search.as_ref().and_then(|s| s.max_nodes).unwrap_or(DEFAULT_MAX_NODES);
+    check_ids(
+        file,
+        "search.runtimes",
+        &runtimes,
+        &known_runtimes,
+        CatalogKind::Runtime,
+    )?;
+    let max_nodes = search
+        .as_ref()
+        .and_then(|s| s.max_nodes)
+        .unwrap_or(DEFAULT_MAX_NODES);
     if max_nodes == 0 {
         return Err(invalid(file, "search.max_nodes", 0, "expected at least 1"));
     }
@@ -227,8 +295,14 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         links,
         runtimes,
         max_nodes,
-        disaggregation: search.as_ref().and_then(|s| s.disaggregation).unwrap_or(true),
-        verify_top: search.as_ref().and_then(|s| s.verify_top).unwrap_or(DEFAULT_VERIFY_TOP),
+        disaggregation: search
+            .as_ref()
+            .and_then(|s| s.disaggregation)
+            .unwrap_or(true),
+        verify_top: search
+            .as_ref()
+            .and_then(|s| s.verify_top)
+            .unwrap_or(DEFAULT_VERIFY_TOP),
         cost,
     })
 }

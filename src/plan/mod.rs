@@ -14,6 +14,7 @@ pub mod enumerate;
 pub mod file;
 pub mod pareto;
 pub mod screen;
+pub mod verify;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -32,6 +33,7 @@ pub struct Rejections {
     pub does_not_fit: usize,
     pub misses_slo: usize,
     pub over_budget: usize,
+    pub no_price: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +47,8 @@ pub struct PlanResult {
     /// Indices into `ranked` of the Pareto frontier (capex, capacity, TTFT p90), over
     /// every option that fits and meets the SLOs (budget ignored).
     pub pareto: Vec<Screened>,
+    /// The best options re-checked with the request-level engine.
+    pub verified: Vec<verify::Verified>,
 }
 
 /// Screens every option in parallel; `progress` is called once per option screened.
@@ -59,7 +63,7 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
         })
         .collect();
     // Same order every run, whatever the thread schedule.
-    screened.sort_by(|a, b| a.option.key().cmp(&b.option.key()));
+    screened.sort_by_key(|s| s.option.key());
     let mut rejections = Rejections::default();
     for s in &screened {
         match &s.verdict {
@@ -69,6 +73,7 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
             Verdict::DoesNotFit(_) => rejections.does_not_fit += 1,
             Verdict::MissesSlo(_) => rejections.misses_slo += 1,
             Verdict::OverBudget => rejections.over_budget += 1,
+            Verdict::NoPrice => rejections.no_price += 1,
         }
     }
     let meets: Vec<&Screened> = screened
@@ -94,7 +99,26 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
             .then(a.capex_usd.total_cmp(&b.capex_usd))
             .then(a.option.key().cmp(&b.option.key()))
     });
+    // Re-check the best options with the request-level engine, in rank order, until
+    // `verify_top` pass (trying at most three times as many). The engine's verdict
+    // overrides the screen's estimate: options it finds missing an SLO leave the
+    // ranking, so the top option is one the engine confirmed.
+    let mut verified: Vec<verify::Verified> = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
+    for s in ranked.iter().take(3 * plan.verify_top) {
+        if verified.iter().filter(|v| v.meets_slo).count() >= plan.verify_top {
+            break;
+        }
+        let v = verify::verify(plan, s, catalog);
+        if !v.meets_slo {
+            dropped.push(s.option.key());
+        }
+        verified.push(v);
+    }
+    rejections.misses_slo += dropped.len();
+    ranked.retain(|s| !dropped.contains(&s.option.key()));
     PlanResult {
+        verified,
         plan: plan.name.clone(),
         options_evaluated: screened.len(),
         feasible: ranked.len(),

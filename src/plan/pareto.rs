@@ -17,7 +17,10 @@ pub fn pareto_front(points: &[Vec<f64>]) -> Vec<usize> {
     });
     let mut front: Vec<usize> = Vec::new();
     for i in order {
-        if !front.iter().any(|&j| dominates(&points[j], &points[i]) || points[j] == points[i]) {
+        if !front
+            .iter()
+            .any(|&j| dominates(&points[j], &points[i]) || points[j] == points[i])
+        {
             front.push(i);
         }
     }
@@ -39,7 +42,8 @@ mod tests {
         (0..points.len())
             .filter(|&i| {
                 !(0..points.len()).any(|j| {
-                    j != i && (dominates(&points[j], &points[i]) || (points[j] == points[i] && j < i))
+                    j != i
+                        && (dominates(&points[j], &points[i]) || (points[j] == points[i] && j < i))
                 })
             })
             .collect()

@@ -10,5 +10,6 @@ mod exo_single_device;
 mod expert_parallel_study;
 mod memory_fit;
 mod model_catalog;
+mod planner_search;
 mod serving_engine;
 mod validation;

@@ -1,0 +1,141 @@
+//! `planner plan PLAN.toml`: search cluster options, print the ranked table, the
+//! Pareto frontier and the rejection counts, with a progress bar on stderr.
+
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use planner::plan::{enumerate, parse_plan, run_plan, PlanResult, Screened};
+use planner::Catalog;
+
+use crate::cli::output::seconds;
+
+pub fn load(catalog: &Catalog, path: &Path) -> Result<planner::plan::Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read plan {}", path.display()))?;
+    Ok(parse_plan(&path.display().to_string(), &text, catalog)?)
+}
+
+/// Runs the search with a progress bar (drawn only on a terminal unless forced).
+pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> PlanResult {
+    let total = enumerate(plan, catalog).len() as u64;
+    let bar = ProgressBar::new(total);
+    if progress || std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} options, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("screening");
+    let result = run_plan(plan, catalog, &|| bar.inc(1));
+    bar.finish_and_clear();
+    result
+}
+
+fn row(s: &mut String, rank: usize, o: &Screened) {
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<78} {:>10.0} {:>9} {:>9} {:>9.0} {:>8.2} {:>9.1}",
+        rank,
+        o.description.chars().take(78).collect::<String>(),
+        o.capex_usd,
+        seconds(o.ttft_p90_s),
+        seconds(o.tpot_p90_s),
+        o.capacity_tokens_per_s,
+        o.usd_per_million_tokens,
+        o.tokens_per_s_per_kusd
+    );
+}
+
+fn header(s: &mut String) {
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<78} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "rank", "option", "capex $", "TTFT p90", "TPOT p90", "max tok/s", "$/Mtok", "tok/s/k$"
+    );
+}
+
+pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", plan.name);
+    let _ = writeln!(
+        s,
+        "  {} at {} requests/s ({} prompt + {} output tokens); SLO TTFT p90 < {} s, TPOT p90 < {} s; budget {}",
+        plan.model,
+        plan.requests_per_s,
+        plan.prompt_tokens,
+        plan.output_tokens,
+        plan.ttft_p90_s,
+        plan.tpot_p90_s,
+        plan.budget_usd.map_or_else(|| "none".to_string(), |b| format!("${b:.0}"))
+    );
+    let a = &plan.cost;
+    let _ = writeln!(
+        s,
+        "  cost assumptions: amortisation {} years, electricity ${}/kWh, utilisation {}%",
+        a.amortization_years,
+        a.electricity_usd_per_kwh,
+        a.utilization * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "\n{} options evaluated, {} feasible. Rejected: {} do not fit, {} miss an SLO, {} over budget, {} without a price, {} invalid layouts, {} not modelled.",
+        r.options_evaluated,
+        r.feasible,
+        r.rejections.does_not_fit,
+        r.rejections.misses_slo,
+        r.rejections.over_budget,
+        r.rejections.no_price,
+        r.rejections.invalid_layout,
+        r.rejections.not_modelled
+    );
+    let _ = writeln!(
+        s,
+        "\nBest options (cheapest per million output tokens at the target rate)"
+    );
+    header(&mut s);
+    for (i, o) in r.ranked.iter().take(15).enumerate() {
+        row(&mut s, i + 1, o);
+    }
+    let _ = writeln!(
+        s,
+        "\nBest options re-checked with the request-level engine ({} s of Poisson arrivals at the target rate, seed {})",
+        planner::plan::verify::VERIFY_SECONDS,
+        planner::plan::verify::VERIFY_SEED
+    );
+    for v in &r.verified {
+        match &v.failure {
+            Some(f) => {
+                let _ = writeln!(s, "  {}: not run: {f}", v.description);
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  {}: {} requests, TTFT p90 {}, TPOT p90 {}, {:.0} tok/s: {}",
+                    v.description,
+                    v.requests,
+                    v.ttft_p90_s.map_or_else(|| "-".to_string(), seconds),
+                    v.tpot_p90_s.map_or_else(|| "-".to_string(), seconds),
+                    v.throughput_tokens_per_s.unwrap_or(0.0),
+                    if v.meets_slo {
+                        "meets the SLOs"
+                    } else {
+                        "MISSES the SLOs"
+                    }
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "\nPareto frontier (capital cost, sustainable throughput, TTFT p90), options meeting the SLOs");
+    header(&mut s);
+    for (i, o) in r.pareto.iter().enumerate() {
+        row(&mut s, i + 1, o);
+    }
+    s
+}

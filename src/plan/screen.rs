@@ -1,0 +1,258 @@
+//! Screening one option: will it serve the plan's load within its latency targets,
+//! and at what cost?
+//!
+//! The analytical model gives, for an instance, the time to prefill one request
+//! (`P`) and the decode step time at a batch of `B` sequences (`s(B)`). Serving at
+//! `λ` requests per second per instance (the plan's rate over the replicas or prefill
+//! instances):
+//!
+//! - prefill keeps the instance busy a fraction `ρ = λ P` of the time (colocated
+//!   serving interleaves prefill with decode steps, which wait meanwhile);
+//! - the decode batch follows from Little's law, `B = λ (G s(B) / (1 - ρ))`, solved by
+//!   fixed-point iteration; if it needs more sequences than the runtime's batch cap or
+//!   the memory holds, or `ρ >= 1`, the option is overloaded;
+//! - TPOT p90 ~ `s(B) / (1 - ρ)`; TTFT p90 ~ `P` plus the p90 of an M/D/1 wait behind
+//!   other prefills, `2.3 x ρ P / (2 (1 - ρ))` (2.3 = -ln 0.1, the exponential tail),
+//!   plus half a decode step.
+//!
+//! A disaggregated option has prefill instances (`ρ` from prefill alone, and TTFT
+//! with the exposed KV transfer from the analytical model) and decode instances
+//! (Little's law with no prefill interference). These are screening estimates; the
+//! planner re-checks its best options with the discrete-event engine.
+
+use serde::Serialize;
+
+use super::enumerate::{Layout, PlanOption};
+use super::file::Plan;
+use crate::catalog::Catalog;
+use crate::cost::cost_report;
+use crate::report::Report;
+use crate::scenario::Scenario;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", content = "reason", rename_all = "snake_case")]
+pub enum Verdict {
+    Feasible,
+    InvalidLayout(String),
+    NotModelled(String),
+    DoesNotFit(String),
+    MissesSlo(String),
+    OverBudget,
+    /// A node without a published price cannot be costed against the budget.
+    NoPrice,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Screened {
+    pub option: PlanOption,
+    pub description: String,
+    pub verdict: Verdict,
+    pub nodes: u32,
+    pub capex_usd: f64,
+    pub power_w: f64,
+    pub ttft_p90_s: f64,
+    pub tpot_p90_s: f64,
+    /// Decode batch per instance at the target rate.
+    pub batch: f64,
+    /// Output tokens per second the option can sustain at most.
+    pub capacity_tokens_per_s: f64,
+    pub usd_per_million_tokens: f64,
+    pub tokens_per_s_per_kusd: f64,
+    pub tokens_per_joule: f64,
+}
+
+/// -ln(0.1): the 90th percentile of an exponential in units of its mean.
+const P90_OF_EXPONENTIAL: f64 = std::f64::consts::LN_10;
+
+fn run(
+    plan: &Plan,
+    option: &PlanOption,
+    catalog: &Catalog,
+    batch: u64,
+) -> Result<(Scenario, Report), Verdict> {
+    let text = option.scenario_text(plan, batch);
+    let scenario = Scenario::from_toml("plan option", &text, catalog)
+        .map_err(|e| Verdict::InvalidLayout(e.to_string()))?;
+    let report =
+        crate::analytical::simulate(&scenario).map_err(|e| Verdict::NotModelled(e.to_string()))?;
+    Ok((scenario, report))
+}
+
+struct Instance {
+    /// Prefill time of one request (TTFT alone), including any KV transfer.
+    prefill_s: f64,
+    /// Decode step time at a batch.
+    step_s: f64,
+    fits: bool,
+}
+
+fn instance_at(
+    plan: &Plan,
+    option: &PlanOption,
+    catalog: &Catalog,
+    batch: u64,
+) -> Result<(Scenario, Report, Instance), Verdict> {
+    let (scenario, report) = run(plan, option, catalog, batch)?;
+    let fits = report.memory.fits;
+    let instance = Instance {
+        prefill_s: report.ttft_s.unwrap_or(f64::INFINITY) / batch as f64,
+        step_s: report.tpot_s.unwrap_or(f64::INFINITY),
+        fits,
+    };
+    Ok((scenario, report, instance))
+}
+
+fn rejected(option: &PlanOption, verdict: Verdict) -> Screened {
+    Screened {
+        description: option.describe(),
+        option: option.clone(),
+        verdict,
+        nodes: 0,
+        capex_usd: 0.0,
+        power_w: 0.0,
+        ttft_p90_s: f64::INFINITY,
+        tpot_p90_s: f64::INFINITY,
+        batch: 0.0,
+        capacity_tokens_per_s: 0.0,
+        usd_per_million_tokens: f64::INFINITY,
+        tokens_per_s_per_kusd: 0.0,
+        tokens_per_joule: 0.0,
+    }
+}
+
+/// Screens one option.
+pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
+    let one = match instance_at(plan, option, catalog, 1) {
+        Ok(x) => x,
+        Err(v) => return rejected(option, v),
+    };
+    let (scenario, report1, single) = one;
+    if !single.fits {
+        let reason = report1
+            .reason
+            .clone()
+            .unwrap_or_else(|| "does not fit".to_string());
+        return rejected(option, Verdict::DoesNotFit(reason));
+    }
+    let nodes = scenario.total_nodes();
+    let g = plan.output_tokens as f64;
+    let (prefill_instances, decode_instances, max_batch) = match &option.layout {
+        Layout::Colocated(c) => {
+            let r = f64::from(c.replicas());
+            (r, r, scenario.max_batch)
+        }
+        Layout::Disaggregated(d) => (
+            f64::from(d.prefill_nodes),
+            f64::from(d.decode_nodes),
+            scenario.max_batch,
+        ),
+    };
+    let colocated = matches!(option.layout, Layout::Colocated(_));
+    let lambda_p = plan.requests_per_s / prefill_instances;
+    let lambda_d = plan.requests_per_s / decode_instances;
+    // The prefill of one request (the disaggregated TTFT includes the exposed KV
+    // transfer; the prefill instance is busy for the compute part only, which the
+    // report's prefill breakdown gives).
+    let prefill_busy_s = report1.breakdown.map_or(single.prefill_s, |b| {
+        b.prefill.total_s.min(single.prefill_s)
+    });
+    let rho = lambda_p * prefill_busy_s;
+    if rho >= 1.0 {
+        let mut s = rejected(
+            option,
+            Verdict::MissesSlo(format!("prefill overloaded: {:.0}% busy", rho * 100.0)),
+        );
+        s.nodes = nodes;
+        return s;
+    }
+    let decode_share = if colocated { 1.0 - rho } else { 1.0 };
+
+    // Little's law fixed point for the decode batch.
+    let mut batch = 1.0_f64;
+    let mut step_s = single.step_s;
+    let mut memory_short = None;
+    for _ in 0..8 {
+        let wanted = (lambda_d * g * step_s / decode_share).max(1.0);
+        let next = wanted.ceil().min(f64::from(max_batch));
+        if (next - batch).abs() < 0.5 && batch > 1.0 {
+            break;
+        }
+        batch = next;
+        match instance_at(plan, option, catalog, batch as u64) {
+            Ok((_, _, inst)) if inst.fits => step_s = inst.step_s,
+            Ok((_, report, _)) => {
+                memory_short = report.reason.clone();
+                break;
+            }
+            Err(v) => return rejected(option, v),
+        }
+        if wanted > f64::from(max_batch) {
+            break;
+        }
+    }
+    let needed = lambda_d * g * step_s / decode_share;
+    // Sustainable throughput: decode at the largest batch the runtime and memory
+    // allow (halving the batch until it fits), in the time prefill leaves free.
+    let mut top = f64::from(max_batch);
+    let mut capacity_per_instance = batch / step_s * decode_share;
+    while top > batch {
+        match instance_at(plan, option, catalog, top as u64) {
+            Ok((_, _, inst)) if inst.fits => {
+                capacity_per_instance = capacity_per_instance.max(top / inst.step_s * decode_share);
+                break;
+            }
+            Ok(_) => top = (top / 2.0).floor(),
+            Err(v) => return rejected(option, v),
+        }
+    }
+    let capacity = capacity_per_instance * decode_instances;
+    let mut s = rejected(option, Verdict::Feasible);
+    s.nodes = nodes;
+    s.batch = batch;
+    s.capacity_tokens_per_s = capacity;
+    s.tpot_p90_s = step_s / decode_share;
+    let wait = P90_OF_EXPONENTIAL * rho * prefill_busy_s / (2.0 * (1.0 - rho))
+        + if colocated { step_s / 2.0 } else { 0.0 };
+    s.ttft_p90_s = single.prefill_s + wait;
+    let capex = report1.cost.capex_usd;
+    let served = plan.requests_per_s * g;
+    let cost = cost_report(
+        capex,
+        report1.cost.power_w,
+        report1.cost.idle_power_w,
+        Some(served),
+        plan.cost,
+        report1.cost.prices_complete,
+    );
+    s.capex_usd = capex;
+    s.power_w = report1.cost.power_w;
+    s.usd_per_million_tokens = cost.usd_per_million_tokens.unwrap_or(f64::INFINITY);
+    s.tokens_per_s_per_kusd = cost.tokens_per_s_per_kusd.unwrap_or(0.0);
+    s.tokens_per_joule = cost.tokens_per_joule.unwrap_or(0.0);
+    s.verdict = if let Some(reason) = memory_short {
+        Verdict::DoesNotFit(format!(
+            "at the batch the load needs ({batch:.0}): {reason}"
+        ))
+    } else if needed > batch + 1e-9 {
+        Verdict::MissesSlo(format!(
+            "overloaded: needs a batch of {needed:.0}, at most {batch:.0}"
+        ))
+    } else if s.ttft_p90_s > plan.ttft_p90_s {
+        Verdict::MissesSlo(format!(
+            "TTFT p90 {:.2} s > {} s",
+            s.ttft_p90_s, plan.ttft_p90_s
+        ))
+    } else if s.tpot_p90_s > plan.tpot_p90_s {
+        Verdict::MissesSlo(format!(
+            "TPOT p90 {:.3} s > {} s",
+            s.tpot_p90_s, plan.tpot_p90_s
+        ))
+    } else if !report1.cost.prices_complete {
+        Verdict::NoPrice
+    } else if plan.budget_usd.is_some_and(|b| capex > b) {
+        Verdict::OverBudget
+    } else {
+        Verdict::Feasible
+    };
+    s
+}
