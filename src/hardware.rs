@@ -77,6 +77,20 @@ pub struct DeviceFile {
     pub efficiency: EfficiencyFile,
     #[serde(default)]
     pub rental_usd_per_hour: Option<Sourced<f64>>,
+    /// Spread of the fits behind a calibrated profile (`planner calibrate` writes it);
+    /// absent for catalog devices whose figures are published specs and priors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<UncertaintyFile>,
+}
+
+/// One standard deviation of the relative residuals of each fit, e.g. 0.03 when the
+/// fitted curve misses the measured times by 3% (root mean square).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UncertaintyFile {
+    pub compute_relative_sd: Sourced<f64>,
+    pub bandwidth_relative_sd: Sourced<f64>,
+    pub dispatch_relative_sd: Sourced<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -134,8 +148,18 @@ pub struct Device {
     pub load_w: f64,
     pub efficiency: HardwareEfficiency,
     pub rental_usd_per_hour: Option<f64>,
+    /// Relative spread of the calibration fits, when the profile was fitted.
+    pub uncertainty: Option<Uncertainty>,
     /// The file as written, with every source, for `planner hardware show`.
     pub file: DeviceFile,
+}
+
+/// Relative standard deviations of a calibrated device's fits (each in [0, 1)).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Uncertainty {
+    pub compute: f64,
+    pub bandwidth: f64,
+    pub dispatch: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -187,6 +211,14 @@ fn check_fraction(file: &str, key: &str, value: f64) -> Result<f64, InputError> 
         Ok(value)
     } else {
         Err(invalid(file, key, value, "expected a fraction in (0, 1]"))
+    }
+}
+
+fn check_spread(file: &str, key: &str, value: f64) -> Result<f64, InputError> {
+    if value.is_finite() && (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(file, key, value, "expected a relative spread in [0, 1)"))
     }
 }
 
@@ -292,6 +324,26 @@ impl Device {
             load_w: check_positive(file, "power.load_w", raw.power.load_w.value, false)?,
             efficiency,
             rental_usd_per_hour: raw.rental_usd_per_hour.as_ref().map(|r| r.value),
+            uncertainty: match &raw.uncertainty {
+                Some(u) => Some(Uncertainty {
+                    compute: check_spread(
+                        file,
+                        "uncertainty.compute_relative_sd",
+                        u.compute_relative_sd.value,
+                    )?,
+                    bandwidth: check_spread(
+                        file,
+                        "uncertainty.bandwidth_relative_sd",
+                        u.bandwidth_relative_sd.value,
+                    )?,
+                    dispatch: check_spread(
+                        file,
+                        "uncertainty.dispatch_relative_sd",
+                        u.dispatch_relative_sd.value,
+                    )?,
+                }),
+                None => None,
+            },
             file: raw,
         })
     }

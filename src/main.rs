@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use cli::catalog_files::{catalog_root, load_catalog};
 use cli::output;
+use planner::analytical::band::band;
 use planner::analytical::{simulate, RunError};
 use planner::{InputError, Scenario};
 
@@ -43,7 +44,13 @@ enum Command {
         scenario: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Also print the one-sigma prediction band of calibrated devices in the table
+        /// (JSON always has `band`, null when no device in the scenario was calibrated).
+        #[arg(long)]
+        band: bool,
     },
+    /// Fit device and link profiles to planner-harness measurements.
+    Calibrate(cli::calibrate::CalibrateArgs),
     /// List devices and links, or show one with every source.
     Hardware {
         #[command(subcommand)]
@@ -104,7 +111,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let root = catalog_root(cli.catalog.as_deref());
     let catalog = load_catalog(&root)?;
     match cli.command {
-        Command::Simulate { scenario, format } => simulate_command(&catalog, &scenario, format),
+        Command::Simulate {
+            scenario,
+            format,
+            band,
+        } => simulate_command(&catalog, &scenario, format, band),
+        Command::Calibrate(args) => Ok(cli::calibrate::run(&catalog, args)?),
         Command::Hardware { action } => {
             let text = match action {
                 ListShow::List => cli::show::hardware_list(&catalog),
@@ -137,13 +149,20 @@ fn simulate_command(
     catalog: &planner::Catalog,
     path: &Path,
     format: Format,
+    show_band: bool,
 ) -> Result<(), Failure> {
     let scenario = read_scenario(catalog, path)?;
     let report =
         simulate(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
+    let band = if report.memory.fits {
+        band(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?
+    } else {
+        None
+    };
     print!(
         "{}",
-        output::render(&report, format).map_err(Failure::Other)?
+        output::render_with_band(&report, band.as_ref(), show_band, format)
+            .map_err(Failure::Other)?
     );
     if !report.memory.fits {
         return Err(Failure::CannotRun(

@@ -4,11 +4,13 @@
 //! - [`ops`]: FLOPs and bytes of each operation of a layer for one pass;
 //! - [`timing`]: roofline time of an operation on a device under a runtime;
 //! - [`pass`]: prefill (chunked) and decode (step by step) over a model shard;
-//! - [`memory`]: weights, KV cache, activations and reserves per node.
+//! - [`memory`]: weights, KV cache, activations and reserves per node;
+//! - [`band`]: the prediction band from a calibrated device's fit residuals.
 //!
 //! [`simulate`] runs one scenario on one node. Multi-node parallelism and the
 //! request-level engine build on the same per-operation costs.
 
+pub mod band;
 pub mod cluster;
 pub mod disaggregated;
 pub mod memory;
