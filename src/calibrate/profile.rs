@@ -96,7 +96,8 @@ pub fn device_file(
     let half_rows = sourced(
         primary.half_rows,
         format!(
-            "{prov}: {} GEMMs, t = flops/P + (flops/m)(h/P), {}",
+            "{prov}: {} GEMM and GEMV rows through the planner's roofline \
+             max(flops (m + h) / (P m), memory time), {}",
             primary.dtype,
             primary_stats(primary.half_rows_std_error, "rows")
         ),

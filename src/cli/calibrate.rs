@@ -31,6 +31,14 @@ pub enum CalibrateFormat {
     Json,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Statistic {
+    /// The median repetition: typical time, including interference.
+    Median,
+    /// The fastest repetition: the machine undisturbed (for shared machines).
+    Min,
+}
+
 #[derive(Args)]
 pub struct CalibrateArgs {
     /// CSV files written by `planner-harness run` or `planner-harness net probe`.
@@ -50,6 +58,9 @@ pub struct CalibrateArgs {
     pub link_out: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: CalibrateFormat,
+    /// Which time of each row the fits use.
+    #[arg(long, value_enum, default_value = "median")]
+    pub statistic: Statistic,
     /// Device family for runtime profiles (default: cpu, nvidia or apple by backend).
     #[arg(long)]
     pub family: Option<String>,
@@ -163,6 +174,11 @@ pub fn run(catalog: &Catalog, args: CalibrateArgs) -> Result<()> {
             .with_context(|| format!("cannot read {display}"))
             .map_err(|e| input_error(&display, format!("{e:#}")))?;
         rows.extend(read_csv(text.as_bytes()).map_err(|e| input_error(&display, e))?);
+    }
+    if args.statistic == Statistic::Min {
+        for row in &mut rows {
+            row.median_s = row.min_s;
+        }
     }
     let files_display = args
         .files
