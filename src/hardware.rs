@@ -218,7 +218,12 @@ fn check_spread(file: &str, key: &str, value: f64) -> Result<f64, InputError> {
     if value.is_finite() && (0.0..1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(invalid(file, key, value, "expected a relative spread in [0, 1)"))
+        Err(invalid(
+            file,
+            key,
+            value,
+            "expected a relative spread in [0, 1)",
+        ))
     }
 }
 

@@ -50,7 +50,7 @@ enum Command {
         band: bool,
     },
     /// Fit device and link profiles to planner-harness measurements.
-    Calibrate(cli::calibrate::CalibrateArgs),
+    Calibrate(Box<cli::calibrate::CalibrateArgs>),
     /// List devices and links, or show one with every source.
     Hardware {
         #[command(subcommand)]
@@ -116,7 +116,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             format,
             band,
         } => simulate_command(&catalog, &scenario, format, band),
-        Command::Calibrate(args) => Ok(cli::calibrate::run(&catalog, args)?),
+        Command::Calibrate(args) => Ok(cli::calibrate::run(&catalog, *args)?),
         Command::Hardware { action } => {
             let text = match action {
                 ListShow::List => cli::show::hardware_list(&catalog),

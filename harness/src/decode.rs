@@ -111,11 +111,19 @@ impl Engine {
             bail!(
                 "the decode engine runs dense models with standard attention; `{}` has {}",
                 model.id,
-                if model.moe.is_some() { "mixture-of-experts layers" } else { "latent attention" }
+                if model.moe.is_some() {
+                    "mixture-of-experts layers"
+                } else {
+                    "latent attention"
+                }
             );
         }
         if layers == 0 || layers > model.layers {
-            bail!("--layers must be in 1..={} for `{}`", model.layers, model.id);
+            bail!(
+                "--layers must be in 1..={} for `{}`",
+                model.layers,
+                model.id
+            );
         }
         let d = model.hidden_size as usize;
         let (h, kv, hd) = (
@@ -177,7 +185,14 @@ impl Engine {
         let per_layer: usize = self
             .layers
             .iter()
-            .map(|l| l.attn_norm.len() + l.wqkv.len() + l.wo.len() + l.ffn_norm.len() + l.w_in.len() + l.w_down.len())
+            .map(|l| {
+                l.attn_norm.len()
+                    + l.wqkv.len()
+                    + l.wo.len()
+                    + l.ffn_norm.len()
+                    + l.w_in.len()
+                    + l.w_down.len()
+            })
             .sum();
         4.0 * (per_layer + self.hidden + self.vocab * self.hidden + self.hidden) as f64
     }
@@ -186,12 +201,16 @@ impl Engine {
     /// token and the step's time.
     pub fn step(&mut self, token: usize, pos: usize) -> Result<(usize, StepTime)> {
         if pos >= self.max_context {
-            bail!("position {pos} beyond the KV cache ({} tokens)", self.max_context);
+            bail!(
+                "position {pos} beyond the KV cache ({} tokens)",
+                self.max_context
+            );
         }
         let start = Instant::now();
         let (d, h, kv, hd) = (self.hidden, self.heads, self.kv_heads, self.head_dim);
         let token = token % self.vocab;
-        self.x.copy_from_slice(&self.embedding[token * d..(token + 1) * d]);
+        self.x
+            .copy_from_slice(&self.embedding[token * d..(token + 1) * d]);
         let group = h / kv;
         let inv_sqrt = 1.0 / (hd as f32).sqrt();
         for layer in &mut self.layers {
@@ -215,7 +234,9 @@ impl Engine {
                     let g = head / group;
                     let qh = &q[head * hd..(head + 1) * hd];
                     let mut scores: Vec<f32> = (first..=pos)
-                        .map(|t| dot(qh, &k_cache[(t * kv + g) * hd..(t * kv + g + 1) * hd]) * inv_sqrt)
+                        .map(|t| {
+                            dot(qh, &k_cache[(t * kv + g) * hd..(t * kv + g + 1) * hd]) * inv_sqrt
+                        })
                         .collect();
                     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     let mut total = 0.0;
@@ -261,7 +282,13 @@ impl Engine {
             .logits
             .iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, v)| if *v > best.1 { (i, *v) } else { best })
+            .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+                if *v > best.1 {
+                    (i, *v)
+                } else {
+                    best
+                }
+            })
             .0;
         let end = Instant::now();
         Ok((
@@ -305,7 +332,14 @@ pub struct DecodeResult {
 }
 
 /// Runs `prompt_tokens` untimed steps to fill the cache, then times `tokens` steps.
-pub fn run(model: &Model, layers: u32, prompt_tokens: usize, tokens: usize, seed: u64, device: &str) -> Result<DecodeResult> {
+pub fn run(
+    model: &Model,
+    layers: u32,
+    prompt_tokens: usize,
+    tokens: usize,
+    seed: u64,
+    device: &str,
+) -> Result<DecodeResult> {
     if tokens == 0 {
         bail!("--tokens must be at least 1");
     }
@@ -404,7 +438,8 @@ max_context = 128
 
     #[test]
     fn moe_models_are_refused() {
-        let text = format!("{TINY}\n[moe]\nexperts = 4\nexperts_per_token = 2\nexpert_ffn_hidden = 32\n");
+        let text =
+            format!("{TINY}\n[moe]\nexperts = 4\nexperts_per_token = 2\nexpert_ffn_hidden = 32\n");
         let model = Model::from_toml("m", "m.toml", &text).unwrap();
         assert!(Engine::new(&model, 1, 8, 1).is_err());
     }

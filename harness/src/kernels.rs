@@ -51,7 +51,11 @@ fn dot4(rows: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
     }
     let mut out = [0f32; 4];
     for (r, row) in rows.iter().enumerate() {
-        let tail: f32 = row[full..k].iter().zip(&x[full..]).map(|(a, b)| a * b).sum();
+        let tail: f32 = row[full..k]
+            .iter()
+            .zip(&x[full..])
+            .map(|(a, b)| a * b)
+            .sum();
         out[r] = acc[r].iter().sum::<f32>() + tail;
     }
     out
@@ -222,7 +226,11 @@ pub fn zeroed(len: usize) -> Vec<f32> {
             // SAFETY: the range lies inside the allocation just made; the advice only
             // changes how the kernel backs it.
             unsafe {
-                libc::madvise(aligned as *mut libc::c_void, (end - aligned) / HUGE * HUGE, libc::MADV_HUGEPAGE);
+                libc::madvise(
+                    aligned as *mut libc::c_void,
+                    (end - aligned) / HUGE * HUGE,
+                    libc::MADV_HUGEPAGE,
+                );
             }
         }
     }

@@ -25,7 +25,11 @@ use clap::{Parser, Subcommand};
 use planner::microbench::{write_csv, Kernel, MicrobenchRow};
 
 #[derive(Parser)]
-#[command(name = "planner-harness", version, about = "Microbenchmarks, network probe and decode benchmark for planner calibrate")]
+#[command(
+    name = "planner-harness",
+    version,
+    about = "Microbenchmarks, network probe and decode benchmark for planner calibrate"
+)]
 struct Cli {
     /// Catalog root with models/ (default: $PLANNER_CATALOG, the current directory, or
     /// the checkout this binary was built from).
@@ -114,10 +118,19 @@ enum NetAction {
 }
 
 fn parse_kernel(s: &str) -> Result<Kernel, String> {
-    [Kernel::Gemm, Kernel::Gemv, Kernel::Read, Kernel::Copy, Kernel::Triad, Kernel::Dispatch]
-        .into_iter()
-        .find(|k| k.name() == s)
-        .ok_or_else(|| format!("unknown kernel `{s}`: expected gemm, gemv, read, copy, triad or dispatch"))
+    [
+        Kernel::Gemm,
+        Kernel::Gemv,
+        Kernel::Read,
+        Kernel::Copy,
+        Kernel::Triad,
+        Kernel::Dispatch,
+    ]
+    .into_iter()
+    .find(|k| k.name() == s)
+    .ok_or_else(|| {
+        format!("unknown kernel `{s}`: expected gemm, gemv, read, copy, triad or dispatch")
+    })
 }
 
 fn write_rows(path: &Path, rows: &[MicrobenchRow]) -> Result<()> {
@@ -148,7 +161,11 @@ fn main() -> Result<()> {
             let start = Instant::now();
             let mut backend = backend::open(&backend, cli.threads, flush_mib.map(|m| m << 20))?;
             let ids: Vec<String> = models.unwrap_or_else(|| {
-                let list: &[&str] = if quick { &suite::QUICK_MODELS } else { &suite::FULL_MODELS };
+                let list: &[&str] = if quick {
+                    &suite::QUICK_MODELS
+                } else {
+                    &suite::FULL_MODELS
+                };
                 list.iter().map(|s| s.to_string()).collect()
             });
             let models = ids
@@ -222,7 +239,8 @@ fn main() -> Result<()> {
                 _ => serde_json::to_string_pretty(&result)? + "\n",
             };
             match out {
-                Some(p) => std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?,
+                Some(p) => std::fs::write(&p, text)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
                 None => print!("{text}"),
             }
         }

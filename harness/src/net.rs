@@ -162,8 +162,20 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
             samples.push(start.elapsed().as_secs_f64());
         }
         samples.remove(0);
-        let row = MicrobenchRow::timed("net", &device, Kernel::TcpPingpong, None, [0, 0, 0], size as f64, 0.0, &samples);
-        eprintln!("  ping-pong {size:>10} B  rtt {:>10.1} us", row.median_s * 1e6);
+        let row = MicrobenchRow::timed(
+            "net",
+            &device,
+            Kernel::TcpPingpong,
+            None,
+            [0, 0, 0],
+            size as f64,
+            0.0,
+            &samples,
+        );
+        eprintln!(
+            "  ping-pong {size:>10} B  rtt {:>10.1} us",
+            row.median_s * 1e6
+        );
         rows.push(row);
     }
     for &size in &plan.stream_sizes {
@@ -178,8 +190,21 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
             samples.push(start.elapsed().as_secs_f64());
         }
         samples.remove(0);
-        let row = MicrobenchRow::timed("net", &device, Kernel::TcpStream, None, [0, 0, 0], size as f64, 0.0, &samples);
-        eprintln!("  stream {:>10.1} MB  {:>8.2} GB/s", size as f64 / 1e6, row.gb_s);
+        let row = MicrobenchRow::timed(
+            "net",
+            &device,
+            Kernel::TcpStream,
+            None,
+            [0, 0, 0],
+            size as f64,
+            0.0,
+            &samples,
+        );
+        eprintln!(
+            "  stream {:>10.1} MB  {:>8.2} GB/s",
+            size as f64 / 1e6,
+            row.gb_s
+        );
         rows.push(row);
     }
     out.fill(0);

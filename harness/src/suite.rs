@@ -31,7 +31,12 @@ pub struct WeightShape {
 }
 
 pub const QUICK_MODELS: [&str; 2] = ["llama-3.2-3b", "llama-3.1-8b"];
-pub const FULL_MODELS: [&str; 4] = ["llama-3.2-3b", "llama-3.1-8b", "qwen2.5-7b", "llama-3.1-70b"];
+pub const FULL_MODELS: [&str; 4] = [
+    "llama-3.2-3b",
+    "llama-3.1-8b",
+    "qwen2.5-7b",
+    "llama-3.1-70b",
+];
 
 /// The four dense linear layers of `model`.
 pub fn weight_shapes(model: &Model) -> Vec<WeightShape> {
@@ -138,21 +143,55 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
         // Largest first, so buffers are allocated once.
         for &bytes in plan.stream_bytes.iter().rev() {
             let timed = backend.stream(kernel, bytes, &policy)?;
-            let row = MicrobenchRow::timed(name, &device, kernel, Some(ComputeDtype::Fp32), [(timed.bytes / 4.0) as u64, 0, 0], timed.bytes, 0.0, &timed.samples_s);
-            eprintln!("  {:<6} {:>10.1} MB {:>9.2} GB/s", kernel.name(), row.bytes / 1e6, row.gb_s);
+            let row = MicrobenchRow::timed(
+                name,
+                &device,
+                kernel,
+                Some(ComputeDtype::Fp32),
+                [(timed.bytes / 4.0) as u64, 0, 0],
+                timed.bytes,
+                0.0,
+                &timed.samples_s,
+            );
+            eprintln!(
+                "  {:<6} {:>10.1} MB {:>9.2} GB/s",
+                kernel.name(),
+                row.bytes / 1e6,
+                row.gb_s
+            );
             rows.push(row);
         }
     }
 
-    for &launches in plan.dispatch_chains.iter().filter(|_| wanted(Kernel::Dispatch)) {
+    for &launches in plan
+        .dispatch_chains
+        .iter()
+        .filter(|_| wanted(Kernel::Dispatch))
+    {
         let samples = backend.dispatch(launches, &policy)?;
-        let row = MicrobenchRow::timed(name, &device, Kernel::Dispatch, None, [launches, 0, 0], 0.0, 0.0, &samples);
-        eprintln!("  dispatch x{launches:<5} {:>10.2} us each", row.median_s / launches as f64 * 1e6);
+        let row = MicrobenchRow::timed(
+            name,
+            &device,
+            Kernel::Dispatch,
+            None,
+            [launches, 0, 0],
+            0.0,
+            0.0,
+            &samples,
+        );
+        eprintln!(
+            "  dispatch x{launches:<5} {:>10.2} us each",
+            row.median_s / launches as f64 * 1e6
+        );
         rows.push(row);
     }
 
     let max_flops = backend.max_gemm_flops(plan.quick);
-    for dtype in backend.gemm_dtypes().into_iter().filter(|_| wanted(Kernel::Gemm)) {
+    for dtype in backend
+        .gemm_dtypes()
+        .into_iter()
+        .filter(|_| wanted(Kernel::Gemm))
+    {
         let bpe = element_bytes(dtype);
         for shape in &plan.shapes {
             for &m in &plan.rows {
@@ -162,8 +201,20 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
                 }
                 let bytes = bpe * (m * shape.k + shape.n * shape.k + m * shape.n) as f64;
                 let samples = backend.gemm(dtype, m, shape.n, shape.k, &policy)?;
-                let row = MicrobenchRow::timed(name, &device, Kernel::Gemm, Some(dtype), [m, shape.n, shape.k], bytes, flops, &samples);
-                eprintln!("  gemm {dtype} {:<22} m={m:<5} {:>8.3} TFLOPS {:>8.2} GB/s", shape.label, row.tflops, row.gb_s);
+                let row = MicrobenchRow::timed(
+                    name,
+                    &device,
+                    Kernel::Gemm,
+                    Some(dtype),
+                    [m, shape.n, shape.k],
+                    bytes,
+                    flops,
+                    &samples,
+                );
+                eprintln!(
+                    "  gemm {dtype} {:<22} m={m:<5} {:>8.3} TFLOPS {:>8.2} GB/s",
+                    shape.label, row.tflops, row.gb_s
+                );
                 rows.push(row);
             }
         }
@@ -174,7 +225,16 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
         let flops = 2.0 * (shape.n * shape.k) as f64;
         let bytes = 4.0 * (shape.k + shape.n * shape.k + shape.n) as f64;
         let samples = backend.gemv(dtype, shape.n, shape.k, &policy)?;
-        let row = MicrobenchRow::timed(name, &device, Kernel::Gemv, Some(dtype), [1, shape.n, shape.k], bytes, flops, &samples);
+        let row = MicrobenchRow::timed(
+            name,
+            &device,
+            Kernel::Gemv,
+            Some(dtype),
+            [1, shape.n, shape.k],
+            bytes,
+            flops,
+            &samples,
+        );
         eprintln!("  gemv {dtype} {:<22} {:>8.2} GB/s", shape.label, row.gb_s);
         rows.push(row);
     }
@@ -193,7 +253,10 @@ mod tests {
         let root = catalog_root(None);
         let model = load_model(&root, "llama-3.2-3b").unwrap();
         let shapes: Vec<(u64, u64)> = weight_shapes(&model).iter().map(|s| (s.n, s.k)).collect();
-        assert_eq!(shapes, vec![(5120, 3072), (3072, 3072), (16384, 3072), (3072, 8192)]);
+        assert_eq!(
+            shapes,
+            vec![(5120, 3072), (3072, 3072), (16384, 3072), (3072, 8192)]
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub fn weighted_least_squares(rows: &[Vec<f64>], y: &[f64], w: &[f64]) -> Option
     let xs = DMatrix::from_fn(n, p, |i, j| xw[(i, j)] / scale[j]);
     let svd = xs.clone().svd(true, true);
     let max_singular = svd.singular_values.max();
-    if !(max_singular > 0.0) || svd.singular_values.min() <= max_singular * 1e-12 {
+    if max_singular.is_nan()
+        || max_singular <= 0.0
+        || svd.singular_values.min() <= max_singular * 1e-12
+    {
         return None;
     }
     let beta_scaled = svd.solve(&yw, 1e-14).ok()?;
@@ -119,7 +122,7 @@ pub fn weighted_least_squares(rows: &[Vec<f64>], y: &[f64], w: &[f64]) -> Option
 
 /// Least squares on relative residuals: weights `1 / y^2`.
 pub fn relative_least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<LinearFit> {
-    if y.iter().any(|v| !(*v > 0.0)) {
+    if y.iter().any(|v| v.is_nan() || *v <= 0.0) {
         return None;
     }
     let w: Vec<f64> = y.iter().map(|v| 1.0 / (v * v)).collect();

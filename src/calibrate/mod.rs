@@ -89,7 +89,7 @@ pub struct AffineFit {
 impl AffineFit {
     fn from_linear(fit: &LinearFit, what: &str) -> Result<AffineFit, CalibrateError> {
         let (a, b) = (fit.coefficients[0], fit.coefficients[1]);
-        if !(b > 0.0) {
+        if b.is_nan() || b <= 0.0 {
             return Err(CalibrateError::Degenerate(what.to_string()));
         }
         // rate = 1/b: d/db = -1/b^2. half = a/b: d/da = 1/b, d/db = -a/b^2.
@@ -194,7 +194,12 @@ pub fn split_held_out(rows: &[&MicrobenchRow]) -> (Vec<MicrobenchRow>, Vec<Micro
     (fit, held)
 }
 
-fn affine_of(rows: &[MicrobenchRow], x: impl Fn(&MicrobenchRow) -> f64, y: impl Fn(&MicrobenchRow) -> f64, what: &str) -> Result<AffineFit, CalibrateError> {
+fn affine_of(
+    rows: &[MicrobenchRow],
+    x: impl Fn(&MicrobenchRow) -> f64,
+    y: impl Fn(&MicrobenchRow) -> f64,
+    what: &str,
+) -> Result<AffineFit, CalibrateError> {
     let usable: Vec<&MicrobenchRow> = rows.iter().filter(|r| y(r) > 0.0).collect();
     if usable.len() < 3 {
         return Err(CalibrateError::TooFewPoints {
@@ -213,7 +218,9 @@ fn affine_of(rows: &[MicrobenchRow], x: impl Fn(&MicrobenchRow) -> f64, y: impl 
 /// Fits a device from its rows (network rows are ignored here).
 pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> {
     let device_rows: Vec<&MicrobenchRow> = rows.iter().filter(|r| !r.kernel.is_network()).collect();
-    let first = device_rows.first().ok_or(CalibrateError::NoRows("device"))?;
+    let first = device_rows
+        .first()
+        .ok_or(CalibrateError::NoRows("device"))?;
     let mut devices: Vec<String> = device_rows
         .iter()
         .map(|r| format!("{} `{}`", r.backend, r.device))
@@ -239,7 +246,12 @@ pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> 
     }
     let (read_fit_rows, read_held) = split_held_out(&reads);
     held_out.extend(read_held);
-    let bandwidth = affine_of(&read_fit_rows, |r| r.bytes, |r| r.median_s, "memory bandwidth (read)")?;
+    let bandwidth = affine_of(
+        &read_fit_rows,
+        |r| r.bytes,
+        |r| r.median_s,
+        "memory bandwidth (read)",
+    )?;
 
     let mut other_bandwidth = Vec::new();
     for kernel in [Kernel::Copy, Kernel::Triad] {
@@ -263,7 +275,10 @@ pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> 
     {
         match row.dtype {
             Some(dtype) => by_dtype.entry(dtype).or_default().push(row),
-            None => notes.push(format!("a {} row without a dtype was ignored", row.kernel.name())),
+            None => notes.push(format!(
+                "a {} row without a dtype was ignored",
+                row.kernel.name()
+            )),
         }
     }
     let memory_time = |bytes: f64| bandwidth.time(bytes);
@@ -281,7 +296,10 @@ pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> 
             })
             .collect();
         let Some(fit) = fit_roofline(&points, &memory_time) else {
-            notes.push(format!("{dtype}: too few GEMM rows ({}) for a compute fit", points.len()));
+            notes.push(format!(
+                "{dtype}: too few GEMM rows ({}) for a compute fit",
+                points.len()
+            ));
             continue;
         };
         if fit.compute_bound_points < 2 {
@@ -341,13 +359,25 @@ pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
             .collect()
     };
     let pings = of(Kernel::TcpPingpong);
-    let first = pings.first().ok_or(CalibrateError::NoRows("tcp_pingpong"))?;
-    let pingpong = affine_of(&pings, |r| r.bytes, |r| r.median_s / 2.0, "link latency (ping-pong)")?;
+    let first = pings
+        .first()
+        .ok_or(CalibrateError::NoRows("tcp_pingpong"))?;
+    let pingpong = affine_of(
+        &pings,
+        |r| r.bytes,
+        |r| r.median_s / 2.0,
+        "link latency (ping-pong)",
+    )?;
     let streams = of(Kernel::TcpStream);
     let stream = if streams.is_empty() {
         None
     } else {
-        Some(affine_of(&streams, |r| r.bytes, |r| r.median_s, "link bandwidth (stream)")?)
+        Some(affine_of(
+            &streams,
+            |r| r.bytes,
+            |r| r.median_s,
+            "link bandwidth (stream)",
+        )?)
     };
     Ok(LinkFits {
         device: first.device.clone(),
@@ -509,7 +539,14 @@ pub fn held_out_errors(fits: &DeviceFits, device: &Device) -> Vec<HeldOut> {
 mod tests {
     use super::*;
 
-    fn row(kernel: Kernel, dtype: Option<ComputeDtype>, shape: [u64; 3], bytes: f64, flops: f64, t: f64) -> MicrobenchRow {
+    fn row(
+        kernel: Kernel,
+        dtype: Option<ComputeDtype>,
+        shape: [u64; 3],
+        bytes: f64,
+        flops: f64,
+        t: f64,
+    ) -> MicrobenchRow {
         MicrobenchRow::timed("cpu", "test", kernel, dtype, shape, bytes, flops, &[t])
     }
 
@@ -519,7 +556,14 @@ mod tests {
         let mut rows = Vec::new();
         for e in 20..=32 {
             let bytes = 2f64.powi(e);
-            rows.push(row(Kernel::Read, Some(ComputeDtype::Fp32), [bytes as u64 / 4, 1, 0], bytes, 0.0, 20e-6 + bytes / 10e9));
+            rows.push(row(
+                Kernel::Read,
+                Some(ComputeDtype::Fp32),
+                [bytes as u64 / 4, 1, 0],
+                bytes,
+                0.0,
+                20e-6 + bytes / 10e9,
+            ));
         }
         for m in [1u64, 4, 16, 64, 256, 1024, 4096] {
             for (n, k) in [(4096u64, 4096u64), (14336, 4096), (4096, 14336)] {
@@ -527,11 +571,25 @@ mod tests {
                 let bytes = 4.0 * (m * k + k * n + m * n) as f64;
                 let compute = flops / (100e9 * m as f64 / (m as f64 + 4.0));
                 let memory = 20e-6 + bytes / 10e9;
-                rows.push(row(Kernel::Gemm, Some(ComputeDtype::Fp32), [m, n, k], bytes, flops, compute.max(memory)));
+                rows.push(row(
+                    Kernel::Gemm,
+                    Some(ComputeDtype::Fp32),
+                    [m, n, k],
+                    bytes,
+                    flops,
+                    compute.max(memory),
+                ));
             }
         }
         for launches in [1u64, 4, 16, 64, 256] {
-            rows.push(row(Kernel::Dispatch, None, [launches, 0, 0], 0.0, 0.0, 1e-6 + launches as f64 * 5e-6));
+            rows.push(row(
+                Kernel::Dispatch,
+                None,
+                [launches, 0, 0],
+                0.0,
+                0.0,
+                1e-6 + launches as f64 * 5e-6,
+            ));
         }
         rows
     }
@@ -562,7 +620,10 @@ mod tests {
         let (fit, held) = split_held_out(&reads);
         assert_eq!(fit.len(), 10);
         let held_bytes: Vec<f64> = held.iter().map(|r| r.bytes).collect();
-        assert_eq!(held_bytes, vec![2f64.powi(23), 2f64.powi(27), 2f64.powi(31)]);
+        assert_eq!(
+            held_bytes,
+            vec![2f64.powi(23), 2f64.powi(27), 2f64.powi(31)]
+        );
     }
 
     #[test]
@@ -570,7 +631,16 @@ mod tests {
         // One way: 50 us + bytes / 1.25 GB/s, so the round trip is twice that.
         let rows: Vec<MicrobenchRow> = [8.0, 512.0, 32768.0, 2097152.0, 67108864.0]
             .iter()
-            .map(|b| row(Kernel::TcpPingpong, None, [0, 0, 0], *b, 0.0, 2.0 * (50e-6 + b / 1.25e9)))
+            .map(|b| {
+                row(
+                    Kernel::TcpPingpong,
+                    None,
+                    [0, 0, 0],
+                    *b,
+                    0.0,
+                    2.0 * (50e-6 + b / 1.25e9),
+                )
+            })
             .collect();
         let link = fit_link(&rows).unwrap();
         assert!((link.pingpong.fixed_s - 50e-6).abs() < 1e-12);
@@ -584,6 +654,9 @@ mod tests {
     fn two_devices_in_one_input_are_refused() {
         let mut rows = synthetic();
         rows[0].device = "other".to_string();
-        assert!(matches!(fit_device(&rows), Err(CalibrateError::MixedDevices(_))));
+        assert!(matches!(
+            fit_device(&rows),
+            Err(CalibrateError::MixedDevices(_))
+        ));
     }
 }

@@ -74,7 +74,10 @@ pub fn device_file(
 ) -> Result<DeviceFile, CalibrateError> {
     let prov = &options.provenance;
     let stats = |se: f64, unit: &str, r2: f64, n: usize| {
-        format!("std error {} {unit}, R^2 {r2:.4}, n = {n}", round_sig(se, 2))
+        format!(
+            "std error {} {unit}, R^2 {r2:.4}, n = {n}",
+            round_sig(se, 2)
+        )
     };
     let bw = &fits.bandwidth;
     let bw_gb_s = bw.rate / 1e9;
@@ -114,7 +117,12 @@ pub fn device_file(
             1e6 / d.rate,
             format!(
                 "{prov}: slope of back-to-back dispatches, {}",
-                stats(1e6 * d.rate_std_error / (d.rate * d.rate), "us", d.r_squared, d.n_points)
+                stats(
+                    1e6 * d.rate_std_error / (d.rate * d.rate),
+                    "us",
+                    d.r_squared,
+                    d.n_points
+                )
             ),
         ),
         None => match options.base {
@@ -130,7 +138,10 @@ pub fn device_file(
     let uncertainty = UncertaintyFile {
         compute_relative_sd: sourced(
             primary.relative_sd,
-            format!("{prov}: relative residual sd of the {} compute fit", primary.dtype),
+            format!(
+                "{prov}: relative residual sd of the {} compute fit",
+                primary.dtype
+            ),
         ),
         bandwidth_relative_sd: sourced(
             bw.relative_sd,
@@ -140,7 +151,9 @@ pub fn device_file(
             fits.dispatch.map_or(0.0, |d| d.relative_sd),
             match fits.dispatch {
                 Some(_) => format!("{prov}: relative residual sd of the dispatch fit"),
-                None => "no dispatch fit: taken from the base device, spread unknown (0)".to_string(),
+                None => {
+                    "no dispatch fit: taken from the base device, spread unknown (0)".to_string()
+                }
             },
         ),
     };
@@ -216,7 +229,9 @@ pub fn device_file(
             ),
         );
     }
-    if !peak_tflops.contains_key(&ComputeDtype::Fp16) && !peak_tflops.contains_key(&ComputeDtype::Bf16) {
+    if !peak_tflops.contains_key(&ComputeDtype::Fp16)
+        && !peak_tflops.contains_key(&ComputeDtype::Bf16)
+    {
         return Err(CalibrateError::Profile(
             "device files need an fp16 or bf16 rate: the input has no fitted fp16/bf16 GEMMs \
              (run the harness suite, which measures them, or give --base)"
@@ -227,7 +242,10 @@ pub fn device_file(
         (Some(gb), _) => (gb, "given with --memory-gb".to_string()),
         (None, Some(bytes)) => (
             round_sig(bytes / 1e9, 4),
-            format!("{prov}: memory_capacity row reported by the {} backend", fits.backend),
+            format!(
+                "{prov}: memory_capacity row reported by the {} backend",
+                fits.backend
+            ),
         ),
         (None, None) => {
             return Err(CalibrateError::Profile(
@@ -247,10 +265,7 @@ pub fn device_file(
         },
     };
     Ok(DeviceFile {
-        name: options
-            .name
-            .clone()
-            .unwrap_or_else(|| fits.device.clone()),
+        name: options.name.clone().unwrap_or_else(|| fits.device.clone()),
         family: options
             .family
             .clone()
@@ -265,7 +280,9 @@ pub fn device_file(
         memory: MemoryFile {
             bandwidth_gb_s: sourced(
                 bw_gb_s,
-                format!("{prov}: fitted achievable read bandwidth, not a vendor figure ({bw_stats})"),
+                format!(
+                    "{prov}: fitted achievable read bandwidth, not a vendor figure ({bw_stats})"
+                ),
             ),
             reserved_gb: given_or(
                 options.reserved_gb,
@@ -336,7 +353,10 @@ pub fn link_file(fits: &LinkFits, name: &str, provenance: &str) -> LinkFile {
             ),
         ),
         price_usd_per_node: None,
-        notes: Some(format!("Measured between planner-harness processes: {}.", fits.device)),
+        notes: Some(format!(
+            "Measured between planner-harness processes: {}.",
+            fits.device
+        )),
     }
 }
 
@@ -418,7 +438,11 @@ pub fn link_toml(file: &LinkFile, header: &str) -> String {
         let _ = writeln!(s, "# {line}");
     }
     let _ = writeln!(s, "name = {}", quote(&file.name));
-    let _ = writeln!(s, "transport = {}", quote(&format!("{:?}", file.transport).to_lowercase()));
+    let _ = writeln!(
+        s,
+        "transport = {}",
+        quote(&format!("{:?}", file.transport).to_lowercase())
+    );
     sourced_line(&mut s, "spec_bandwidth_gb_s", &file.spec_bandwidth_gb_s);
     sourced_line(&mut s, "bandwidth_gb_s", &file.bandwidth_gb_s);
     sourced_line(&mut s, "latency_us", &file.latency_us);
@@ -441,18 +465,45 @@ mod tests {
         let mut rows = vec![MicrobenchRow::memory_capacity("cpu", "t", 32e9)];
         for e in 20..=30 {
             let b = 2f64.powi(e);
-            rows.push(MicrobenchRow::timed("cpu", "t", Kernel::Read, Some(ComputeDtype::Fp32), [0, 0, 0], b, 0.0, &[10e-6 + b / 20e9]));
+            rows.push(MicrobenchRow::timed(
+                "cpu",
+                "t",
+                Kernel::Read,
+                Some(ComputeDtype::Fp32),
+                [0, 0, 0],
+                b,
+                0.0,
+                &[10e-6 + b / 20e9],
+            ));
         }
         for (dtype, rate) in [(ComputeDtype::Fp32, 200e9), (ComputeDtype::Fp16, 100e9)] {
             for m in [128u64, 256, 512, 1024, 2048, 4096] {
                 let (n, k) = (4096u64, 4096u64);
                 let flops = 2.0 * (m * n * k) as f64;
                 let t = flops / (rate * m as f64 / (m as f64 + 8.0));
-                rows.push(MicrobenchRow::timed("cpu", "t", Kernel::Gemm, Some(dtype), [m, n, k], 4.0 * (m * k + k * n + m * n) as f64, flops, &[t]));
+                rows.push(MicrobenchRow::timed(
+                    "cpu",
+                    "t",
+                    Kernel::Gemm,
+                    Some(dtype),
+                    [m, n, k],
+                    4.0 * (m * k + k * n + m * n) as f64,
+                    flops,
+                    &[t],
+                ));
             }
         }
         for l in [1u64, 8, 64, 512] {
-            rows.push(MicrobenchRow::timed("cpu", "t", Kernel::Dispatch, None, [l, 0, 0], 0.0, 0.0, &[1e-6 + l as f64 * 3e-6]));
+            rows.push(MicrobenchRow::timed(
+                "cpu",
+                "t",
+                Kernel::Dispatch,
+                None,
+                [l, 0, 0],
+                0.0,
+                0.0,
+                &[1e-6 + l as f64 * 3e-6],
+            ));
         }
         rows
     }
@@ -493,7 +544,11 @@ mod tests {
 
     #[test]
     fn base_device_keeps_specs_and_gets_fractions() {
-        let base_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/hardware/m3-ultra-80c.toml")).unwrap();
+        let base_text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/hardware/m3-ultra-80c.toml"
+        ))
+        .unwrap();
         let base = Device::from_toml("m3-ultra-80c", "m3.toml", &base_text).unwrap();
         let mut opts = options(Some(&base));
         opts.primary_dtype = Some(ComputeDtype::Fp16);
@@ -511,7 +566,18 @@ mod tests {
     fn link_profile_parses_as_a_link() {
         let rows: Vec<MicrobenchRow> = [8.0, 4096.0, 1048576.0, 67108864.0]
             .iter()
-            .map(|b| MicrobenchRow::timed("net", "a -> b", Kernel::TcpPingpong, None, [0, 0, 0], *b, 0.0, &[2.0 * (30e-6 + b / 2e9)]))
+            .map(|b| {
+                MicrobenchRow::timed(
+                    "net",
+                    "a -> b",
+                    Kernel::TcpPingpong,
+                    None,
+                    [0, 0, 0],
+                    *b,
+                    0.0,
+                    &[2.0 * (30e-6 + b / 2e9)],
+                )
+            })
             .collect();
         let fits = crate::calibrate::fit_link(&rows).unwrap();
         let text = link_toml(&link_file(&fits, "lo", "fitted"), "h");

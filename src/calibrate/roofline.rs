@@ -38,7 +38,12 @@ pub struct RooflineFit {
 
 /// The planner's time for `p` with compute `peak m / (m + half_rows)` and memory
 /// `memory_time(bytes)`.
-pub fn roofline_time(p: &GemmPoint, peak: f64, half_rows: f64, memory_time: &dyn Fn(f64) -> f64) -> f64 {
+pub fn roofline_time(
+    p: &GemmPoint,
+    peak: f64,
+    half_rows: f64,
+    memory_time: &dyn Fn(f64) -> f64,
+) -> f64 {
     let compute = p.flops * (p.rows + half_rows) / (peak * p.rows);
     compute.max(memory_time(p.bytes))
 }
@@ -91,7 +96,11 @@ fn best_peak(points: &[GemmPoint], half: f64, mem: &dyn Fn(f64) -> f64) -> (f64,
 /// Fits `peak` and `half_rows`; `None` with fewer than three points.
 pub fn fit_roofline(points: &[GemmPoint], memory_time: &dyn Fn(f64) -> f64) -> Option<RooflineFit> {
     let n = points.len();
-    if n < 3 || points.iter().any(|p| !(p.time_s > 0.0 && p.rows > 0.0 && p.flops > 0.0)) {
+    if n < 3
+        || points
+            .iter()
+            .any(|p| !(p.time_s > 0.0 && p.rows > 0.0 && p.flops > 0.0))
+    {
         return None;
     }
     let mut grid = vec![0.0];
@@ -106,7 +115,10 @@ pub fn fit_roofline(points: &[GemmPoint], memory_time: &dyn Fn(f64) -> f64) -> O
     // Refine `half` between the neighbouring grid points.
     let (_, mut peak, mut half) = best;
     let idx = grid.iter().position(|h| *h == half).unwrap_or(0);
-    let (mut a, mut b) = (grid[idx.saturating_sub(1)], grid[(idx + 1).min(grid.len() - 1)]);
+    let (mut a, mut b) = (
+        grid[idx.saturating_sub(1)],
+        grid[(idx + 1).min(grid.len() - 1)],
+    );
     for _ in 0..60 {
         let m1 = a + (b - a) / 3.0;
         let m2 = b - (b - a) / 3.0;
@@ -159,8 +171,17 @@ pub fn fit_roofline(points: &[GemmPoint], memory_time: &dyn Fn(f64) -> f64) -> O
     };
     let w: Vec<f64> = points.iter().map(|p| 1.0 / (p.time_s * p.time_s)).collect();
     let w_sum: f64 = w.iter().sum();
-    let mean = points.iter().zip(&w).map(|(p, w)| w * p.time_s).sum::<f64>() / w_sum;
-    let ss_tot: f64 = points.iter().zip(&w).map(|(p, w)| w * (p.time_s - mean).powi(2)).sum();
+    let mean = points
+        .iter()
+        .zip(&w)
+        .map(|(p, w)| w * p.time_s)
+        .sum::<f64>()
+        / w_sum;
+    let ss_tot: f64 = points
+        .iter()
+        .zip(&w)
+        .map(|(p, w)| w * (p.time_s - mean).powi(2))
+        .sum();
     let compute_bound_points = points
         .iter()
         .filter(|p| p.flops * (p.rows + half) / (peak * p.rows) >= memory_time(p.bytes))
@@ -193,7 +214,12 @@ mod tests {
             .map(|&m: &f64| {
                 let flops = 2.0 * m * 4096.0 * 4096.0;
                 let bytes = 4.0 * (2.0 * m * 4096.0 + 4096.0 * 4096.0);
-                let mut p = GemmPoint { flops, rows: m, bytes, time_s: 0.0 };
+                let mut p = GemmPoint {
+                    flops,
+                    rows: m,
+                    bytes,
+                    time_s: 0.0,
+                };
                 p.time_s = roofline_time(&p, 100e9, 6.0, &mem);
                 p
             })
@@ -208,7 +234,12 @@ mod tests {
     #[test]
     fn planner_time_is_the_slower_side() {
         // 1 GFLOP at m = 4, half 4: compute 1e9 x 8 / (1e11 x 4) = 20 ms; memory 5 ms.
-        let p = GemmPoint { flops: 1e9, rows: 4.0, bytes: 1e8, time_s: 1.0 };
+        let p = GemmPoint {
+            flops: 1e9,
+            rows: 4.0,
+            bytes: 1e8,
+            time_s: 1.0,
+        };
         let t = roofline_time(&p, 1e11, 4.0, &|b| b / 2e10);
         assert!((t - 0.02).abs() < 1e-12);
     }

@@ -150,8 +150,10 @@ fn write_file(path: &PathBuf, text: &str) -> Result<()> {
 }
 
 fn stem(path: &std::path::Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "calibrated".to_string(), |s| s.to_string_lossy().into_owned())
+    path.file_stem().map_or_else(
+        || "calibrated".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
 }
 
 pub fn run(catalog: &Catalog, args: CalibrateArgs) -> Result<()> {
@@ -225,8 +227,12 @@ pub fn run(catalog: &Catalog, args: CalibrateArgs) -> Result<()> {
             idle_w: args.idle_w,
             load_w: args.load_w,
         };
-        let file = device_file(&device_fits, &options).map_err(|e| input_error(&files_display, e))?;
-        let id = args.out.as_deref().map_or_else(|| "calibrated".to_string(), stem);
+        let file =
+            device_file(&device_fits, &options).map_err(|e| input_error(&files_display, e))?;
+        let id = args
+            .out
+            .as_deref()
+            .map_or_else(|| "calibrated".to_string(), stem);
         let header = format!(
             "Device profile written by `planner calibrate`; {provenance}.\n\
              A scenario names it by this file's stem: device = \"{id}\"."
@@ -245,8 +251,14 @@ pub fn run(catalog: &Catalog, args: CalibrateArgs) -> Result<()> {
         let link_fits = fit_link(&rows).map_err(|e| input_error(&files_display, e))?;
         title.push(format!("link `{}`", link_fits.device));
         fits.extend(link_fit_list(&link_fits));
-        let id = args.link_out.as_deref().map_or_else(|| "calibrated".to_string(), stem);
-        let name = args.name.clone().unwrap_or_else(|| format!("TCP, {}", link_fits.device));
+        let id = args
+            .link_out
+            .as_deref()
+            .map_or_else(|| "calibrated".to_string(), stem);
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("TCP, {}", link_fits.device));
         let file = link_file(&link_fits, &name, &provenance);
         let text = link_toml(
             &file,

@@ -44,7 +44,10 @@ fn band_table(band: Option<&Band>) -> String {
         );
         return s;
     };
-    let _ = writeln!(s, "\nPrediction band (+/- one sigma of the calibration fits)");
+    let _ = writeln!(
+        s,
+        "\nPrediction band (+/- one sigma of the calibration fits)"
+    );
     for d in &b.devices {
         let _ = writeln!(
             s,

@@ -28,7 +28,9 @@ impl Cpu {
     pub fn new(threads: Option<usize>, flush_bytes: Option<usize>) -> Result<Cpu> {
         if let Some(n) = threads {
             // Fails only if the global pool was already built, e.g. by an earlier call.
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
         }
         Ok(Cpu {
             threads: rayon::current_num_threads(),
@@ -36,7 +38,6 @@ impl Cpu {
             pool: Vec::new(),
         })
     }
-
 }
 
 /// The first `elements` of `pool`, growing (and filling) it when too small.
@@ -70,7 +71,17 @@ pub fn host_memory_bytes() -> Option<f64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_gemm<T: Copy + 'static>(m: usize, n: usize, k: usize, a: &[T], w: &[T], c: &mut [T], one: T, zero: T, threads: usize) {
+fn run_gemm<T: Copy + 'static>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    w: &[T],
+    c: &mut [T],
+    one: T,
+    zero: T,
+    threads: usize,
+) {
     // Row-major A [m x k], W [n x k] read as W^T [k x n] (column stride k), C [m x n].
     // SAFETY: the slices hold m*k, n*k and m*n elements, matching the strides.
     unsafe {
@@ -131,7 +142,14 @@ impl Backend for Cpu {
         }
     }
 
-    fn gemm(&mut self, dtype: ComputeDtype, m: u64, n: u64, k: u64, policy: &Policy) -> Result<Vec<f64>> {
+    fn gemm(
+        &mut self,
+        dtype: ComputeDtype,
+        m: u64,
+        n: u64,
+        k: u64,
+        policy: &Policy,
+    ) -> Result<Vec<f64>> {
         let (m, n, k) = (m as usize, n as usize, k as usize);
         let mut a32 = kernels::zeroed(m * k);
         let mut w32 = kernels::zeroed(n * k);
@@ -216,10 +234,15 @@ impl Backend for Cpu {
     }
 
     fn dispatch(&mut self, launches: u64, policy: &Policy) -> Result<Vec<f64>> {
-        Ok(time_host(policy, &mut (), |_| {}, |_| {
-            for _ in 0..launches {
-                kernels::dispatch();
-            }
-        }))
+        Ok(time_host(
+            policy,
+            &mut (),
+            |_| {},
+            |_| {
+                for _ in 0..launches {
+                    kernels::dispatch();
+                }
+            },
+        ))
     }
 }

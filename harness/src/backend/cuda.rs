@@ -24,7 +24,10 @@ use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::cublaslt::{result as lt, sys as lt_sys, CudaBlasLT, MatmulShared};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig,
+    PushKernelArg,
+};
 use half::{bf16, f16};
 use planner::hardware::ComputeDtype;
 use planner::microbench::Kernel;
@@ -87,9 +90,11 @@ pub struct Cuda {
 
 impl Cuda {
     pub fn new(ordinal: usize) -> Result<Cuda> {
-        let ctx = CudaContext::new(ordinal).context("cannot open CUDA device (is the driver installed?)")?;
+        let ctx = CudaContext::new(ordinal)
+            .context("cannot open CUDA device (is the driver installed?)")?;
         let stream = ctx.default_stream();
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS).context("NVRTC could not compile the bandwidth kernels")?;
+        let ptx = cudarc::nvrtc::compile_ptx(KERNELS)
+            .context("NVRTC could not compile the bandwidth kernels")?;
         let module = ctx.load_module(ptx)?;
         let sms = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         let capability = ctx.compute_capability()?;
@@ -112,7 +117,11 @@ impl Cuda {
     }
 
     /// Times `work` with CUDA events; the L2 is cleared before every repetition.
-    fn time(&mut self, policy: &Policy, mut work: impl FnMut(&mut Self) -> Result<()>) -> Result<Vec<f64>> {
+    fn time(
+        &mut self,
+        policy: &Policy,
+        mut work: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<Vec<f64>> {
         let start = self.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
         let end = self.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
         // Warm-up: module loading, cuBLAS heuristics, lazy allocations.
@@ -137,7 +146,15 @@ impl Cuda {
         }
     }
 
-    fn gemm_typed<T>(&mut self, m: usize, n: usize, k: usize, one: T, zero: T, policy: &Policy) -> Result<Vec<f64>>
+    fn gemm_typed<T>(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        one: T,
+        zero: T,
+        policy: &Policy,
+    ) -> Result<Vec<f64>>
     where
         T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy,
         CudaBlas: Gemm<T>,
@@ -167,7 +184,11 @@ impl Cuda {
     /// FP8 (E4M3) GEMM through cuBLASLt: `D[bf16] = W^T[e4m3] A[e4m3]`, fp32 accumulate.
     fn gemm_fp8(&mut self, m: usize, n: usize, k: usize, policy: &Policy) -> Result<Vec<f64>> {
         if self.capability < (8, 9) {
-            bail!("fp8 GEMMs need compute capability 8.9 or later (this device: {}.{})", self.capability.0, self.capability.1);
+            bail!(
+                "fp8 GEMMs need compute capability 8.9 or later (this device: {}.{})",
+                self.capability.0,
+                self.capability.1
+            );
         }
         let a = self.stream.alloc_zeros::<u8>(m * k)?;
         let w = self.stream.alloc_zeros::<u8>(n * k)?;
@@ -178,7 +199,10 @@ impl Cuda {
         let w_layout = lt::create_matrix_layout(e4m3, k as u64, n as u64, k as i64)?;
         let a_layout = lt::create_matrix_layout(e4m3, k as u64, m as u64, k as i64)?;
         let d_layout = lt::create_matrix_layout(bf16_t, n as u64, m as u64, n as i64)?;
-        let desc = lt::create_matmul_desc(lt_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F, lt_sys::cudaDataType_t::CUDA_R_32F)?;
+        let desc = lt::create_matmul_desc(
+            lt_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            lt_sys::cudaDataType_t::CUDA_R_32F,
+        )?;
         let transpose = cublasOperation_t::CUBLAS_OP_T;
         let pref = lt::create_matmul_pref()?;
         let workspace_bytes = self.lt_workspace.len();
@@ -196,7 +220,15 @@ impl Cuda {
                 (&workspace_bytes) as *const _ as *const _,
                 std::mem::size_of_val(&workspace_bytes),
             )?;
-            lt::get_matmul_algo_heuristic(*self.blas_lt.handle(), desc, w_layout, a_layout, d_layout, d_layout, pref)?
+            lt::get_matmul_algo_heuristic(
+                *self.blas_lt.handle(),
+                desc,
+                w_layout,
+                a_layout,
+                d_layout,
+                d_layout,
+                pref,
+            )?
         };
         let (alpha, beta) = (1f32, 0f32);
         let samples = self.time(policy, |me| {
@@ -246,7 +278,9 @@ impl Backend for Cuda {
     }
 
     fn device(&self) -> String {
-        self.ctx.name().unwrap_or_else(|_| "CUDA device".to_string())
+        self.ctx
+            .name()
+            .unwrap_or_else(|_| "CUDA device".to_string())
     }
 
     fn gemm_dtypes(&self) -> Vec<ComputeDtype> {
@@ -276,7 +310,14 @@ impl Backend for Cuda {
         }
     }
 
-    fn gemm(&mut self, dtype: ComputeDtype, m: u64, n: u64, k: u64, policy: &Policy) -> Result<Vec<f64>> {
+    fn gemm(
+        &mut self,
+        dtype: ComputeDtype,
+        m: u64,
+        n: u64,
+        k: u64,
+        policy: &Policy,
+    ) -> Result<Vec<f64>> {
         let (m, n, k) = (m as usize, n as usize, k as usize);
         match dtype {
             ComputeDtype::Fp32 => self.gemm_typed::<f32>(m, n, k, 1.0, 0.0, policy),
@@ -329,7 +370,12 @@ impl Backend for Cuda {
                     let (mut b, mut c) = rest.split_at_mut(n4 * 4);
                     let s = 0.5f32;
                     let mut launch = stream.launch_builder(&me.triad);
-                    launch.arg(&mut a).arg(&mut b).arg(&mut c).arg(&s).arg(&n4_arg);
+                    launch
+                        .arg(&mut a)
+                        .arg(&mut b)
+                        .arg(&mut c)
+                        .arg(&s)
+                        .arg(&n4_arg);
                     // SAFETY: the three thirds hold n4 float4s each.
                     unsafe { launch.launch(cfg) }?;
                 }

@@ -101,7 +101,11 @@ fn buffer(device: &Device, bytes: usize) -> Result<Retained<Buffer>> {
         .ok_or_else(|| anyhow!("Metal could not allocate {bytes} bytes"))
 }
 
-fn pipeline(device: &Device, library: &ProtocolObject<dyn MTLLibrary>, name: &str) -> Result<Retained<Pipeline>> {
+fn pipeline(
+    device: &Device,
+    library: &ProtocolObject<dyn MTLLibrary>,
+    name: &str,
+) -> Result<Retained<Pipeline>> {
     let function = library
         .newFunctionWithName(&NSString::from_str(name))
         .ok_or_else(|| anyhow!("MSL function {name} missing"))?;
@@ -160,14 +164,21 @@ impl Metal {
     }
 
     /// Times `encode` (which fills one command buffer) on the GPU clock.
-    fn time(&self, policy: &Policy, encode: impl Fn(&CommandBuffer) -> Result<()>) -> Result<Vec<f64>> {
+    fn time(
+        &self,
+        policy: &Policy,
+        encode: impl Fn(&CommandBuffer) -> Result<()>,
+    ) -> Result<Vec<f64>> {
         let run = |timed: bool| -> Result<Option<f64>> {
             let cb = self.command_buffer()?;
             encode(&cb)?;
             cb.commit();
             cb.waitUntilCompleted();
             if let Some(error) = cb.error() {
-                bail!("Metal command buffer failed: {}", error.localizedDescription());
+                bail!(
+                    "Metal command buffer failed: {}",
+                    error.localizedDescription()
+                );
             }
             Ok(timed.then(|| cb.GPUEndTime() - cb.GPUStartTime()))
         };
@@ -182,12 +193,27 @@ impl Metal {
         Ok(samples)
     }
 
-    fn matrix(&self, rows: usize, cols: usize, dtype: MPSDataType, bytes_per: usize) -> Result<Retained<MPSMatrix>> {
+    fn matrix(
+        &self,
+        rows: usize,
+        cols: usize,
+        dtype: MPSDataType,
+        bytes_per: usize,
+    ) -> Result<Retained<MPSMatrix>> {
         let buf = buffer(&self.device, rows * cols * bytes_per)?;
         // SAFETY: the descriptor matches the buffer just allocated (rows x cols, packed).
         unsafe {
-            let desc = MPSMatrixDescriptor::matrixDescriptorWithRows_columns_rowBytes_dataType(rows, cols, cols * bytes_per, dtype);
-            Ok(MPSMatrix::initWithBuffer_descriptor(MPSMatrix::alloc(), &buf, &desc))
+            let desc = MPSMatrixDescriptor::matrixDescriptorWithRows_columns_rowBytes_dataType(
+                rows,
+                cols,
+                cols * bytes_per,
+                dtype,
+            );
+            Ok(MPSMatrix::initWithBuffer_descriptor(
+                MPSMatrix::alloc(),
+                &buf,
+                &desc,
+            ))
         }
     }
 
@@ -264,7 +290,14 @@ impl Backend for Metal {
         }
     }
 
-    fn gemm(&mut self, dtype: ComputeDtype, m: u64, n: u64, k: u64, policy: &Policy) -> Result<Vec<f64>> {
+    fn gemm(
+        &mut self,
+        dtype: ComputeDtype,
+        m: u64,
+        n: u64,
+        k: u64,
+        policy: &Policy,
+    ) -> Result<Vec<f64>> {
         let (m, n, k) = (m as usize, n as usize, k as usize);
         let t = mps_type(dtype)?;
         let bpe = element_bytes(dtype) as usize;
@@ -316,12 +349,20 @@ impl Backend for Metal {
             Kernel::Read => self.encode_stream(
                 cb,
                 &self.read,
-                &[Bind::Buffer(&pool, 0), Bind::Bytes(&n4_bytes), Bind::Buffer(&self.scratch, 0)],
+                &[
+                    Bind::Buffer(&pool, 0),
+                    Bind::Bytes(&n4_bytes),
+                    Bind::Buffer(&self.scratch, 0),
+                ],
             ),
             Kernel::Copy => self.encode_stream(
                 cb,
                 &self.copy,
-                &[Bind::Buffer(&pool, 0), Bind::Buffer(&pool, third), Bind::Bytes(&n4_bytes)],
+                &[
+                    Bind::Buffer(&pool, 0),
+                    Bind::Buffer(&pool, third),
+                    Bind::Bytes(&n4_bytes),
+                ],
             ),
             _ => self.encode_stream(
                 cb,

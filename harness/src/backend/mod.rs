@@ -42,7 +42,14 @@ pub trait Backend {
     /// The most FLOPs one GEMM may take (keeps slow devices inside the time budget).
     fn max_gemm_flops(&self, quick: bool) -> f64;
     /// `C[m x n] = A[m x k] W[n x k]^T`.
-    fn gemm(&mut self, dtype: ComputeDtype, m: u64, n: u64, k: u64, policy: &Policy) -> Result<Vec<f64>>;
+    fn gemm(
+        &mut self,
+        dtype: ComputeDtype,
+        m: u64,
+        n: u64,
+        k: u64,
+        policy: &Policy,
+    ) -> Result<Vec<f64>>;
     /// `y[n] = W[n x k] x[k]`.
     fn gemv(&mut self, dtype: ComputeDtype, n: u64, k: u64, policy: &Policy) -> Result<Vec<f64>>;
     /// `read`, `copy` or `triad` over about `bytes` bytes in all arrays.
@@ -62,7 +69,11 @@ pub fn element_bytes(dtype: ComputeDtype) -> f64 {
 }
 
 /// Opens a backend by name.
-pub fn open(name: &str, threads: Option<usize>, flush_bytes: Option<usize>) -> Result<Box<dyn Backend>> {
+pub fn open(
+    name: &str,
+    threads: Option<usize>,
+    flush_bytes: Option<usize>,
+) -> Result<Box<dyn Backend>> {
     match name {
         "cpu" => Ok(Box::new(cpu::Cpu::new(threads, flush_bytes)?)),
         #[cfg(feature = "cuda")]
