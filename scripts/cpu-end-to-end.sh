@@ -10,6 +10,12 @@
 # The profile is written into a scratch copy of the catalog (target/e2e/catalog), so
 # the checkout's hardware/local-cpu.toml (the development machine's fit) is left as
 # it is. Usage: scripts/cpu-end-to-end.sh [LAYERS] [TOKENS]   (defaults 4 and 32)
+#
+# STATISTIC=median (default) fits the median repetition of each microbenchmark and
+# compares with the mean decode rate; STATISTIC=min fits the fastest repetition and
+# compares with the fastest decode step: on a machine shared with other work (the
+# 2-core development VM runs other builds) the fastest samples are the undisturbed
+# machine, which is what a device profile describes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAYERS="${1:-4}"
@@ -37,9 +43,11 @@ for model in llama-3.2-3b gemma-3-4b; do
         > "$OUT/simulate-$model.json"
 done
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$STAT" <<'PY'
 import json, sys
-out = sys.argv[1]
+out, stat = sys.argv[1], sys.argv[2]
+best = stat == "min"
+print(f"statistic: {stat} ({'fastest step' if best else 'mean step'} of the decode)")
 print()
 print(f"{'model':<14}{'layers':>8}{'measured tok/s':>16}{'predicted':>11}{'error':>8}{'band':>20}")
 for model in ["llama-3.2-3b", "gemma-3-4b"]:
@@ -56,8 +64,9 @@ for model in ["llama-3.2-3b", "gemma-3-4b"]:
     band = s.get("band") or {}
     lo_hi = band.get("decode_tokens_per_s")
     for label, measured, predicted, b in [
-        (f"{run} of {L}", d["tokens_per_s"], 1.0 / step_run, None),
-        (f"all {L}*", d["full_depth_tokens_per_s"], s["decode_tokens_per_s"], lo_hi),
+        (f"{run} of {L}", d["tokens_per_s_best" if best else "tokens_per_s"], 1.0 / step_run, None),
+        (f"all {L}*", d["full_depth_tokens_per_s_best" if best else "full_depth_tokens_per_s"],
+         s["decode_tokens_per_s"], lo_hi),
     ]:
         err = (predicted - measured) / measured * 100
         btxt = f"{b[0]:.2f}..{b[1]:.2f}" if b else "-"

@@ -323,11 +323,17 @@ pub struct DecodeResult {
     /// `tokens / decode_s`: the measured decode rate of what ran.
     pub tokens_per_s: f64,
     pub step_median_s: f64,
+    /// The fastest step: the machine least disturbed by other processes.
+    pub step_min_s: f64,
+    /// `1 / step_min_s`.
+    pub tokens_per_s_best: f64,
     pub layers_s_per_step: f64,
     pub head_s_per_step: f64,
     /// `1 / (head + model_layers x layers_s_per_step / layers_run)`: the same step
     /// with every layer of the shape, each costing the measured mean.
     pub full_depth_tokens_per_s: f64,
+    /// The same from the fastest layer-stack time and the fastest head time.
+    pub full_depth_tokens_per_s_best: f64,
     pub last_token: usize,
 }
 
@@ -356,17 +362,22 @@ pub fn run(
     let prompt_s = prompt_start.elapsed().as_secs_f64();
     let mut steps = Vec::with_capacity(tokens);
     let (mut layers_s, mut head_s) = (0.0, 0.0);
+    let (mut layers_min, mut head_min) = (f64::INFINITY, f64::INFINITY);
     for i in 0..tokens {
         let (next, t) = engine.step(token, prompt_tokens + i)?;
         steps.push(t.layers_s + t.head_s);
         layers_s += t.layers_s;
         head_s += t.head_s;
+        layers_min = layers_min.min(t.layers_s);
+        head_min = head_min.min(t.head_s);
         token = next;
     }
     let decode_s: f64 = steps.iter().sum();
     let n = tokens as f64;
-    let (median, _) = planner::microbench::median_min(&steps);
-    let full_step = head_s / n + f64::from(model.layers) * layers_s / n / f64::from(layers);
+    let (median, min) = planner::microbench::median_min(&steps);
+    let depth = f64::from(model.layers) / f64::from(layers);
+    let full_step = head_s / n + depth * layers_s / n;
+    let full_step_best = head_min + depth * layers_min;
     Ok(DecodeResult {
         backend: "cpu".to_string(),
         device: device.to_string(),
@@ -383,9 +394,12 @@ pub fn run(
         decode_s,
         tokens_per_s: n / decode_s,
         step_median_s: median,
+        step_min_s: min,
+        tokens_per_s_best: 1.0 / min,
         layers_s_per_step: layers_s / n,
         head_s_per_step: head_s / n,
         full_depth_tokens_per_s: 1.0 / full_step,
+        full_depth_tokens_per_s_best: 1.0 / full_step_best,
         last_token: token,
     })
 }
