@@ -78,8 +78,12 @@ pub struct DeviceFile {
     #[serde(default)]
     pub rental_usd_per_hour: Option<Sourced<f64>>,
     /// Interconnects the node has ports for.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<ConnectivityFile>,
+    /// Spread of the fits behind a calibrated profile (`planner calibrate` writes it);
+    /// absent for catalog devices whose figures are published specs and priors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<UncertaintyFile>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -88,6 +92,16 @@ pub struct ConnectivityFile {
     /// Link ids (`hardware/links/`).
     pub links: Vec<String>,
     pub source: String,
+}
+
+/// One standard deviation of the relative residuals of each fit, e.g. 0.03 when the
+/// fitted curve misses the measured times by 3% (root mean square).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UncertaintyFile {
+    pub compute_relative_sd: Sourced<f64>,
+    pub bandwidth_relative_sd: Sourced<f64>,
+    pub dispatch_relative_sd: Sourced<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -147,8 +161,18 @@ pub struct Device {
     pub rental_usd_per_hour: Option<f64>,
     /// Link ids the node has ports for (empty: not stated).
     pub links: Vec<String>,
+    /// Relative spread of the calibration fits, when the profile was fitted.
+    pub uncertainty: Option<Uncertainty>,
     /// The file as written, with every source, for `planner hardware show`.
     pub file: DeviceFile,
+}
+
+/// Relative standard deviations of a calibrated device's fits (each in [0, 1)).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Uncertainty {
+    pub compute: f64,
+    pub bandwidth: f64,
+    pub dispatch: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -200,6 +224,19 @@ fn check_fraction(file: &str, key: &str, value: f64) -> Result<f64, InputError> 
         Ok(value)
     } else {
         Err(invalid(file, key, value, "expected a fraction in (0, 1]"))
+    }
+}
+
+fn check_spread(file: &str, key: &str, value: f64) -> Result<f64, InputError> {
+    if value.is_finite() && (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            file,
+            key,
+            value,
+            "expected a relative spread in [0, 1)",
+        ))
     }
 }
 
@@ -309,6 +346,26 @@ impl Device {
                 .connectivity
                 .as_ref()
                 .map_or_else(Vec::new, |c| c.links.clone()),
+            uncertainty: match &raw.uncertainty {
+                Some(u) => Some(Uncertainty {
+                    compute: check_spread(
+                        file,
+                        "uncertainty.compute_relative_sd",
+                        u.compute_relative_sd.value,
+                    )?,
+                    bandwidth: check_spread(
+                        file,
+                        "uncertainty.bandwidth_relative_sd",
+                        u.bandwidth_relative_sd.value,
+                    )?,
+                    dispatch: check_spread(
+                        file,
+                        "uncertainty.dispatch_relative_sd",
+                        u.dispatch_relative_sd.value,
+                    )?,
+                }),
+                None => None,
+            },
             file: raw,
         })
     }
@@ -380,7 +437,7 @@ pub struct LinkFile {
     #[serde(default)]
     pub price_usd_per_node: Option<Sourced<f64>>,
     /// Most nodes one such fabric joins (an NVLink board, a PCIe server).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_nodes: Option<Sourced<u32>>,
     #[serde(default)]
     pub notes: Option<String>,

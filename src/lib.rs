@@ -3,15 +3,19 @@
 //!
 //! The library holds the catalogs' types ([`hardware`], [`model`], [`formats`],
 //! [`runtime`]), the scenario contract ([`scenario`]), the analytical model
-//! ([`analytical`]) and costing ([`cost`]). It prints nothing and reads no files: the
-//! `planner` binary reads catalog and scenario texts and formats the results.
+//! ([`analytical`]), costing ([`cost`]), the microbenchmark CSV schema shared with
+//! `planner-harness` ([`microbench`]) and the calibration fits ([`calibrate`]). It
+//! prints nothing and reads no files: the `planner` binary reads catalog, scenario
+//! and CSV texts and formats the results.
 
 pub mod analytical;
+pub mod calibrate;
 pub mod catalog;
 pub mod cost;
 pub mod error;
 pub mod formats;
 pub mod hardware;
+pub mod microbench;
 pub mod model;
 pub mod network;
 pub mod plan;

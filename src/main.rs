@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use cli::catalog_files::{catalog_root, load_catalog};
 use cli::output;
+use planner::analytical::band::band;
 use planner::analytical::{simulate, RunError};
 use planner::{InputError, Scenario};
 
@@ -47,6 +48,10 @@ enum Command {
         /// requests.csv, queue.csv, timeline.png and timeline.svg.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also print the one-sigma prediction band of calibrated devices in the table
+        /// (JSON always has `band`, null when no device in the scenario was calibrated).
+        #[arg(long)]
+        band: bool,
     },
     /// Shortest prompt from which layer-wise KV streaming hides behind the prefill
     /// (for a scenario with [disaggregation]).
@@ -65,6 +70,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Fit device and link profiles to planner-harness measurements.
+    Calibrate(Box<cli::calibrate::CalibrateArgs>),
     /// List devices and links, or show one with every source.
     Hardware {
         #[command(subcommand)]
@@ -74,23 +81,6 @@ enum Command {
     Models {
         #[command(subcommand)]
         action: ListShow,
-    },
-    /// Fit parameters from measurements: a runtime's efficiencies from end-to-end
-    /// figures (`--runtime ID --from FILE`).
-    Calibrate {
-        /// Runtime to fit (`all`: every runtime the suite has a fit spec for).
-        #[arg(long)]
-        runtime: String,
-        /// Measurements (validation/measurements.csv format).
-        #[arg(long)]
-        from: PathBuf,
-        #[arg(long, default_value = "validation/suite.toml")]
-        suite: PathBuf,
-        /// Rewrite runtimes/ID.toml with the fitted values.
-        #[arg(long)]
-        write: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
     },
     /// Search cluster options for a plan: ranked table, Pareto frontier, rejections.
     Plan {
@@ -173,7 +163,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             scenario,
             format,
             out,
-        } => cli::serve::run(&catalog, &scenario, format, out.as_deref()),
+            band,
+        } => cli::serve::run(&catalog, &scenario, format, out.as_deref(), band),
         Command::Sweep {
             scenario,
             vary,
@@ -192,33 +183,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Calibrate(args) => Ok(cli::calibrate::run(&catalog, &root, *args)?),
         Command::Hardware { action } => {
             let text = match action {
                 ListShow::List => cli::show::hardware_list(&catalog),
                 ListShow::Show { id } => cli::show::hardware_show(&catalog, &id)?,
-            };
-            print!("{text}");
-            Ok(())
-        }
-        Command::Calibrate {
-            runtime,
-            from,
-            suite,
-            write,
-            format,
-        } => {
-            let suite = if suite.is_relative() && !suite.exists() {
-                root.join(suite)
-            } else {
-                suite
-            };
-            let c = cli::calibrate_runtime::calibrate(&catalog, &root, &runtime, &from, &suite)?;
-            if write {
-                cli::calibrate_runtime::write(&c)?;
-            }
-            let text = match format {
-                Format::Json => cli::calibrate_runtime::json(&c)?,
-                _ => cli::calibrate_runtime::table(&c),
             };
             print!("{text}");
             Ok(())
@@ -283,13 +252,20 @@ fn simulate_command(
     catalog: &planner::Catalog,
     path: &Path,
     format: Format,
+    show_band: bool,
 ) -> Result<(), Failure> {
     let scenario = read_scenario(catalog, path)?;
     let report =
         simulate(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
+    let band = if report.memory.fits {
+        band(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?
+    } else {
+        None
+    };
     print!(
         "{}",
-        output::render(&report, format).map_err(Failure::Other)?
+        output::render_with_band(&report, band.as_ref(), show_band, format)
+            .map_err(Failure::Other)?
     );
     if !report.memory.fits {
         return Err(Failure::CannotRun(

@@ -9,11 +9,13 @@
 //!   in bulk or layer by layer over the network.
 //! - [`cluster`]: several nodes ([`stage`], [`tensor`], [`expert`] with [`routing`],
 //!   [`pipeline`]), and Apple's memory-management overhead ([`wiring`]).
+//! - [`band`]: the prediction band from a calibrated device's fit residuals.
 //!
 //! [`simulate`] runs one scenario: one node, or prefill/decode disaggregation.
 //! Multi-node parallelism and the request-level engine ([`crate::serving`]) build on
 //! the same per-operation costs.
 
+pub mod band;
 pub mod cluster;
 pub mod disaggregated;
 pub mod expert;

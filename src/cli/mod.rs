@@ -1,6 +1,7 @@
 //! The command line: argument parsing, file reading and output formatting. The
 //! library does the modelling.
 
+pub mod calibrate;
 pub mod calibrate_runtime;
 pub mod catalog_files;
 pub mod charts;

@@ -3,16 +3,78 @@
 use std::fmt::Write;
 
 use anyhow::Result;
+use planner::analytical::band::Band;
 use planner::report::{ClusterReport, PhaseBreakdown, Report};
 
 use crate::Format;
 
-pub fn render(report: &Report, format: Format) -> Result<String> {
+/// The report, with the prediction band: always in JSON (`band`, null when there is
+/// none), in the table when `show_band`. CSV is unchanged.
+pub fn render_with_band(
+    report: &Report,
+    band: Option<&Band>,
+    show_band: bool,
+    format: Format,
+) -> Result<String> {
     Ok(match format {
-        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Json => {
+            let mut value = serde_json::to_value(report)?;
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert("band".to_string(), serde_json::to_value(band)?);
+            }
+            serde_json::to_string_pretty(&value)? + "\n"
+        }
         Format::Csv => csv_row(report)?,
-        Format::Table => table(report),
+        Format::Table => {
+            let mut text = table(report);
+            if show_band {
+                text.push_str(&band_table(band));
+            }
+            text
+        }
     })
+}
+
+fn band_table(band: Option<&Band>) -> String {
+    let mut s = String::new();
+    let Some(b) = band else {
+        let _ = writeln!(
+            s,
+            "\nPrediction band: none (no device in this scenario has a calibrated [uncertainty])"
+        );
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "\nPrediction band (+/- one sigma of the calibration fits)"
+    );
+    for d in &b.devices {
+        let _ = writeln!(
+            s,
+            "  {}: compute {:.1}%, bandwidth {:.1}%, dispatch {:.1}%",
+            d.device,
+            d.compute_relative_sd * 100.0,
+            d.bandwidth_relative_sd * 100.0,
+            d.dispatch_relative_sd * 100.0
+        );
+    }
+    let secs = |v: Option<[f64; 2]>| {
+        v.map_or_else(
+            || "-".to_string(),
+            |[lo, hi]| format!("{} .. {}", seconds(lo), seconds(hi)),
+        )
+    };
+    let rate = |v: Option<[f64; 2]>| {
+        v.map_or_else(
+            || "-".to_string(),
+            |[lo, hi]| format!("{lo:.1} .. {hi:.1} tok/s"),
+        )
+    };
+    let _ = writeln!(s, "  {:<22}{}", "time to first token", secs(b.ttft_s));
+    let _ = writeln!(s, "  {:<22}{}", "time per output token", secs(b.tpot_s));
+    let _ = writeln!(s, "  {:<22}{}", "end to end", secs(b.e2e_s));
+    let _ = writeln!(s, "  {:<22}{}", "decode", rate(b.decode_tokens_per_s));
+    s
 }
 
 fn opt(v: Option<f64>) -> String {

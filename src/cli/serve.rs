@@ -25,6 +25,7 @@ pub fn run(
     path: &Path,
     format: Format,
     out: Option<&Path>,
+    band: bool,
 ) -> Result<(), Failure> {
     let scenario = crate::read_scenario(catalog, path)?;
     if scenario.workload.serving.is_none() {
@@ -35,14 +36,14 @@ pub fn run(
                 write_summary(dir, &report).map_err(Failure::Other)?;
             }
         }
-        return crate::simulate_command(catalog, path, format);
+        return crate::simulate_command(catalog, path, format, band);
     }
     let trace = read_trace(path, &scenario)?;
     let run = planner::serving::simulate(&scenario, trace.as_deref())
         .map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
     print!(
         "{}",
-        output::render(&run.report, format).map_err(Failure::Other)?
+        output::render_with_band(&run.report, None, false, format).map_err(Failure::Other)?
     );
     if let Some(dir) = out {
         write_serving(dir, &run).map_err(Failure::Other)?;

@@ -1,6 +1,7 @@
 //! Integration tests of `planner`, one module per behaviour.
 
 mod bad_input;
+mod calibration;
 mod cluster_input;
 mod cluster_properties;
 mod cluster_scaling;

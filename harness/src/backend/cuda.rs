@@ -1,0 +1,406 @@
+//! The CUDA backend (feature `cuda`): cudarc with dynamic loading, so it builds
+//! without a CUDA toolkit and loads `libcuda`, `libcublas`, `libcublasLt` and
+//! `libnvrtc` when it runs.
+//!
+//! - GEMM: cuBLAS (`cublasSgemm` for fp32, `cublasGemmEx` with fp32 accumulation for
+//!   fp16 and bf16) and cuBLASLt for fp8 (E4M3 inputs, bf16 output, fp32
+//!   accumulation; compute capability 8.9 and later). Row-major `C = A W^T` is the
+//!   column-major `C^T = W A^T`, i.e. cuBLAS "TN", the layout FP8 GEMMs require.
+//! - GEMV: the same GEMMs at `m = 1` (cuBLAS picks its GEMV kernels).
+//! - Bandwidth: `read`, `copy` and `triad` kernels compiled with NVRTC, grid-stride
+//!   over `float4`, eight blocks per multiprocessor.
+//! - Dispatch: back-to-back launches of an empty NVRTC kernel.
+//!
+//! Every repetition is timed with CUDA events on the stream; before each one a
+//! 256 MiB buffer is cleared so that the L2 cache holds none of the operands.
+//!
+//! Not yet run on a GPU: this session had no GPU machine. It builds and type-checks
+//! (`cargo build -p planner-harness --features cuda`).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
+use cudarc::cublaslt::{result as lt, sys as lt_sys, CudaBlasLT, MatmulShared};
+use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig,
+    PushKernelArg,
+};
+use half::{bf16, f16};
+use planner::hardware::ComputeDtype;
+use planner::microbench::Kernel;
+
+use super::{Backend, Timed};
+use crate::measure::Policy;
+
+const KERNELS: &str = r#"
+extern "C" __global__ void read_kernel(const float4* __restrict__ a, unsigned long long n4, float* out) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < n4;
+         i += (unsigned long long)gridDim.x * blockDim.x) {
+        float4 v = a[i];
+        acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+    }
+    float s = acc.x + acc.y + acc.z + acc.w;
+    // Never true for the data written here; keeps the loads from being removed.
+    if (s == 1234567.0f) { out[0] = s; }
+}
+
+extern "C" __global__ void copy_kernel(float4* __restrict__ a, const float4* __restrict__ b, unsigned long long n4) {
+    for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < n4;
+         i += (unsigned long long)gridDim.x * blockDim.x) {
+        a[i] = b[i];
+    }
+}
+
+extern "C" __global__ void triad_kernel(float4* __restrict__ a, const float4* __restrict__ b,
+                                        const float4* __restrict__ c, float s, unsigned long long n4) {
+    for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < n4;
+         i += (unsigned long long)gridDim.x * blockDim.x) {
+        float4 x = b[i];
+        float4 y = c[i];
+        a[i] = make_float4(x.x + s * y.x, x.y + s * y.y, x.z + s * y.z, x.w + s * y.w);
+    }
+}
+
+extern "C" __global__ void empty_kernel() {}
+"#;
+
+/// Bytes cleared before each repetition to evict the L2 cache (50 MB on H100).
+const L2_FLUSH_BYTES: usize = 256 << 20;
+
+pub struct Cuda {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    blas_lt: CudaBlasLT,
+    lt_workspace: CudaSlice<u8>,
+    read: CudaFunction,
+    copy: CudaFunction,
+    triad: CudaFunction,
+    empty: CudaFunction,
+    flush: CudaSlice<u8>,
+    scratch: CudaSlice<f32>,
+    pool: Option<CudaSlice<f32>>,
+    blocks: u32,
+    capability: (i32, i32),
+}
+
+impl Cuda {
+    pub fn new(ordinal: usize) -> Result<Cuda> {
+        let ctx = CudaContext::new(ordinal)
+            .context("cannot open CUDA device (is the driver installed?)")?;
+        let stream = ctx.default_stream();
+        let ptx = cudarc::nvrtc::compile_ptx(KERNELS)
+            .context("NVRTC could not compile the bandwidth kernels")?;
+        let module = ctx.load_module(ptx)?;
+        let sms = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+        let capability = ctx.compute_capability()?;
+        Ok(Cuda {
+            blas: CudaBlas::new(stream.clone())?,
+            blas_lt: CudaBlasLT::new(stream.clone())?,
+            lt_workspace: stream.alloc_zeros::<u8>(32 << 20)?,
+            read: module.load_function("read_kernel")?,
+            copy: module.load_function("copy_kernel")?,
+            triad: module.load_function("triad_kernel")?,
+            empty: module.load_function("empty_kernel")?,
+            flush: stream.alloc_zeros::<u8>(L2_FLUSH_BYTES)?,
+            scratch: stream.alloc_zeros::<f32>(1)?,
+            pool: None,
+            blocks: (sms.max(1) as u32) * 8,
+            capability,
+            ctx,
+            stream,
+        })
+    }
+
+    /// Times `work` with CUDA events; the L2 is cleared before every repetition.
+    fn time(
+        &mut self,
+        policy: &Policy,
+        mut work: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<Vec<f64>> {
+        let start = self.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
+        let end = self.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
+        // Warm-up: module loading, cuBLAS heuristics, lazy allocations.
+        work(self)?;
+        self.stream.synchronize()?;
+        let mut samples = Vec::new();
+        while policy.more(&samples) {
+            self.stream.memset_zeros(&mut self.flush)?;
+            start.record(&self.stream)?;
+            work(self)?;
+            end.record(&self.stream)?;
+            samples.push(f64::from(start.elapsed_ms(&end)?) * 1e-3);
+        }
+        Ok(samples)
+    }
+
+    fn launch_config(&self) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (self.blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    fn gemm_typed<T>(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        one: T,
+        zero: T,
+        policy: &Policy,
+    ) -> Result<Vec<f64>>
+    where
+        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy,
+        CudaBlas: Gemm<T>,
+    {
+        let a = self.stream.alloc_zeros::<T>(m * k)?;
+        let w = self.stream.alloc_zeros::<T>(n * k)?;
+        let mut c = self.stream.alloc_zeros::<T>(m * n)?;
+        let cfg = GemmConfig {
+            transa: cublasOperation_t::CUBLAS_OP_T,
+            transb: cublasOperation_t::CUBLAS_OP_N,
+            m: n as i32,
+            n: m as i32,
+            k: k as i32,
+            alpha: one,
+            lda: k as i32,
+            ldb: k as i32,
+            beta: zero,
+            ldc: n as i32,
+        };
+        self.time(policy, |me| {
+            // SAFETY: the buffers hold n*k, m*k and m*n elements, as the strides say.
+            unsafe { me.blas.gemm(cfg, &w, &a, &mut c) }?;
+            Ok(())
+        })
+    }
+
+    /// FP8 (E4M3) GEMM through cuBLASLt: `D[bf16] = W^T[e4m3] A[e4m3]`, fp32 accumulate.
+    fn gemm_fp8(&mut self, m: usize, n: usize, k: usize, policy: &Policy) -> Result<Vec<f64>> {
+        if self.capability < (8, 9) {
+            bail!(
+                "fp8 GEMMs need compute capability 8.9 or later (this device: {}.{})",
+                self.capability.0,
+                self.capability.1
+            );
+        }
+        let a = self.stream.alloc_zeros::<u8>(m * k)?;
+        let w = self.stream.alloc_zeros::<u8>(n * k)?;
+        let mut d = self.stream.alloc_zeros::<u16>(m * n)?;
+        let e4m3 = lt_sys::cudaDataType_t::CUDA_R_8F_E4M3;
+        let bf16_t = lt_sys::cudaDataType_t::CUDA_R_16BF;
+        // Column-major: W is k x n read transposed, A is k x m, D is n x m.
+        let w_layout = lt::create_matrix_layout(e4m3, k as u64, n as u64, k as i64)?;
+        let a_layout = lt::create_matrix_layout(e4m3, k as u64, m as u64, k as i64)?;
+        let d_layout = lt::create_matrix_layout(bf16_t, n as u64, m as u64, n as i64)?;
+        let desc = lt::create_matmul_desc(
+            lt_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            lt_sys::cudaDataType_t::CUDA_R_32F,
+        )?;
+        let transpose = cublasOperation_t::CUBLAS_OP_T;
+        let pref = lt::create_matmul_pref()?;
+        let workspace_bytes = self.lt_workspace.len();
+        // SAFETY: the descriptors were just created; the attribute buffers outlive the calls.
+        let heuristic = unsafe {
+            lt::set_matmul_desc_attribute(
+                desc,
+                lt_sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
+                (&transpose) as *const _ as *const _,
+                std::mem::size_of_val(&transpose),
+            )?;
+            lt::set_matmul_pref_attribute(
+                pref,
+                lt_sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                (&workspace_bytes) as *const _ as *const _,
+                std::mem::size_of_val(&workspace_bytes),
+            )?;
+            lt::get_matmul_algo_heuristic(
+                *self.blas_lt.handle(),
+                desc,
+                w_layout,
+                a_layout,
+                d_layout,
+                d_layout,
+                pref,
+            )?
+        };
+        let (alpha, beta) = (1f32, 0f32);
+        let samples = self.time(policy, |me| {
+            let stream = me.stream.clone();
+            let (w_ptr, _w_rec) = w.device_ptr(&stream);
+            let (a_ptr, _a_rec) = a.device_ptr(&stream);
+            let (d_ptr, _d_rec) = d.device_ptr_mut(&stream);
+            let (ws_ptr, _ws_rec) = me.lt_workspace.device_ptr_mut(&stream);
+            // SAFETY: pointers and layouts describe the buffers allocated above.
+            unsafe {
+                lt::matmul(
+                    *me.blas_lt.handle(),
+                    desc,
+                    (&alpha) as *const f32 as *const _,
+                    (&beta) as *const f32 as *const _,
+                    w_ptr as *const _,
+                    w_layout,
+                    a_ptr as *const _,
+                    a_layout,
+                    d_ptr as *const _,
+                    d_layout,
+                    d_ptr as *mut _,
+                    d_layout,
+                    (&heuristic.algo) as *const _,
+                    ws_ptr as *mut _,
+                    workspace_bytes,
+                    stream.cu_stream() as *mut _,
+                )?;
+            }
+            Ok(())
+        });
+        // SAFETY: created above and no longer used.
+        unsafe {
+            lt::destroy_matmul_pref(pref)?;
+            lt::destroy_matmul_desc(desc)?;
+            lt::destroy_matrix_layout(w_layout)?;
+            lt::destroy_matrix_layout(a_layout)?;
+            lt::destroy_matrix_layout(d_layout)?;
+        }
+        samples
+    }
+}
+
+impl Backend for Cuda {
+    fn backend(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn device(&self) -> String {
+        self.ctx
+            .name()
+            .unwrap_or_else(|_| "CUDA device".to_string())
+    }
+
+    fn gemm_dtypes(&self) -> Vec<ComputeDtype> {
+        let mut dtypes = vec![ComputeDtype::Fp32, ComputeDtype::Fp16, ComputeDtype::Bf16];
+        if self.capability >= (8, 9) {
+            dtypes.push(ComputeDtype::Fp8);
+        }
+        dtypes
+    }
+
+    fn memory_capacity_bytes(&self) -> Option<f64> {
+        self.ctx.total_mem().ok().map(|b| b as f64)
+    }
+
+    fn max_stream_bytes(&self, quick: bool) -> u64 {
+        let cap = if quick { 1 << 30 } else { 4 << 30 };
+        // Leave room for the GEMM buffers and the runtime.
+        let memory = self.ctx.total_mem().map_or(cap, |b| b as u64 / 4);
+        cap.min(memory)
+    }
+
+    fn max_gemm_flops(&self, quick: bool) -> f64 {
+        if quick {
+            2e13
+        } else {
+            2e14
+        }
+    }
+
+    fn gemm(
+        &mut self,
+        dtype: ComputeDtype,
+        m: u64,
+        n: u64,
+        k: u64,
+        policy: &Policy,
+    ) -> Result<Vec<f64>> {
+        let (m, n, k) = (m as usize, n as usize, k as usize);
+        match dtype {
+            ComputeDtype::Fp32 => self.gemm_typed::<f32>(m, n, k, 1.0, 0.0, policy),
+            ComputeDtype::Fp16 => self.gemm_typed::<f16>(m, n, k, f16::ONE, f16::ZERO, policy),
+            ComputeDtype::Bf16 => self.gemm_typed::<bf16>(m, n, k, bf16::ONE, bf16::ZERO, policy),
+            ComputeDtype::Fp8 => self.gemm_fp8(m, n, k, policy),
+            other => bail!("the cuda backend has no {other} GEMM"),
+        }
+    }
+
+    fn gemv(&mut self, dtype: ComputeDtype, n: u64, k: u64, policy: &Policy) -> Result<Vec<f64>> {
+        self.gemm(dtype, 1, n, k, policy)
+    }
+
+    fn stream(&mut self, kernel: Kernel, bytes: u64, policy: &Policy) -> Result<Timed> {
+        let arrays = match kernel {
+            Kernel::Read => 1,
+            Kernel::Copy => 2,
+            Kernel::Triad => 3,
+            other => bail!("{} is not a streaming kernel", other.name()),
+        };
+        // Whole float4s per array.
+        let n4 = ((bytes / 16) as usize / arrays).max(1);
+        let floats = n4 * 4 * arrays;
+        if self.pool.as_ref().is_none_or(|p| p.len() < floats) {
+            self.pool = Some(self.stream.alloc_zeros::<f32>(floats)?);
+        }
+        let cfg = self.launch_config();
+        let samples = self.time(policy, |me| {
+            let stream = me.stream.clone();
+            let pool = me.pool.as_mut().expect("allocated above");
+            let n4_arg = n4 as u64;
+            match kernel {
+                Kernel::Read => {
+                    let mut launch = stream.launch_builder(&me.read);
+                    launch.arg(&*pool).arg(&n4_arg).arg(&mut me.scratch);
+                    // SAFETY: the kernel reads n4 float4s of the pool.
+                    unsafe { launch.launch(cfg) }?;
+                }
+                Kernel::Copy => {
+                    // Views are passed as `&mut` whether the kernel writes them or not.
+                    let (mut a, mut b) = pool.split_at_mut(n4 * 4);
+                    let mut launch = stream.launch_builder(&me.copy);
+                    launch.arg(&mut a).arg(&mut b).arg(&n4_arg);
+                    // SAFETY: both halves hold n4 float4s.
+                    unsafe { launch.launch(cfg) }?;
+                }
+                _ => {
+                    let (mut a, mut rest) = pool.split_at_mut(n4 * 4);
+                    let (mut b, mut c) = rest.split_at_mut(n4 * 4);
+                    let s = 0.5f32;
+                    let mut launch = stream.launch_builder(&me.triad);
+                    launch
+                        .arg(&mut a)
+                        .arg(&mut b)
+                        .arg(&mut c)
+                        .arg(&s)
+                        .arg(&n4_arg);
+                    // SAFETY: the three thirds hold n4 float4s each.
+                    unsafe { launch.launch(cfg) }?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Timed {
+            samples_s: samples,
+            bytes: (n4 * 16 * arrays) as f64,
+        })
+    }
+
+    fn dispatch(&mut self, launches: u64, policy: &Policy) -> Result<Vec<f64>> {
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        self.time(policy, |me| {
+            for _ in 0..launches {
+                let mut launch = me.stream.launch_builder(&me.empty);
+                // SAFETY: the kernel takes no arguments and touches no memory.
+                unsafe { launch.launch(cfg) }?;
+            }
+            Ok(())
+        })
+    }
+}

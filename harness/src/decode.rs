@@ -1,0 +1,460 @@
+//! A real transformer decoder on the CPU: random fp32 weights of a catalog shape,
+//! real matrix-vector products, rotary embeddings, grouped-query attention over a
+//! growing KV cache, RMSNorm, a gated (SwiGLU) or plain FFN, the LM head and greedy
+//! sampling, one token at a time.
+//!
+//! Per layer and step the engine forks and joins the worker threads five times (the
+//! "kernels" the runtime profile `runtimes/planner-harness.toml` counts): the fused
+//! QKV GEMV, attention over the heads, the output projection, the fused gate/up GEMV
+//! and the down projection; norms, rotary embedding, the activation and residual adds
+//! run on the calling thread. The GEMVs are [`crate::kernels::gemv`], the kernel the
+//! suite's `gemv` rows measure.
+//!
+//! `--layers N` runs the first N layers of the shape (every dense layer of a model
+//! costs the same), so a shape larger than memory or patience can still be measured;
+//! the result reports the layer stack and the head (embedding, final norm, LM head,
+//! sampling) separately so it can be compared layer for layer.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use planner::model::{AttentionSpan, Model};
+
+use crate::kernels::{dot, fill_uniform, gemv};
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// `[(heads + 2 kv_heads) head_dim] x hidden`: Q, K, V stacked.
+    wqkv: Vec<f32>,
+    /// `hidden x (heads head_dim)`.
+    wo: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    /// `[2 ffn] x hidden` when gated (gate rows, then up rows), else `ffn x hidden`.
+    w_in: Vec<f32>,
+    /// `hidden x ffn`.
+    w_down: Vec<f32>,
+    k_cache: Vec<f32>,
+    v_cache: Vec<f32>,
+    window: Option<usize>,
+}
+
+pub struct Engine {
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    ffn: usize,
+    vocab: usize,
+    gated: bool,
+    max_context: usize,
+    embedding: Vec<f32>,
+    /// `None` when tied to the embedding.
+    lm_head: Option<Vec<f32>>,
+    final_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    // Scratch.
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    ffn_in: Vec<f32>,
+    act: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+/// Time of one step, split into the layer stack and the head.
+#[derive(Debug, Clone, Copy)]
+pub struct StepTime {
+    pub layers_s: f64,
+    pub head_s: f64,
+}
+
+fn filled(len: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut v = crate::kernels::zeroed(len);
+    fill_uniform(&mut v, seed, scale);
+    v
+}
+
+fn rms_norm(x: &[f32], weight: &[f32], out: &mut [f32]) {
+    let mean_square = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let inv = 1.0 / (mean_square + 1e-5).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * inv * w;
+    }
+}
+
+/// Rotary embedding of one head vector at `pos` (pairs `i`, `i + d/2`).
+fn rope(v: &mut [f32], pos: usize) {
+    let half = v.len() / 2;
+    for i in 0..half {
+        let freq = 500_000f32.powf(-((2 * i) as f32) / v.len() as f32);
+        let (sin, cos) = (pos as f32 * freq).sin_cos();
+        let (a, b) = (v[i], v[i + half]);
+        v[i] = a * cos - b * sin;
+        v[i + half] = a * sin + b * cos;
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+impl Engine {
+    /// Allocates and fills the first `layers` layers of `model` with seeded random
+    /// weights, and a KV cache of `max_context` tokens.
+    pub fn new(model: &Model, layers: u32, max_context: usize, seed: u64) -> Result<Engine> {
+        if model.moe.is_some() || model.mla.is_some() {
+            bail!(
+                "the decode engine runs dense models with standard attention; `{}` has {}",
+                model.id,
+                if model.moe.is_some() {
+                    "mixture-of-experts layers"
+                } else {
+                    "latent attention"
+                }
+            );
+        }
+        if layers == 0 || layers > model.layers {
+            bail!(
+                "--layers must be in 1..={} for `{}`",
+                model.layers,
+                model.id
+            );
+        }
+        let d = model.hidden_size as usize;
+        let (h, kv, hd) = (
+            model.attention_heads as usize,
+            model.kv_heads as usize,
+            model.head_dim as usize,
+        );
+        let ffn = model.ffn_hidden as usize;
+        let vocab = model.vocab_size as usize;
+        let gated = model.gated_ffn;
+        let ffn_rows = if gated { 2 * ffn } else { ffn };
+        let qkv_rows = (h + 2 * kv) * hd;
+        let scale = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
+        let mut all = Vec::with_capacity(layers as usize);
+        for l in 0..layers {
+            let s = 100 * u64::from(l + 1);
+            all.push(Layer {
+                attn_norm: vec![1.0; d],
+                wqkv: filled(qkv_rows * d, seed + s, scale(d)),
+                wo: filled(d * h * hd, seed + s + 1, scale(h * hd)),
+                ffn_norm: vec![1.0; d],
+                w_in: filled(ffn_rows * d, seed + s + 2, scale(d)),
+                w_down: filled(d * ffn, seed + s + 3, scale(ffn)),
+                k_cache: vec![0.0; max_context * kv * hd],
+                v_cache: vec![0.0; max_context * kv * hd],
+                window: match model.attention_span(l) {
+                    AttentionSpan::Global => None,
+                    AttentionSpan::Local { window } => Some(window as usize),
+                },
+            });
+        }
+        Ok(Engine {
+            hidden: d,
+            heads: h,
+            kv_heads: kv,
+            head_dim: hd,
+            ffn,
+            vocab,
+            gated,
+            max_context,
+            embedding: filled(vocab * d, seed + 1, 1.0),
+            lm_head: (!model.tied_embeddings).then(|| filled(vocab * d, seed + 2, scale(d))),
+            final_norm: vec![1.0; d],
+            layers: all,
+            x: vec![0.0; d],
+            xn: vec![0.0; d],
+            qkv: vec![0.0; qkv_rows],
+            attn: vec![0.0; h * hd],
+            proj: vec![0.0; d],
+            ffn_in: vec![0.0; ffn_rows],
+            act: vec![0.0; ffn],
+            logits: vec![0.0; vocab],
+        })
+    }
+
+    /// Bytes of weights one step reads: every layer's matrices and norms, one
+    /// embedding row, the LM head (the embedding when tied).
+    pub fn weight_bytes_per_step(&self) -> f64 {
+        let per_layer: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.attn_norm.len()
+                    + l.wqkv.len()
+                    + l.wo.len()
+                    + l.ffn_norm.len()
+                    + l.w_in.len()
+                    + l.w_down.len()
+            })
+            .sum();
+        4.0 * (per_layer + self.hidden + self.vocab * self.hidden + self.hidden) as f64
+    }
+
+    /// Runs token `token` at position `pos` through the stack; returns the greedy next
+    /// token and the step's time.
+    pub fn step(&mut self, token: usize, pos: usize) -> Result<(usize, StepTime)> {
+        if pos >= self.max_context {
+            bail!(
+                "position {pos} beyond the KV cache ({} tokens)",
+                self.max_context
+            );
+        }
+        let start = Instant::now();
+        let (d, h, kv, hd) = (self.hidden, self.heads, self.kv_heads, self.head_dim);
+        let token = token % self.vocab;
+        self.x
+            .copy_from_slice(&self.embedding[token * d..(token + 1) * d]);
+        let group = h / kv;
+        let inv_sqrt = 1.0 / (hd as f32).sqrt();
+        for layer in &mut self.layers {
+            rms_norm(&self.x, &layer.attn_norm, &mut self.xn);
+            gemv(&layer.wqkv, &self.xn, &mut self.qkv);
+            let (q, kvs) = self.qkv.split_at_mut(h * hd);
+            let (k, v) = kvs.split_at_mut(kv * hd);
+            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                rope(head, pos);
+            }
+            let row = pos * kv * hd;
+            layer.k_cache[row..row + kv * hd].copy_from_slice(k);
+            layer.v_cache[row..row + kv * hd].copy_from_slice(v);
+            let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let (k_cache, v_cache) = (&layer.k_cache, &layer.v_cache);
+            let q: &[f32] = q;
+            self.attn
+                .par_chunks_mut(hd)
+                .enumerate()
+                .for_each(|(head, out)| {
+                    let g = head / group;
+                    let qh = &q[head * hd..(head + 1) * hd];
+                    let mut scores: Vec<f32> = (first..=pos)
+                        .map(|t| {
+                            dot(qh, &k_cache[(t * kv + g) * hd..(t * kv + g + 1) * hd]) * inv_sqrt
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut total = 0.0;
+                    for s in &mut scores {
+                        *s = (*s - max).exp();
+                        total += *s;
+                    }
+                    out.fill(0.0);
+                    for (t, s) in (first..=pos).zip(&scores) {
+                        let p = s / total;
+                        let vt = &v_cache[(t * kv + g) * hd..(t * kv + g + 1) * hd];
+                        for (o, x) in out.iter_mut().zip(vt) {
+                            *o += p * x;
+                        }
+                    }
+                });
+            gemv(&layer.wo, &self.attn, &mut self.proj);
+            for (x, p) in self.x.iter_mut().zip(&self.proj) {
+                *x += p;
+            }
+            rms_norm(&self.x, &layer.ffn_norm, &mut self.xn);
+            gemv(&layer.w_in, &self.xn, &mut self.ffn_in);
+            if self.gated {
+                let (gate, up) = self.ffn_in.split_at(self.ffn);
+                for ((a, g), u) in self.act.iter_mut().zip(gate).zip(up) {
+                    *a = silu(*g) * u;
+                }
+            } else {
+                for (a, u) in self.act.iter_mut().zip(&self.ffn_in) {
+                    *a = silu(*u);
+                }
+            }
+            gemv(&layer.w_down, &self.act, &mut self.proj);
+            for (x, p) in self.x.iter_mut().zip(&self.proj) {
+                *x += p;
+            }
+        }
+        let layers_done = Instant::now();
+        rms_norm(&self.x, &self.final_norm, &mut self.xn);
+        let head = self.lm_head.as_deref().unwrap_or(&self.embedding);
+        gemv(head, &self.xn, &mut self.logits);
+        let next = self
+            .logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+                if *v > best.1 {
+                    (i, *v)
+                } else {
+                    best
+                }
+            })
+            .0;
+        let end = Instant::now();
+        Ok((
+            next,
+            StepTime {
+                layers_s: (layers_done - start).as_secs_f64(),
+                head_s: (end - layers_done).as_secs_f64(),
+            },
+        ))
+    }
+}
+
+/// What `planner-harness decode` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeResult {
+    pub backend: String,
+    pub device: String,
+    pub model: String,
+    /// Layers of the catalog shape.
+    pub model_layers: u32,
+    /// Layers this run executed (`--layers`).
+    pub layers_run: u32,
+    pub weights: String,
+    pub threads: usize,
+    pub prompt_tokens: usize,
+    /// Decode steps timed.
+    pub tokens: usize,
+    pub weight_bytes_per_step: f64,
+    pub init_s: f64,
+    pub prompt_s: f64,
+    pub decode_s: f64,
+    /// `tokens / decode_s`: the measured decode rate of what ran.
+    pub tokens_per_s: f64,
+    pub step_median_s: f64,
+    /// The fastest step: the machine least disturbed by other processes.
+    pub step_min_s: f64,
+    /// `1 / step_min_s`.
+    pub tokens_per_s_best: f64,
+    pub layers_s_per_step: f64,
+    pub head_s_per_step: f64,
+    /// `1 / (head + model_layers x layers_s_per_step / layers_run)`: the same step
+    /// with every layer of the shape, each costing the measured mean.
+    pub full_depth_tokens_per_s: f64,
+    /// The same from the fastest layer-stack time and the fastest head time.
+    pub full_depth_tokens_per_s_best: f64,
+    pub last_token: usize,
+}
+
+/// Runs `prompt_tokens` untimed steps to fill the cache, then times `tokens` steps.
+pub fn run(
+    model: &Model,
+    layers: u32,
+    prompt_tokens: usize,
+    tokens: usize,
+    seed: u64,
+    device: &str,
+) -> Result<DecodeResult> {
+    if tokens == 0 {
+        bail!("--tokens must be at least 1");
+    }
+    let init_start = Instant::now();
+    let mut engine = Engine::new(model, layers, prompt_tokens + tokens, seed)?;
+    let init_s = init_start.elapsed().as_secs_f64();
+    let mut token = 1usize;
+    let prompt_start = Instant::now();
+    for pos in 0..prompt_tokens {
+        // A fixed pseudo-random prompt; the model's own choice is ignored here.
+        engine.step(token, pos)?;
+        token = (pos * 7919 + 13) % engine.vocab;
+    }
+    let prompt_s = prompt_start.elapsed().as_secs_f64();
+    let mut steps = Vec::with_capacity(tokens);
+    let (mut layers_s, mut head_s) = (0.0, 0.0);
+    let (mut layers_min, mut head_min) = (f64::INFINITY, f64::INFINITY);
+    for i in 0..tokens {
+        let (next, t) = engine.step(token, prompt_tokens + i)?;
+        steps.push(t.layers_s + t.head_s);
+        layers_s += t.layers_s;
+        head_s += t.head_s;
+        layers_min = layers_min.min(t.layers_s);
+        head_min = head_min.min(t.head_s);
+        token = next;
+    }
+    let decode_s: f64 = steps.iter().sum();
+    let n = tokens as f64;
+    let (median, min) = planner::microbench::median_min(&steps);
+    let depth = f64::from(model.layers) / f64::from(layers);
+    let full_step = head_s / n + depth * layers_s / n;
+    let full_step_best = head_min + depth * layers_min;
+    Ok(DecodeResult {
+        backend: "cpu".to_string(),
+        device: device.to_string(),
+        model: model.id.clone(),
+        model_layers: model.layers,
+        layers_run: layers,
+        weights: "f32".to_string(),
+        threads: rayon::current_num_threads(),
+        prompt_tokens,
+        tokens,
+        weight_bytes_per_step: engine.weight_bytes_per_step(),
+        init_s,
+        prompt_s,
+        decode_s,
+        tokens_per_s: n / decode_s,
+        step_median_s: median,
+        step_min_s: min,
+        tokens_per_s_best: 1.0 / min,
+        layers_s_per_step: layers_s / n,
+        head_s_per_step: head_s / n,
+        full_depth_tokens_per_s: 1.0 / full_step,
+        full_depth_tokens_per_s_best: 1.0 / full_step_best,
+        last_token: token,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = r#"
+name = "tiny"
+source = "test"
+published_total_params_b = { value = 0.001, source = "test" }
+layers = 2
+hidden_size = 64
+attention_heads = 4
+kv_heads = 2
+head_dim = 16
+ffn_hidden = 96
+vocab_size = 100
+tied_embeddings = true
+max_context = 128
+"#;
+
+    #[test]
+    fn tiny_model_decodes_deterministically() {
+        let model = Model::from_toml("tiny", "tiny.toml", TINY).unwrap();
+        let a = run(&model, 2, 4, 6, 7, "test").unwrap();
+        let b = run(&model, 2, 4, 6, 7, "test").unwrap();
+        assert_eq!(a.last_token, b.last_token);
+        assert!(a.last_token < 100);
+        assert_eq!(a.tokens, 6);
+        // Weights per step, fp32: per layer 2 x 64 (norms) + (4 + 4) x 16 x 64 (qkv)
+        // + 64 x 64 (o) + 192 x 64 (gate/up) + 64 x 96 (down) = 128 + 8192 + 4096
+        // + 12288 + 6144 = 30848; two layers 61696, + 64 (embedding row) + 6400 (tied
+        // head) + 64 (final norm) = 68224 floats = 272896 bytes.
+        assert_eq!(a.weight_bytes_per_step, 272_896.0);
+    }
+
+    #[test]
+    fn rotary_embedding_at_zero_and_rms_norm() {
+        // A rotary angle of 0 (position 0) leaves the vector alone.
+        let mut v = [1.0, 2.0, 3.0, 4.0];
+        rope(&mut v, 0);
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
+        // RMSNorm of [3, 4] with unit weights: mean square 12.5, so [3, 4] / 3.5355.
+        let mut out = [0.0; 2];
+        rms_norm(&[3.0, 4.0], &[1.0, 1.0], &mut out);
+        assert!((out[0] - 0.848528).abs() < 1e-4 && (out[1] - 1.131371).abs() < 1e-4);
+    }
+
+    #[test]
+    fn moe_models_are_refused() {
+        let text =
+            format!("{TINY}\n[moe]\nexperts = 4\nexperts_per_token = 2\nexpert_ffn_hidden = 32\n");
+        let model = Model::from_toml("m", "m.toml", &text).unwrap();
+        assert!(Engine::new(&model, 1, 8, 1).is_err());
+    }
+}

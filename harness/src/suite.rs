@@ -1,0 +1,269 @@
+//! The microbenchmark suite: which shapes and sizes run, on any backend.
+//!
+//! - **GEMM** shapes are the linear layers of catalog models: QKV projection
+//!   (`n = (heads + 2 kv_heads) head_dim`, `k = hidden`), output projection
+//!   (`n = hidden`, `k = heads head_dim`), fused gate/up (`n = 2 ffn`, `k = hidden`) and
+//!   down (`n = hidden`, `k = ffn`), at token rows `m` from 1 to 8192 (quick: 1 to
+//!   2048), in every data type the backend has, skipping GEMMs above the backend's
+//!   FLOP budget.
+//! - **GEMV**: the same weight shapes at `m = 1`, fp32.
+//! - **Bandwidth**: `read`, `copy`, `triad` over 1 MiB to 4 GiB (quick: 1 GiB),
+//!   doubling.
+//! - **Dispatch**: chains of 1 to 1024 empty launches.
+//! - one `memory_capacity` row.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use planner::hardware::ComputeDtype;
+use planner::microbench::{Kernel, MicrobenchRow};
+use planner::model::Model;
+
+use crate::backend::{element_bytes, Backend};
+use crate::measure::Policy;
+
+/// A linear layer's weight shape: `n` outputs, `k` inputs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WeightShape {
+    pub label: String,
+    pub n: u64,
+    pub k: u64,
+}
+
+pub const QUICK_MODELS: [&str; 2] = ["llama-3.2-3b", "llama-3.1-8b"];
+pub const FULL_MODELS: [&str; 4] = [
+    "llama-3.2-3b",
+    "llama-3.1-8b",
+    "qwen2.5-7b",
+    "llama-3.1-70b",
+];
+
+/// The four dense linear layers of `model`.
+pub fn weight_shapes(model: &Model) -> Vec<WeightShape> {
+    let d = model.hidden_size;
+    let hd = model.head_dim;
+    let q = model.attention_heads * hd;
+    let kv = model.kv_heads * hd;
+    let shape = |what: &str, n: u64, k: u64| WeightShape {
+        label: format!("{} {what}", model.id),
+        n,
+        k,
+    };
+    vec![
+        shape("qkv", q + 2 * kv, d),
+        shape("o", d, q),
+        shape("gate_up", 2 * model.ffn_hidden, d),
+        shape("down", d, model.ffn_hidden),
+    ]
+}
+
+/// Reads `models/<id>.toml` from the catalog root.
+pub fn load_model(catalog: &Path, id: &str) -> Result<Model> {
+    let path = catalog.join("models").join(format!("{id}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read model {}", path.display()))?;
+    Ok(Model::from_toml(id, &path.display().to_string(), &text)?)
+}
+
+/// The catalog root: `--catalog`, `$PLANNER_CATALOG`, the current directory when it
+/// has `models/`, else the checkout this binary was built from.
+pub fn catalog_root(flag: Option<&Path>) -> std::path::PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os("PLANNER_CATALOG") {
+        return dir.into();
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd.join("models").is_dir() {
+            return cwd;
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub struct Plan {
+    /// Kernels to run (all when empty).
+    pub kernels: Vec<Kernel>,
+    pub shapes: Vec<WeightShape>,
+    pub rows: Vec<u64>,
+    pub stream_bytes: Vec<u64>,
+    pub dispatch_chains: Vec<u64>,
+    pub quick: bool,
+}
+
+impl Plan {
+    pub fn new(models: &[Model], quick: bool, max_stream_bytes: u64) -> Plan {
+        let mut shapes: Vec<WeightShape> = Vec::new();
+        for model in models {
+            for s in weight_shapes(model) {
+                if !shapes.iter().any(|t| t.n == s.n && t.k == s.k) {
+                    shapes.push(s);
+                }
+            }
+        }
+        let rows = if quick {
+            vec![1, 8, 32, 128, 512, 2048]
+        } else {
+            (0..=13).map(|e| 1u64 << e).collect()
+        };
+        let mut stream_bytes = Vec::new();
+        let mut b: u64 = 1 << 20;
+        while b <= max_stream_bytes {
+            stream_bytes.push(b);
+            b *= 2;
+        }
+        Plan {
+            kernels: Vec::new(),
+            shapes,
+            rows,
+            stream_bytes,
+            dispatch_chains: vec![1, 4, 16, 64, 256, 1024],
+            quick,
+        }
+    }
+}
+
+/// Runs the plan, printing progress to stderr.
+pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>> {
+    let policy = Policy::new(plan.quick);
+    let name = backend.backend();
+    let device = backend.device();
+    eprintln!("planner-harness: {name} backend, device `{device}`");
+    let wanted = |k: Kernel| plan.kernels.is_empty() || plan.kernels.contains(&k);
+    let mut rows = Vec::new();
+    if let Some(bytes) = backend.memory_capacity_bytes() {
+        rows.push(MicrobenchRow::memory_capacity(name, &device, bytes));
+    }
+
+    for kernel in [Kernel::Read, Kernel::Copy, Kernel::Triad] {
+        if !wanted(kernel) {
+            continue;
+        }
+        // Largest first, so buffers are allocated once.
+        for &bytes in plan.stream_bytes.iter().rev() {
+            let timed = backend.stream(kernel, bytes, &policy)?;
+            let row = MicrobenchRow::timed(
+                name,
+                &device,
+                kernel,
+                Some(ComputeDtype::Fp32),
+                [(timed.bytes / 4.0) as u64, 0, 0],
+                timed.bytes,
+                0.0,
+                &timed.samples_s,
+            );
+            eprintln!(
+                "  {:<6} {:>10.1} MB {:>9.2} GB/s",
+                kernel.name(),
+                row.bytes / 1e6,
+                row.gb_s
+            );
+            rows.push(row);
+        }
+    }
+
+    for &launches in plan
+        .dispatch_chains
+        .iter()
+        .filter(|_| wanted(Kernel::Dispatch))
+    {
+        let samples = backend.dispatch(launches, &policy)?;
+        let row = MicrobenchRow::timed(
+            name,
+            &device,
+            Kernel::Dispatch,
+            None,
+            [launches, 0, 0],
+            0.0,
+            0.0,
+            &samples,
+        );
+        eprintln!(
+            "  dispatch x{launches:<5} {:>10.2} us each",
+            row.median_s / launches as f64 * 1e6
+        );
+        rows.push(row);
+    }
+
+    let max_flops = backend.max_gemm_flops(plan.quick);
+    for dtype in backend
+        .gemm_dtypes()
+        .into_iter()
+        .filter(|_| wanted(Kernel::Gemm))
+    {
+        let bpe = element_bytes(dtype);
+        for shape in &plan.shapes {
+            for &m in &plan.rows {
+                let flops = 2.0 * (m * shape.n * shape.k) as f64;
+                if flops > max_flops {
+                    continue;
+                }
+                let bytes = bpe * (m * shape.k + shape.n * shape.k + m * shape.n) as f64;
+                let samples = backend.gemm(dtype, m, shape.n, shape.k, &policy)?;
+                let row = MicrobenchRow::timed(
+                    name,
+                    &device,
+                    Kernel::Gemm,
+                    Some(dtype),
+                    [m, shape.n, shape.k],
+                    bytes,
+                    flops,
+                    &samples,
+                );
+                eprintln!(
+                    "  gemm {dtype} {:<22} m={m:<5} {:>8.3} TFLOPS {:>8.2} GB/s",
+                    shape.label, row.tflops, row.gb_s
+                );
+                rows.push(row);
+            }
+        }
+    }
+
+    for shape in plan.shapes.iter().filter(|_| wanted(Kernel::Gemv)) {
+        let dtype = ComputeDtype::Fp32;
+        let flops = 2.0 * (shape.n * shape.k) as f64;
+        let bytes = 4.0 * (shape.k + shape.n * shape.k + shape.n) as f64;
+        let samples = backend.gemv(dtype, shape.n, shape.k, &policy)?;
+        let row = MicrobenchRow::timed(
+            name,
+            &device,
+            Kernel::Gemv,
+            Some(dtype),
+            [1, shape.n, shape.k],
+            bytes,
+            flops,
+            &samples,
+        );
+        eprintln!("  gemv {dtype} {:<22} {:>8.2} GB/s", shape.label, row.gb_s);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_3_2_3b_weight_shapes() {
+        // hidden 3072, 24 heads, 8 KV heads of 128, ffn 8192:
+        // qkv n = (24 + 16) x 128 = 5120; o 3072 x 3072; gate_up 16384 x 3072;
+        // down 3072 x 8192.
+        let root = catalog_root(None);
+        let model = load_model(&root, "llama-3.2-3b").unwrap();
+        let shapes: Vec<(u64, u64)> = weight_shapes(&model).iter().map(|s| (s.n, s.k)).collect();
+        assert_eq!(
+            shapes,
+            vec![(5120, 3072), (3072, 3072), (16384, 3072), (3072, 8192)]
+        );
+    }
+
+    #[test]
+    fn plan_sizes_double_from_one_mib() {
+        // 1 MiB .. 1 GiB doubling: 2^20 .. 2^30 is 11 sizes.
+        let plan = Plan::new(&[], true, 1 << 30);
+        assert_eq!(plan.stream_bytes.len(), 11);
+        assert_eq!(plan.stream_bytes[10], 1 << 30);
+    }
+}

@@ -1,0 +1,665 @@
+//! Calibration: fitting a device's achievable limits, and a link's latency and
+//! bandwidth, to the microbenchmark rows `planner-harness` writes
+//! ([`crate::microbench`]).
+//!
+//! Each model is the one the analytical model ([`crate::analytical::timing`]) uses,
+//! written as a time so that it is linear in its coefficients ([`lsq`]):
+//!
+//! - **memory** (`read` rows): `t = a + bytes / B`. `B` is the achievable bandwidth
+//!   and `a B` the transfer size at which a read reaches half of it
+//!   (`bandwidth_half_mb`): the device file's curve `B bytes / (bytes + half)` is the
+//!   same law.
+//! - **compute** (`gemm` and `gemv` rows, per data type): the planner's roofline
+//!   `max(flops (m + h) / (P m), memory time)` with the memory side from the fit
+//!   above; `P` and `h` by non-linear least squares ([`roofline`]). Every row counts,
+//!   memory-bound ones included, so the fitted curve is the one that best predicts
+//!   the measured times through the planner's own formula.
+//! - **dispatch** (`dispatch` rows): `t = a + launches x d`; `d` is the per-kernel cost.
+//! - **link** (`tcp_pingpong` rows): one-way time `rtt / 2 = latency + bytes /
+//!   bandwidth` (alpha-beta); `tcp_stream` rows give the streaming bandwidth the same
+//!   way.
+//!
+//! Held-out shapes: the `read` rows, and the `gemm` + `gemv` rows of each data type,
+//! are sorted by shape and every fourth (the 4th, 8th, ...) is kept out of the fits;
+//! they are then predicted with the fitted profile through the planner's own timing
+//! code, so the reported errors are the planner's.
+
+pub mod lsq;
+pub mod profile;
+pub mod roofline;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analytical::timing::Executor;
+use crate::formats::WeightFormat;
+use crate::hardware::{ComputeDtype, Device};
+use crate::microbench::{Kernel, MicrobenchRow};
+use crate::runtime::RuntimeEfficiency;
+
+use self::lsq::{affine_relative, LinearFit};
+use self::roofline::{fit_roofline, GemmPoint};
+
+/// Why a calibration cannot be made from the rows given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CalibrateError {
+    #[error("no {0} rows in the input")]
+    NoRows(&'static str),
+    #[error("rows from more than one device: {0}; calibrate one device at a time")]
+    MixedDevices(String),
+    #[error("too few points to fit {what}: {have} usable, need at least {need}")]
+    TooFewPoints {
+        what: String,
+        have: usize,
+        need: usize,
+    },
+    #[error("the fit of {0} is degenerate (a singular design or a non-positive rate)")]
+    Degenerate(String),
+    #[error("{0}")]
+    Profile(String),
+}
+
+/// One fitted parameter, as `planner calibrate --format json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fit {
+    pub parameter: String,
+    pub value: f64,
+    pub std_error: f64,
+    pub r_squared: f64,
+    pub n_points: usize,
+}
+
+/// `t = fixed_s + x / rate`: a fixed cost and a rate (bytes/s, or launches/s).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AffineFit {
+    pub fixed_s: f64,
+    pub fixed_s_std_error: f64,
+    /// Units of `x` per second.
+    pub rate: f64,
+    pub rate_std_error: f64,
+    /// `fixed_s x rate`: the `x` at which half the rate is reached.
+    pub half_x: f64,
+    pub half_x_std_error: f64,
+    pub r_squared: f64,
+    pub n_points: usize,
+    pub relative_sd: f64,
+}
+
+impl AffineFit {
+    fn from_linear(fit: &LinearFit, what: &str) -> Result<AffineFit, CalibrateError> {
+        let (a, b) = (fit.coefficients[0], fit.coefficients[1]);
+        if b.is_nan() || b <= 0.0 {
+            return Err(CalibrateError::Degenerate(what.to_string()));
+        }
+        // rate = 1/b: d/db = -1/b^2. half = a/b: d/da = 1/b, d/db = -a/b^2.
+        Ok(AffineFit {
+            fixed_s: a,
+            fixed_s_std_error: fit.std_error(0),
+            rate: 1.0 / b,
+            rate_std_error: fit.std_error_of(&[0.0, -1.0 / (b * b)]),
+            half_x: a / b,
+            half_x_std_error: fit.std_error_of(&[1.0 / b, -a / (b * b)]),
+            r_squared: fit.r_squared,
+            n_points: fit.n_points,
+            relative_sd: fit.relative_residual_sd,
+        })
+    }
+
+    /// The time the fit predicts for `x`.
+    pub fn time(&self, x: f64) -> f64 {
+        self.fixed_s + x / self.rate
+    }
+}
+
+/// Achievable compute of one data type: `P m / (m + h)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ComputeFit {
+    pub dtype: ComputeDtype,
+    pub tflops: f64,
+    pub tflops_std_error: f64,
+    pub half_rows: f64,
+    pub half_rows_std_error: f64,
+    pub r_squared: f64,
+    pub n_points: usize,
+    pub relative_sd: f64,
+}
+
+/// Everything fitted for one device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceFits {
+    pub backend: String,
+    pub device: String,
+    /// From `read` rows: the bandwidth the device profile uses.
+    pub bandwidth: AffineFit,
+    /// `copy` and `triad`, reported for comparison (writes cost more than reads).
+    pub other_bandwidth: Vec<(Kernel, AffineFit)>,
+    pub compute: Vec<ComputeFit>,
+    pub dispatch: Option<AffineFit>,
+    pub memory_capacity_bytes: Option<f64>,
+    /// Rows kept out of the fits, predicted afterwards.
+    pub held_out: Vec<MicrobenchRow>,
+    /// Things the user should know (a data type skipped, a value clamped).
+    pub notes: Vec<String>,
+}
+
+/// A link's alpha-beta fit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkFits {
+    pub device: String,
+    /// One-way time of a ping-pong message: `fixed_s` is the latency.
+    pub pingpong: AffineFit,
+    pub stream: Option<AffineFit>,
+}
+
+impl LinkFits {
+    /// Bandwidth the link profile uses: the streaming fit when there is one.
+    pub fn bandwidth(&self) -> &AffineFit {
+        self.stream.as_ref().unwrap_or(&self.pingpong)
+    }
+}
+
+/// A held-out row and the planner's prediction for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOut {
+    pub kernel: Kernel,
+    pub dtype: Option<ComputeDtype>,
+    pub m: u64,
+    pub n: u64,
+    pub k: u64,
+    pub bytes: f64,
+    pub measured_s: f64,
+    pub predicted_s: f64,
+    /// `(predicted - measured) / measured`.
+    pub relative_error: f64,
+}
+
+/// Splits rows sorted by shape into (fit, held out): every fourth is held out.
+pub fn split_held_out(rows: &[&MicrobenchRow]) -> (Vec<MicrobenchRow>, Vec<MicrobenchRow>) {
+    let mut sorted: Vec<MicrobenchRow> = rows.iter().map(|r| (*r).clone()).collect();
+    sorted.sort_by(|a, b| {
+        (a.m, a.n, a.k)
+            .cmp(&(b.m, b.n, b.k))
+            .then(a.bytes.total_cmp(&b.bytes))
+    });
+    let mut fit = Vec::new();
+    let mut held = Vec::new();
+    for (i, row) in sorted.into_iter().enumerate() {
+        if i % 4 == 3 {
+            held.push(row);
+        } else {
+            fit.push(row);
+        }
+    }
+    (fit, held)
+}
+
+fn affine_of(
+    rows: &[MicrobenchRow],
+    x: impl Fn(&MicrobenchRow) -> f64,
+    y: impl Fn(&MicrobenchRow) -> f64,
+    what: &str,
+) -> Result<AffineFit, CalibrateError> {
+    let usable: Vec<&MicrobenchRow> = rows.iter().filter(|r| y(r) > 0.0).collect();
+    if usable.len() < 3 {
+        return Err(CalibrateError::TooFewPoints {
+            what: what.to_string(),
+            have: usable.len(),
+            need: 3,
+        });
+    }
+    let xs: Vec<f64> = usable.iter().map(|r| x(r)).collect();
+    let ys: Vec<f64> = usable.iter().map(|r| y(r)).collect();
+    let fit =
+        affine_relative(&xs, &ys).ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?;
+    AffineFit::from_linear(&fit, what)
+}
+
+/// Fits a device from its rows (network rows are ignored here).
+pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> {
+    let device_rows: Vec<&MicrobenchRow> = rows.iter().filter(|r| !r.kernel.is_network()).collect();
+    let first = device_rows
+        .first()
+        .ok_or(CalibrateError::NoRows("device"))?;
+    let mut devices: Vec<String> = device_rows
+        .iter()
+        .map(|r| format!("{} `{}`", r.backend, r.device))
+        .collect();
+    devices.sort();
+    devices.dedup();
+    if devices.len() > 1 {
+        return Err(CalibrateError::MixedDevices(devices.join(", ")));
+    }
+    let of = |kernel: Kernel| -> Vec<&MicrobenchRow> {
+        device_rows
+            .iter()
+            .copied()
+            .filter(|r| r.kernel == kernel && r.median_s > 0.0)
+            .collect()
+    };
+    let mut notes = Vec::new();
+    let mut held_out = Vec::new();
+
+    let reads = of(Kernel::Read);
+    if reads.is_empty() {
+        return Err(CalibrateError::NoRows("`read` (memory bandwidth)"));
+    }
+    let (read_fit_rows, read_held) = split_held_out(&reads);
+    held_out.extend(read_held);
+    let bandwidth = affine_of(
+        &read_fit_rows,
+        |r| r.bytes,
+        |r| r.median_s,
+        "memory bandwidth (read)",
+    )?;
+
+    let mut other_bandwidth = Vec::new();
+    for kernel in [Kernel::Copy, Kernel::Triad] {
+        let rows: Vec<MicrobenchRow> = of(kernel).into_iter().cloned().collect();
+        if rows.is_empty() {
+            continue;
+        }
+        match affine_of(&rows, |r| r.bytes, |r| r.median_s, kernel.name()) {
+            Ok(fit) => other_bandwidth.push((kernel, fit)),
+            Err(e) => notes.push(format!("{} bandwidth not fitted: {e}", kernel.name())),
+        }
+    }
+
+    // GEMM rows per data type, with the GEMV rows (m = 1) of the same type: the
+    // planner times both with the same roofline.
+    let mut by_dtype: BTreeMap<ComputeDtype, Vec<&MicrobenchRow>> = BTreeMap::new();
+    for row in device_rows
+        .iter()
+        .copied()
+        .filter(|r| matches!(r.kernel, Kernel::Gemm | Kernel::Gemv) && r.median_s > 0.0)
+    {
+        match row.dtype {
+            Some(dtype) => by_dtype.entry(dtype).or_default().push(row),
+            None => notes.push(format!(
+                "a {} row without a dtype was ignored",
+                row.kernel.name()
+            )),
+        }
+    }
+    let memory_time = |bytes: f64| bandwidth.time(bytes);
+    let mut compute = Vec::new();
+    for (dtype, rows) in &by_dtype {
+        let (fit_rows, held) = split_held_out(rows);
+        held_out.extend(held);
+        let points: Vec<GemmPoint> = fit_rows
+            .iter()
+            .map(|r| GemmPoint {
+                flops: r.flops,
+                rows: r.m.max(1) as f64,
+                bytes: r.bytes,
+                time_s: r.median_s,
+            })
+            .collect();
+        let Some(fit) = fit_roofline(&points, &memory_time) else {
+            notes.push(format!(
+                "{dtype}: too few GEMM rows ({}) for a compute fit",
+                points.len()
+            ));
+            continue;
+        };
+        if fit.compute_bound_points < 2 {
+            notes.push(format!(
+                "{dtype}: only {} of {} GEMM rows are compute-bound under the fit; the peak \
+                 is poorly determined",
+                fit.compute_bound_points, fit.n_points
+            ));
+        }
+        compute.push(ComputeFit {
+            dtype: *dtype,
+            tflops: fit.peak / 1e12,
+            tflops_std_error: fit.peak_std_error / 1e12,
+            half_rows: fit.half_rows,
+            half_rows_std_error: fit.half_rows_std_error,
+            r_squared: fit.r_squared,
+            n_points: fit.n_points,
+            relative_sd: fit.relative_sd,
+        });
+    }
+
+    let dispatch_rows: Vec<MicrobenchRow> = of(Kernel::Dispatch).into_iter().cloned().collect();
+    let dispatch = if dispatch_rows.is_empty() {
+        None
+    } else {
+        Some(affine_of(
+            &dispatch_rows,
+            |r| r.m as f64,
+            |r| r.median_s,
+            "dispatch overhead",
+        )?)
+    };
+    let memory_capacity_bytes = device_rows
+        .iter()
+        .find(|r| r.kernel == Kernel::MemoryCapacity && r.bytes > 0.0)
+        .map(|r| r.bytes);
+
+    Ok(DeviceFits {
+        backend: first.backend.clone(),
+        device: first.device.clone(),
+        bandwidth,
+        other_bandwidth,
+        compute,
+        dispatch,
+        memory_capacity_bytes,
+        held_out,
+        notes,
+    })
+}
+
+/// Fits a link from `tcp_pingpong` (and, when present, `tcp_stream`) rows.
+pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
+    let of = |kernel: Kernel| -> Vec<MicrobenchRow> {
+        rows.iter()
+            .filter(|r| r.kernel == kernel && r.median_s > 0.0)
+            .cloned()
+            .collect()
+    };
+    let pings = of(Kernel::TcpPingpong);
+    let first = pings
+        .first()
+        .ok_or(CalibrateError::NoRows("tcp_pingpong"))?;
+    let pingpong = affine_of(
+        &pings,
+        |r| r.bytes,
+        |r| r.median_s / 2.0,
+        "link latency (ping-pong)",
+    )?;
+    let streams = of(Kernel::TcpStream);
+    let stream = if streams.is_empty() {
+        None
+    } else {
+        Some(affine_of(
+            &streams,
+            |r| r.bytes,
+            |r| r.median_s,
+            "link bandwidth (stream)",
+        )?)
+    };
+    Ok(LinkFits {
+        device: first.device.clone(),
+        pingpong,
+        stream,
+    })
+}
+
+/// The fitted parameters as a flat list (the JSON `fits` array).
+pub fn device_fit_list(fits: &DeviceFits) -> Vec<Fit> {
+    let mut list = Vec::new();
+    let bw = &fits.bandwidth;
+    list.push(Fit {
+        parameter: "memory.bandwidth_gb_s".to_string(),
+        value: bw.rate / 1e9,
+        std_error: bw.rate_std_error / 1e9,
+        r_squared: bw.r_squared,
+        n_points: bw.n_points,
+    });
+    list.push(Fit {
+        parameter: "efficiency.bandwidth_half_mb".to_string(),
+        value: bw.half_x / 1e6,
+        std_error: bw.half_x_std_error / 1e6,
+        r_squared: bw.r_squared,
+        n_points: bw.n_points,
+    });
+    for (kernel, fit) in &fits.other_bandwidth {
+        list.push(Fit {
+            parameter: format!("memory.{}_bandwidth_gb_s", kernel.name()),
+            value: fit.rate / 1e9,
+            std_error: fit.rate_std_error / 1e9,
+            r_squared: fit.r_squared,
+            n_points: fit.n_points,
+        });
+    }
+    for c in &fits.compute {
+        list.push(Fit {
+            parameter: format!("compute.{}.tflops", c.dtype),
+            value: c.tflops,
+            std_error: c.tflops_std_error,
+            r_squared: c.r_squared,
+            n_points: c.n_points,
+        });
+        list.push(Fit {
+            parameter: format!("compute.{}.half_rows", c.dtype),
+            value: c.half_rows,
+            std_error: c.half_rows_std_error,
+            r_squared: c.r_squared,
+            n_points: c.n_points,
+        });
+    }
+    if let Some(d) = &fits.dispatch {
+        // Per-launch cost is the slope 1/rate: se(1/rate) = se(rate)/rate^2.
+        list.push(Fit {
+            parameter: "efficiency.dispatch_overhead_us".to_string(),
+            value: 1e6 / d.rate,
+            std_error: 1e6 * d.rate_std_error / (d.rate * d.rate),
+            r_squared: d.r_squared,
+            n_points: d.n_points,
+        });
+    }
+    list
+}
+
+/// The link's fitted parameters.
+pub fn link_fit_list(fits: &LinkFits) -> Vec<Fit> {
+    let p = &fits.pingpong;
+    let mut list = vec![
+        Fit {
+            parameter: "link.latency_us".to_string(),
+            value: p.fixed_s * 1e6,
+            std_error: p.fixed_s_std_error * 1e6,
+            r_squared: p.r_squared,
+            n_points: p.n_points,
+        },
+        Fit {
+            parameter: "link.pingpong_bandwidth_gb_s".to_string(),
+            value: p.rate / 1e9,
+            std_error: p.rate_std_error / 1e9,
+            r_squared: p.r_squared,
+            n_points: p.n_points,
+        },
+    ];
+    if let Some(s) = &fits.stream {
+        list.push(Fit {
+            parameter: "link.bandwidth_gb_s".to_string(),
+            value: s.rate / 1e9,
+            std_error: s.rate_std_error / 1e9,
+            r_squared: s.r_squared,
+            n_points: s.n_points,
+        });
+    }
+    list
+}
+
+/// The runtime of the bare hardware: no software loss, no overheads.
+const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
+    compute_fraction: 1.0,
+    bandwidth_fraction: 1.0,
+    attention_fraction: 1.0,
+    dispatch_scale: 0.0,
+    per_step_overhead_s: 0.0,
+    reserve_gb: 0.0,
+    quantized_compute_dtype: None,
+    gemm_half_rows: None,
+    matvec_max_rows: None,
+    overlap_fraction: 1.0,
+};
+
+/// The planner's time for a microbenchmark row on `device`: `max(compute, memory)` for
+/// GEMM and GEMV, the memory time for reads; `None` for other kernels.
+pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
+    // Only `compute_rate` and `memory_time` are used, which do not read the formats.
+    let format = WeightFormat {
+        id: "f32".to_string(),
+        name: "f32".to_string(),
+        bits_per_weight: 32.0,
+        compute_dtype: ComputeDtype::Fp32,
+        dequant_ops_per_weight: 0.0,
+        kv_cache: true,
+    };
+    let exec = Executor {
+        device,
+        runtime: IDEAL,
+        weights: &format,
+        kv_cache: &format,
+    };
+    match row.kernel {
+        Kernel::Gemm | Kernel::Gemv => {
+            let dtype = row.dtype.unwrap_or(ComputeDtype::Fp32);
+            let rows = row.m.max(1) as f64;
+            let compute_s = row.flops / exec.compute_rate(dtype, rows, false);
+            Some(compute_s.max(exec.memory_time(row.bytes)))
+        }
+        Kernel::Read => Some(exec.memory_time(row.bytes)),
+        _ => None,
+    }
+}
+
+/// Predicts every held-out row with the calibrated device.
+pub fn held_out_errors(fits: &DeviceFits, device: &Device) -> Vec<HeldOut> {
+    fits.held_out
+        .iter()
+        .filter_map(|row| {
+            let predicted_s = predict_row(device, row)?;
+            Some(HeldOut {
+                kernel: row.kernel,
+                dtype: row.dtype,
+                m: row.m,
+                n: row.n,
+                k: row.k,
+                bytes: row.bytes,
+                measured_s: row.median_s,
+                predicted_s,
+                relative_error: (predicted_s - row.median_s) / row.median_s,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        kernel: Kernel,
+        dtype: Option<ComputeDtype>,
+        shape: [u64; 3],
+        bytes: f64,
+        flops: f64,
+        t: f64,
+    ) -> MicrobenchRow {
+        MicrobenchRow::timed("cpu", "test", kernel, dtype, shape, bytes, flops, &[t])
+    }
+
+    /// Synthetic device: reads take 20 us + bytes / 10 GB/s; fp32 GEMMs run at
+    /// 100 GFLOP/s x m / (m + 4); a dispatch costs 5 us after a 1 us start.
+    fn synthetic() -> Vec<MicrobenchRow> {
+        let mut rows = Vec::new();
+        for e in 20..=32 {
+            let bytes = 2f64.powi(e);
+            rows.push(row(
+                Kernel::Read,
+                Some(ComputeDtype::Fp32),
+                [bytes as u64 / 4, 1, 0],
+                bytes,
+                0.0,
+                20e-6 + bytes / 10e9,
+            ));
+        }
+        for m in [1u64, 4, 16, 64, 256, 1024, 4096] {
+            for (n, k) in [(4096u64, 4096u64), (14336, 4096), (4096, 14336)] {
+                let flops = 2.0 * (m * n * k) as f64;
+                let bytes = 4.0 * (m * k + k * n + m * n) as f64;
+                let compute = flops / (100e9 * m as f64 / (m as f64 + 4.0));
+                let memory = 20e-6 + bytes / 10e9;
+                rows.push(row(
+                    Kernel::Gemm,
+                    Some(ComputeDtype::Fp32),
+                    [m, n, k],
+                    bytes,
+                    flops,
+                    compute.max(memory),
+                ));
+            }
+        }
+        for launches in [1u64, 4, 16, 64, 256] {
+            rows.push(row(
+                Kernel::Dispatch,
+                None,
+                [launches, 0, 0],
+                0.0,
+                0.0,
+                1e-6 + launches as f64 * 5e-6,
+            ));
+        }
+        rows
+    }
+
+    #[test]
+    fn synthetic_device_parameters_are_recovered() {
+        let fits = fit_device(&synthetic()).unwrap();
+        // Bandwidth 10 GB/s; half = 20 us x 10 GB/s = 200 kB.
+        assert!((fits.bandwidth.rate - 10e9).abs() < 1e-3 * 10e9);
+        assert!((fits.bandwidth.half_x - 200e3).abs() < 1e-3 * 200e3);
+        assert!(fits.bandwidth.r_squared > 0.999_999);
+        // Compute 100 GFLOP/s = 0.1 TFLOPS, half rows 4 (m = 1 and 4 are memory-bound:
+        // e.g. m = 1 on 4096 x 4096 moves 67 MB, 6.7 ms, while its 33.6 MFLOP take
+        // 1.7 ms at 100 x 1/5 GFLOP/s).
+        let c = &fits.compute[0];
+        assert!((c.tflops - 0.1).abs() < 1e-5, "{c:?}");
+        assert!((c.half_rows - 4.0).abs() < 1e-2, "{c:?}");
+        // Dispatch: slope 5 us per launch.
+        let d = fits.dispatch.unwrap();
+        assert!((1.0 / d.rate - 5e-6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn every_fourth_sorted_row_is_held_out() {
+        // 13 read sizes (2^20 .. 2^32): held out are indices 3, 7, 11 = 2^23, 2^27, 2^31.
+        let rows = synthetic();
+        let reads: Vec<&MicrobenchRow> = rows.iter().filter(|r| r.kernel == Kernel::Read).collect();
+        let (fit, held) = split_held_out(&reads);
+        assert_eq!(fit.len(), 10);
+        let held_bytes: Vec<f64> = held.iter().map(|r| r.bytes).collect();
+        assert_eq!(
+            held_bytes,
+            vec![2f64.powi(23), 2f64.powi(27), 2f64.powi(31)]
+        );
+    }
+
+    #[test]
+    fn alpha_beta_link_from_round_trips() {
+        // One way: 50 us + bytes / 1.25 GB/s, so the round trip is twice that.
+        let rows: Vec<MicrobenchRow> = [8.0, 512.0, 32768.0, 2097152.0, 67108864.0]
+            .iter()
+            .map(|b| {
+                row(
+                    Kernel::TcpPingpong,
+                    None,
+                    [0, 0, 0],
+                    *b,
+                    0.0,
+                    2.0 * (50e-6 + b / 1.25e9),
+                )
+            })
+            .collect();
+        let link = fit_link(&rows).unwrap();
+        assert!((link.pingpong.fixed_s - 50e-6).abs() < 1e-12);
+        assert!((link.pingpong.rate - 1.25e9).abs() < 1.0);
+        let list = link_fit_list(&link);
+        assert_eq!(list[0].parameter, "link.latency_us");
+        assert!((list[0].value - 50.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn two_devices_in_one_input_are_refused() {
+        let mut rows = synthetic();
+        rows[0].device = "other".to_string();
+        assert!(matches!(
+            fit_device(&rows),
+            Err(CalibrateError::MixedDevices(_))
+        ));
+    }
+}

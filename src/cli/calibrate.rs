@@ -1,0 +1,409 @@
+//! `planner calibrate`: fits device (and link) profiles to `planner-harness` CSVs.
+//!
+//! ```text
+//! planner calibrate FILE.csv... [--name NAME] [--base DEVICE] [--out FILE.toml]
+//!                   [--link-out FILE.toml] [--format table|json]
+//! ```
+//!
+//! The device profile is a hardware file: write it as `hardware/<id>.toml` of the
+//! catalog in use and a scenario names it `device = "<id>"`. `--runtime ID --from
+//! FILE` is reserved for fitting runtime profiles to end-to-end measurements.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use planner::calibrate::profile::{device_file, device_toml, link_file, link_toml, ProfileOptions};
+use planner::calibrate::{
+    device_fit_list, fit_device, fit_link, held_out_errors, link_fit_list, Fit, HeldOut,
+};
+use planner::catalog::CatalogKind;
+use planner::hardware::{ComputeDtype, Device, Link};
+use planner::microbench::{read_csv, MicrobenchRow};
+use planner::{Catalog, InputError};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CalibrateFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Statistic {
+    /// The median repetition: typical time, including interference.
+    Median,
+    /// The fastest repetition: the machine undisturbed (for shared machines).
+    Min,
+}
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// CSV files written by `planner-harness run` or `planner-harness net probe`.
+    pub files: Vec<PathBuf>,
+    /// Display name of the profile (default: the device name in the CSV).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Catalog device whose published specs the profile keeps; the fits then set its
+    /// efficiency fractions.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Where to write the device profile (e.g. hardware/NAME.toml).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where to write the link profile from network rows (e.g. hardware/links/NAME.toml).
+    #[arg(long)]
+    pub link_out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CalibrateFormat,
+    /// Which time of each row the fits use.
+    #[arg(long, value_enum, default_value = "median")]
+    pub statistic: Statistic,
+    /// Device family for runtime profiles (default: cpu, nvidia or apple by backend).
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Data type whose GEMM fit sets compute_fraction and compute_half_rows (default:
+    /// fp32 on CPUs, fp16 on GPUs).
+    #[arg(long, value_parser = parse_dtype)]
+    pub primary_dtype: Option<ComputeDtype>,
+    /// Memory capacity in GB when the CSV has no memory_capacity row (no --base).
+    #[arg(long)]
+    pub memory_gb: Option<f64>,
+    /// Memory kept by the operating system, GB (no --base; default 2, a placeholder).
+    #[arg(long)]
+    pub reserved_gb: Option<f64>,
+    /// Idle power, W (no --base; not measured by the harness).
+    #[arg(long)]
+    pub idle_w: Option<f64>,
+    /// Power under load, W (no --base; not measured by the harness).
+    #[arg(long)]
+    pub load_w: Option<f64>,
+    /// Runtime profile to fit from end-to-end measurements (`--from`); `all` for every
+    /// runtime the validation suite has a fit spec for.
+    #[arg(long, requires = "from")]
+    pub runtime: Option<String>,
+    /// End-to-end measurements for `--runtime` (validation/measurements.csv format).
+    #[arg(long, requires = "runtime")]
+    pub from: Option<PathBuf>,
+    /// The suite mapping measurements to scenarios, for `--runtime`.
+    #[arg(long, default_value = "validation/suite.toml")]
+    pub suite: PathBuf,
+    /// With `--runtime`: rewrite runtimes/ID.toml with the fitted values.
+    #[arg(long)]
+    pub write: bool,
+}
+
+fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
+    ComputeDtype::ALL
+        .into_iter()
+        .find(|d| d.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ComputeDtype::ALL.iter().map(|d| d.name()).collect();
+            format!("expected one of {}", names.join(", "))
+        })
+}
+
+#[derive(Serialize)]
+struct JsonOutput<'a> {
+    fits: &'a [Fit],
+    held_out: &'a [HeldOut],
+    notes: &'a [String],
+    device_profile: Option<String>,
+    link_profile: Option<String>,
+}
+
+fn input_error(file: &str, message: impl ToString) -> anyhow::Error {
+    anyhow::Error::new(InputError::Parse {
+        file: file.to_string(),
+        message: message.to_string(),
+    })
+}
+
+fn unknown_device(catalog: &Catalog, id: &str) -> anyhow::Error {
+    let suggestions = catalog.suggestions(CatalogKind::Device, id);
+    anyhow::Error::new(InputError::UnknownId {
+        origin: Box::new(planner::error::Origin {
+            file: "command line".to_string(),
+            location: None,
+        }),
+        key: "--base".to_string(),
+        kind: CatalogKind::Device.noun(),
+        value: id.to_string(),
+        suggestions,
+    })
+}
+
+/// The command as typed, for the profile's sources.
+fn provenance(files: &[PathBuf]) -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    format!(
+        "fitted from {} by `planner {}`",
+        names.join(", "),
+        args.join(" ")
+    )
+}
+
+fn write_file(path: &PathBuf, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn stem(path: &std::path::Path) -> String {
+    path.file_stem().map_or_else(
+        || "calibrated".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Result<()> {
+    if let (Some(runtime), Some(from)) = (&args.runtime, &args.from) {
+        let suite = if args.suite.is_relative() && !args.suite.exists() {
+            root.join(&args.suite)
+        } else {
+            args.suite.clone()
+        };
+        let c = crate::cli::calibrate_runtime::calibrate(catalog, root, runtime, from, &suite)?;
+        if args.write {
+            crate::cli::calibrate_runtime::write(&c)?;
+        }
+        let text = match args.format {
+            CalibrateFormat::Json => crate::cli::calibrate_runtime::json(&c)?,
+            _ => crate::cli::calibrate_runtime::table(&c),
+        };
+        print!("{text}");
+        return Ok(());
+    }
+    if args.files.is_empty() {
+        return Err(input_error(
+            "command line",
+            "no input: give one or more CSV files written by planner-harness",
+        ));
+    }
+    let mut rows: Vec<MicrobenchRow> = Vec::new();
+    for path in &args.files {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {display}"))
+            .map_err(|e| input_error(&display, format!("{e:#}")))?;
+        rows.extend(read_csv(text.as_bytes()).map_err(|e| input_error(&display, e))?);
+    }
+    if args.statistic == Statistic::Min {
+        for row in &mut rows {
+            row.median_s = row.min_s;
+        }
+    }
+    let files_display = args
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let base = match &args.base {
+        Some(id) => Some(
+            catalog
+                .devices
+                .get(id)
+                .ok_or_else(|| unknown_device(catalog, id))?,
+        ),
+        None => None,
+    };
+    let provenance = provenance(&args.files);
+    let has_device_rows = rows.iter().any(|r| !r.kernel.is_network());
+    let has_link_rows = rows.iter().any(|r| r.kernel.is_network());
+
+    let mut fits: Vec<Fit> = Vec::new();
+    let mut held: Vec<HeldOut> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut device_profile = None;
+    let mut link_profile = None;
+    let mut title = Vec::new();
+
+    if has_device_rows {
+        let device_fits = fit_device(&rows).map_err(|e| input_error(&files_display, e))?;
+        title.push(format!(
+            "device `{}` ({} backend)",
+            device_fits.device, device_fits.backend
+        ));
+        fits.extend(device_fit_list(&device_fits));
+        notes.extend(device_fits.notes.iter().cloned());
+        let options = ProfileOptions {
+            name: args.name.clone(),
+            base,
+            provenance: provenance.clone(),
+            family: args.family.clone(),
+            primary_dtype: args.primary_dtype,
+            memory_gb: args.memory_gb,
+            reserved_gb: args.reserved_gb,
+            idle_w: args.idle_w,
+            load_w: args.load_w,
+        };
+        let file =
+            device_file(&device_fits, &options).map_err(|e| input_error(&files_display, e))?;
+        let id = args
+            .out
+            .as_deref()
+            .map_or_else(|| "calibrated".to_string(), stem);
+        let header = format!(
+            "Device profile written by `planner calibrate`; {provenance}.\n\
+             A scenario names it by this file's stem: device = \"{id}\"."
+        );
+        let text = device_toml(&file, &header);
+        // The profile must read back as a catalog device.
+        let device = Device::from_toml(&id, &id, &text)
+            .context("the calibrated profile does not validate as a device file")?;
+        held = held_out_errors(&device_fits, &device);
+        if let Some(out) = &args.out {
+            write_file(out, &text)?;
+            device_profile = Some(out.display().to_string());
+        }
+    }
+    if has_link_rows {
+        let link_fits = fit_link(&rows).map_err(|e| input_error(&files_display, e))?;
+        title.push(format!("link `{}`", link_fits.device));
+        fits.extend(link_fit_list(&link_fits));
+        let id = args
+            .link_out
+            .as_deref()
+            .map_or_else(|| "calibrated".to_string(), stem);
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("TCP, {}", link_fits.device));
+        let file = link_file(&link_fits, &name, &provenance);
+        let text = link_toml(
+            &file,
+            &format!(
+                "Link profile written by `planner calibrate`; {provenance}.\n\
+                 A scenario names it by this file's stem: [cluster.network] link = \"{id}\"."
+            ),
+        );
+        Link::from_toml(&id, &id, &text)
+            .context("the calibrated profile does not validate as a link file")?;
+        if let Some(out) = &args.link_out {
+            write_file(out, &text)?;
+            link_profile = Some(out.display().to_string());
+        }
+    } else if args.link_out.is_some() {
+        notes.push("--link-out given but the input has no network rows".to_string());
+    }
+    if !has_device_rows && args.out.is_some() {
+        notes.push("--out given but the input has only network rows".to_string());
+    }
+
+    match args.format {
+        CalibrateFormat::Json => {
+            let out = JsonOutput {
+                fits: &fits,
+                held_out: &held,
+                notes: &notes,
+                device_profile,
+                link_profile,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        CalibrateFormat::Table => print!(
+            "{}",
+            table(
+                &title.join(" and "),
+                &files_display,
+                &fits,
+                &held,
+                &notes,
+                device_profile.as_deref(),
+                link_profile.as_deref()
+            )
+        ),
+    }
+    Ok(())
+}
+
+fn table(
+    title: &str,
+    files: &str,
+    fits: &[Fit],
+    held: &[HeldOut],
+    notes: &[String],
+    device_profile: Option<&str>,
+    link_profile: Option<&str>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Calibration of {title} from {files}\n");
+    let _ = writeln!(
+        s,
+        "  {:<34}{:>14}{:>14}{:>10}{:>6}",
+        "parameter", "value", "std error", "R^2", "n"
+    );
+    for f in fits {
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>14.6}{:>14.6}{:>10.4}{:>6}",
+            f.parameter, f.value, f.std_error, f.r_squared, f.n_points
+        );
+    }
+    if !held.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nHeld-out shapes, predicted with the fitted profile (planner's roofline)"
+        );
+        let _ = writeln!(
+            s,
+            "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}",
+            "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error"
+        );
+        for h in held {
+            let _ = writeln!(
+                s,
+                "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12.2}{:>13}{:>13}{:>8.1}%",
+                h.kernel.name(),
+                h.dtype.map_or("-", |d| d.name()),
+                h.m,
+                h.n,
+                h.k,
+                h.bytes / 1e6,
+                crate::cli::output::seconds(h.measured_s),
+                crate::cli::output::seconds(h.predicted_s),
+                h.relative_error * 100.0
+            );
+        }
+        let mut errors: Vec<f64> = held.iter().map(|h| h.relative_error.abs()).collect();
+        errors.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            s,
+            "  max |error| {:.1}%, median {:.1}% over {} shapes",
+            errors.last().copied().unwrap_or(0.0) * 100.0,
+            errors[errors.len() / 2] * 100.0,
+            errors.len()
+        );
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(s, "\nNotes");
+        for n in notes {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
+    if let Some(p) = device_profile {
+        let _ = writeln!(
+            s,
+            "\nWrote device profile {p}: in a catalog's hardware/ folder a scenario names it \
+             `device = \"{}\"`.",
+            stem(std::path::Path::new(p))
+        );
+    }
+    if let Some(p) = link_profile {
+        let _ = writeln!(
+            s,
+            "Wrote link profile {p}: in a catalog's hardware/links/ folder a scenario names it \
+             `link = \"{}\"`.",
+            stem(std::path::Path::new(p))
+        );
+    }
+    s
+}

@@ -1,0 +1,200 @@
+//! `planner calibrate` on synthetic harness CSVs with known answers, and the
+//! prediction band of calibrated devices.
+
+use planner::analytical::band::band;
+use planner::analytical::simulate;
+use planner::microbench::{write_csv, Kernel, MicrobenchRow};
+use planner::Scenario;
+
+use crate::common::{catalog, planner, repo, scenario_file, stdout};
+
+/// A device whose reads take 20 us + bytes / 25 GB/s, whose GEMMs follow the roofline
+/// with 400 GFLOP/s x m / (m + 8) (fp32) and 800 x m / (m + 8) (fp16), and whose
+/// dispatches cost 10 us each.
+fn synthetic_rows() -> Vec<MicrobenchRow> {
+    let mut rows = vec![MicrobenchRow::memory_capacity("cpu", "synthetic", 64e9)];
+    let memory = |bytes: f64| 20e-6 + bytes / 25e9;
+    for e in 20..=32 {
+        let bytes = 2f64.powi(e);
+        rows.push(MicrobenchRow::timed(
+            "cpu",
+            "synthetic",
+            Kernel::Read,
+            None,
+            [0, 0, 0],
+            bytes,
+            0.0,
+            &[memory(bytes)],
+        ));
+    }
+    for (dtype, peak, bpe) in [
+        (planner::hardware::ComputeDtype::Fp32, 400e9, 4.0),
+        (planner::hardware::ComputeDtype::Fp16, 800e9, 2.0),
+    ] {
+        for m in [1u64, 4, 16, 64, 256, 1024, 4096] {
+            for (n, k) in [(4096u64, 4096u64), (14336, 4096), (4096, 14336)] {
+                let flops = 2.0 * (m * n * k) as f64;
+                let bytes = bpe * (m * k + n * k + m * n) as f64;
+                let compute = flops * (m as f64 + 8.0) / (peak * m as f64);
+                let t = compute.max(memory(bytes));
+                rows.push(MicrobenchRow::timed(
+                    "cpu",
+                    "synthetic",
+                    Kernel::Gemm,
+                    Some(dtype),
+                    [m, n, k],
+                    bytes,
+                    flops,
+                    &[t],
+                ));
+            }
+        }
+    }
+    for launches in [1u64, 4, 16, 64, 256, 1024] {
+        let t = 2e-6 + launches as f64 * 10e-6;
+        rows.push(MicrobenchRow::timed(
+            "cpu",
+            "synthetic",
+            Kernel::Dispatch,
+            None,
+            [launches, 0, 0],
+            0.0,
+            0.0,
+            &[t],
+        ));
+    }
+    rows
+}
+
+fn fit<'a>(json: &'a serde_json::Value, parameter: &str) -> &'a serde_json::Value {
+    json["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["parameter"] == parameter)
+        .unwrap_or_else(|| panic!("no fit {parameter}: {json}"))
+}
+
+#[test]
+fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
+    let csv = scenario_file("");
+    let csv = csv.with_extension("csv");
+    let mut buffer = Vec::new();
+    write_csv(&mut buffer, &synthetic_rows()).unwrap();
+    std::fs::write(&csv, buffer).unwrap();
+    let out = csv.with_file_name("synthetic-device.toml");
+    let o = planner(&[
+        "calibrate",
+        csv.to_str().unwrap(),
+        "--name",
+        "synthetic",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // Bandwidth 25 GB/s; half = 20 us x 25 GB/s = 500 kB = 0.5 MB; exact data: R^2 1.
+    let bw = fit(&json, "memory.bandwidth_gb_s");
+    assert!((bw["value"].as_f64().unwrap() - 25.0).abs() < 1e-6, "{bw}");
+    assert!(bw["r_squared"].as_f64().unwrap() > 0.999_999);
+    assert_eq!(
+        bw["n_points"], 10,
+        "13 sizes, every fourth held out: 10 fitted"
+    );
+    let half = fit(&json, "efficiency.bandwidth_half_mb");
+    assert!(
+        (half["value"].as_f64().unwrap() - 0.5).abs() < 1e-6,
+        "{half}"
+    );
+    // Compute 0.4 and 0.8 TFLOPS, half point 8 rows.
+    let fp32 = fit(&json, "compute.fp32.tflops");
+    assert!(
+        (fp32["value"].as_f64().unwrap() - 0.4).abs() < 1e-4,
+        "{fp32}"
+    );
+    let fp16 = fit(&json, "compute.fp16.tflops");
+    assert!(
+        (fp16["value"].as_f64().unwrap() - 0.8).abs() < 2e-4,
+        "{fp16}"
+    );
+    let rows = fit(&json, "compute.fp32.half_rows");
+    assert!(
+        (rows["value"].as_f64().unwrap() - 8.0).abs() < 0.05,
+        "{rows}"
+    );
+    let dispatch = fit(&json, "efficiency.dispatch_overhead_us");
+    assert!((dispatch["value"].as_f64().unwrap() - 10.0).abs() < 1e-6);
+    // Every key the contract names is there.
+    for f in json["fits"].as_array().unwrap() {
+        for key in ["parameter", "value", "std_error", "r_squared", "n_points"] {
+            assert!(!f[key].is_null(), "{key} missing in {f}");
+        }
+    }
+    // Held-out shapes of exact data are predicted exactly (planner's own roofline).
+    for h in json["held_out"].as_array().unwrap() {
+        assert!(h["relative_error"].as_f64().unwrap().abs() < 1e-3, "{h}");
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    let device = planner::hardware::Device::from_toml("synthetic-device", "out", &text).unwrap();
+    assert_eq!(device.family, "cpu");
+    assert!((device.memory_bandwidth_gb_s - 25.0).abs() < 1e-9);
+    assert!(text.contains("fitted from"), "{text}");
+}
+
+#[test]
+fn calibrate_without_input_is_invalid_input() {
+    let o = planner(&["calibrate"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn band_of_a_ten_percent_device_is_ten_percent_of_the_times() {
+    // Every op time is max(compute, memory), both scaled by the same 1 +/- 0.1, and the
+    // planner-harness runtime's overhead is dispatch only (scaled alike) with no host
+    // time: so every time scales by exactly 0.9 and 1.1.
+    let mut catalog = catalog();
+    let device = catalog.devices.get_mut("local-cpu").unwrap();
+    let u = device.uncertainty.as_mut().unwrap();
+    u.compute = 0.1;
+    u.bandwidth = 0.1;
+    u.dispatch = 0.1;
+    let path = repo().join("scenarios/cpu-decode-llama-3.2-3b.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let scenario = Scenario::from_toml("cpu-decode", &text, &catalog).unwrap();
+    let report = simulate(&scenario).unwrap();
+    let b = band(&scenario).unwrap().unwrap();
+    let tpot = report.tpot_s.unwrap();
+    let [lo, hi] = b.tpot_s.unwrap();
+    assert!((lo / tpot - 0.9).abs() < 1e-9, "{lo} vs {tpot}");
+    assert!((hi / tpot - 1.1).abs() < 1e-9, "{hi} vs {tpot}");
+    // Rates: 1/1.1 and 1/0.9 of the point prediction.
+    let [r_lo, r_hi] = b.decode_tokens_per_s.unwrap();
+    let rate = report.decode_tokens_per_s.unwrap();
+    assert!((r_lo * 1.1 / rate - 1.0).abs() < 1e-9 && (r_hi * 0.9 / rate - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn json_has_a_band_for_calibrated_devices_and_null_otherwise() {
+    let o = planner(&[
+        "simulate",
+        "scenarios/cpu-decode-gemma-3-4b.toml",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success());
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rate = json["decode_tokens_per_s"].as_f64().unwrap();
+    let interval = json["band"]["decode_tokens_per_s"].as_array().unwrap();
+    assert!(interval[0].as_f64().unwrap() <= rate && rate <= interval[1].as_f64().unwrap());
+    let o = planner(&[
+        "simulate",
+        "scenarios/exo-m3-ultra-alone.toml",
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(json["band"].is_null());
+    assert!(json.get("band").is_some());
+}
