@@ -221,40 +221,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         q_width + kv_width,
     ));
 
-    // Attention over the context.
-    let window = match model.attention_span(layer) {
-        AttentionSpan::Global => None,
-        AttentionSpan::Local { window } => Some(window as f64),
-    };
-    let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
-    let flops_per_pair = match model.mla {
-        // Decode runs MLA "absorbed": scores against the latent + rope key, values
-        // from the latent. Prefill expands keys and values per head.
-        Some(mla) if pass.new_tokens < ATTENTION_QUERY_BLOCK => {
-            2.0 * h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim)
-                + 2.0 * h * f64::from(mla.kv_lora_rank)
-        }
-        Some(mla) => {
-            2.0 * h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim)
-                + 2.0 * h * f64::from(mla.v_head_dim)
-        }
-        None => 4.0 * h * model.head_dim as f64,
-    };
-    let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
-    // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
-    // queries see once: summed over blocks that is pairs / block rows (for one decode
-    // query, every visible key). The new keys and values are written once.
-    let keys_read = pairs / pass.new_tokens.clamp(1.0, ATTENTION_QUERY_BLOCK);
-    // Queries sharing a KV head (grouped-query attention) form the rows of the
-    // attention GEMMs.
-    let query_rows = pass.new_tokens * (h / model.kv_heads as f64).max(1.0);
-    ops.push(Op {
-        flops: pass.sequences * pairs * flops_per_pair,
-        kv_elements: pass.sequences * kv_per_token * (keys_read + pass.new_tokens),
-        activation_bytes: n * (q_width + v_width) * ACTIVATION_BYTES,
-        rows: query_rows,
-        ..Op::new(OpKind::Attention)
-    });
+    ops.push(attention_op(model, layer, pass));
     ops.push(Op::matmul(
         OpKind::OutputProjection,
         n,
@@ -329,6 +296,53 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
         },
         streams: distinct.max(1.0),
         ..Op::new(OpKind::RoutedExperts)
+    }
+}
+
+/// Attention of layer `layer` for `pass`: scores and values over the context each
+/// query sees (causal, capped by the window on sliding-window layers).
+pub fn attention_op(model: &Model, layer: u32, pass: &Pass) -> Op {
+    let h = model.attention_heads as f64;
+    let n = pass.tokens();
+    let (q_width, v_width) = match model.mla {
+        Some(mla) => (
+            h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim),
+            h * f64::from(mla.v_head_dim),
+        ),
+        None => (h * model.head_dim as f64, h * model.head_dim as f64),
+    };
+    let window = match model.attention_span(layer) {
+        AttentionSpan::Global => None,
+        AttentionSpan::Local { window } => Some(window as f64),
+    };
+    let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
+    let flops_per_pair = match model.mla {
+        // Decode runs MLA "absorbed": scores against the latent + rope key, values
+        // from the latent. Prefill expands keys and values per head.
+        Some(mla) if pass.new_tokens < ATTENTION_QUERY_BLOCK => {
+            2.0 * h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim)
+                + 2.0 * h * f64::from(mla.kv_lora_rank)
+        }
+        Some(mla) => {
+            2.0 * h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim)
+                + 2.0 * h * f64::from(mla.v_head_dim)
+        }
+        None => 4.0 * h * model.head_dim as f64,
+    };
+    let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
+    // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
+    // queries see once: summed over blocks that is pairs / block rows (for one decode
+    // query, every visible key). The new keys and values are written once.
+    let keys_read = pairs / pass.new_tokens.clamp(1.0, ATTENTION_QUERY_BLOCK);
+    // Queries sharing a KV head (grouped-query attention) form the rows of the
+    // attention GEMMs.
+    let query_rows = pass.new_tokens * (h / model.kv_heads as f64).max(1.0);
+    Op {
+        flops: pass.sequences * pairs * flops_per_pair,
+        kv_elements: pass.sequences * kv_per_token * (keys_read + pass.new_tokens),
+        activation_bytes: n * (q_width + v_width) * ACTIVATION_BYTES,
+        rows: query_rows,
+        ..Op::new(OpKind::Attention)
     }
 }
 

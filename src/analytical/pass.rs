@@ -260,12 +260,27 @@ fn batch_layer_time(
             t.add(&op_pass_time(exec, op));
         }
     }
+    // Attention is per sequence (each sees its own context). Decoding sequences run
+    // as one batched attention kernel: their FLOPs and KV bytes add up into one
+    // operation. Prefill chunks run one kernel each.
+    let mut decoding: Option<Op> = None;
     for part in parts.iter().filter(|p| p.tokens() > 0.0) {
-        for op in layer_ops(model, layer, part) {
-            if op.kind == super::ops::OpKind::Attention {
-                t.add(&op_pass_time(exec, &op));
+        let op = super::ops::attention_op(model, layer, part);
+        if part.new_tokens <= 1.0 {
+            match decoding.as_mut() {
+                Some(d) => {
+                    d.flops += op.flops;
+                    d.kv_elements += op.kv_elements;
+                    d.activation_bytes += op.activation_bytes;
+                }
+                None => decoding = Some(op),
             }
+        } else {
+            t.add(&op_pass_time(exec, &op));
         }
+    }
+    if let Some(op) = decoding {
+        t.add(&op_pass_time(exec, &op));
     }
     // One launch of each kernel per layer, whatever the number of parts.
     t.overhead_s += exec.dispatch_overhead_s(&merged_ops);

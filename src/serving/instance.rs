@@ -307,15 +307,15 @@ impl Instance {
                         continue;
                     }
                 }
+                // Each sequence is visited once per scan (a preemption restarts the
+                // scan with no entries), so no duplicate check is needed.
                 let seq = &self.running[i];
-                if !entries.iter().any(|e: &Entry| e.request == seq.request) {
-                    entries.push(Entry {
-                        request: seq.request,
-                        work: Work::Decode {
-                            context_before: seq.kv_tokens,
-                        },
-                    });
-                }
+                entries.push(Entry {
+                    request: seq.request,
+                    work: Work::Decode {
+                        context_before: seq.kv_tokens,
+                    },
+                });
                 i += 1;
             }
             budget = budget.saturating_sub(entries.len() as u64);
@@ -394,11 +394,25 @@ impl Instance {
     ) -> Vec<(usize, Work, Outcome)> {
         let entries = self.current.take().unwrap_or_default();
         self.iterations += 1;
+        // Position of each running request, looked up once (not a scan per entry);
+        // finished and parked sequences leave `running` together at the end, in order.
+        let mut index: Vec<(usize, usize)> = self
+            .running
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.request, i))
+            .collect();
+        index.sort_unstable();
+        let mut leaving = vec![false; self.running.len()];
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
-            let Some(i) = self.running.iter().position(|s| s.request == e.request) else {
+            let Ok(found) = index.binary_search_by_key(&e.request, |&(r, _)| r) else {
                 continue;
             };
+            let i = index[found].1;
+            if leaving[i] {
+                continue;
+            }
             let state = &mut requests[e.request];
             let seq = &mut self.running[i];
             let outcome = match e.work {
@@ -434,17 +448,25 @@ impl Instance {
             };
             match outcome {
                 Outcome::Finished => {
-                    let seq = self.running.remove(i);
-                    self.release(seq.blocks);
+                    leaving[i] = true;
+                    let blocks = self.running[i].blocks;
+                    self.release(blocks);
                 }
                 Outcome::PrefillDone => {
-                    let seq = self.running.remove(i);
-                    self.parked.push((seq.request, seq.blocks));
+                    leaving[i] = true;
+                    let (request, blocks) = (self.running[i].request, self.running[i].blocks);
+                    self.parked.push((request, blocks));
                 }
                 _ => {}
             }
             outcomes.push((e.request, e.work, outcome));
         }
+        let mut k = 0;
+        self.running.retain(|_| {
+            let keep = !leaving[k];
+            k += 1;
+            keep
+        });
         outcomes
     }
 
