@@ -204,20 +204,28 @@ fn log_residuals(
     values: &[f64],
     run: &Runner,
 ) -> Result<DVector<f64>, FitError> {
+    use rayon::prelude::*;
+    // Cases are independent: run them in parallel, collected in order.
+    let residuals: Vec<Result<f64, FitError>> = cases
+        .par_iter()
+        .map(|case| {
+            let scenario = apply(&case.scenario, runtime, free, values);
+            let predicted = run(&scenario)
+                .and_then(|report| {
+                    case.metric
+                        .value(&report)
+                        .ok_or_else(|| "no value".to_string())
+                })
+                .map_err(|reason| FitError::Prediction {
+                    id: case.id.clone(),
+                    reason,
+                })?;
+            Ok((predicted / case.measured).ln())
+        })
+        .collect();
     let mut r = DVector::zeros(cases.len());
-    for (i, case) in cases.iter().enumerate() {
-        let scenario = apply(&case.scenario, runtime, free, values);
-        let predicted = run(&scenario)
-            .and_then(|report| {
-                case.metric
-                    .value(&report)
-                    .ok_or_else(|| "no value".to_string())
-            })
-            .map_err(|reason| FitError::Prediction {
-                id: case.id.clone(),
-                reason,
-            })?;
-        r[i] = (predicted / case.measured).ln();
+    for (i, x) in residuals.into_iter().enumerate() {
+        r[i] = x?;
     }
     Ok(r)
 }

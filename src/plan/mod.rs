@@ -100,12 +100,12 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
             .then(a.option.key().cmp(&b.option.key()))
     });
     // Re-check the best options with the request-level engine, in rank order, until
-    // `verify_top` pass (trying at most three times as many). The engine's verdict
+    // `verify_top` pass (trying at most ten times as many). The engine's verdict
     // overrides the screen's estimate: options it finds missing an SLO leave the
     // ranking, so the top option is one the engine confirmed.
     let mut verified: Vec<verify::Verified> = Vec::new();
     let mut dropped: Vec<String> = Vec::new();
-    for s in ranked.iter().take(3 * plan.verify_top) {
+    for s in ranked.iter().take(10 * plan.verify_top.max(1)) {
         if verified.iter().filter(|v| v.meets_slo).count() >= plan.verify_top {
             break;
         }

@@ -74,8 +74,10 @@ pub fn evaluate_case(case: &Case, run: &Runner) -> CaseResult {
     }
 }
 
+/// Runs every case, in parallel, results in case order.
 pub fn evaluate(cases: &[Case], run: &Runner) -> Vec<CaseResult> {
-    cases.iter().map(|c| evaluate_case(c, run)).collect()
+    use rayon::prelude::*;
+    cases.par_iter().map(|c| evaluate_case(c, run)).collect()
 }
 
 /// Error statistics of a set of cases (absolute percentage errors).
