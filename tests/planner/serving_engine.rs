@@ -47,6 +47,32 @@ output_tokens = 300
         "prompt_tokens = 8192",
         "prompt_tokens = 8192\ncached_prompt_tokens = 1000",
     );
+    // Instances over several nodes: tensor parallel 2 (Llama-3.3 70B) and 8
+    // (Llama-3.1 405B, a 10,000-token prompt in two 8,192-token chunks) over NVLink,
+    // as in scenarios/trtllm-{2x,8x}-h100-*.toml; a 2-stage pipeline (one chunk) and
+    // 2-node expert parallelism from the shipped cluster scenarios.
+    let tensor = |model: &str, nodes: u32, prompt: u64, output: u64| {
+        format!(
+            r#"
+[model]
+preset = "{model}"
+weights = "fp8"
+kv_cache = "fp8"
+[runtime]
+preset = "trt-llm"
+[[cluster.groups]]
+device = "h100-sxm"
+count = {nodes}
+[cluster.network]
+link = "nvlink-4"
+[parallelism]
+tensor = {nodes}
+[workload]
+prompt_tokens = {prompt}
+output_tokens = {output}
+"#
+        )
+    };
     let cases: Vec<(String, u64)> = vec![
         (text("scenarios/exo-spark-alone.toml"), 32),
         (cached, 32),
@@ -54,6 +80,13 @@ output_tokens = 300
         (h100.to_string(), 300),
         (text("scenarios/exo-disaggregated.toml"), 32),
         (text("scenarios/exo-disaggregated-bulk.toml"), 32),
+        (tensor("llama-3.3-70b", 2, 3000, 300), 300),
+        (tensor("llama-3.1-405b", 8, 10_000, 200), 200),
+        (
+            text("scenarios/qwen3-235b-2x-m3-ultra-pipeline-tb5.toml"),
+            128,
+        ),
+        (text("scenarios/dbrx-2x-m2-ultra-10gbe.toml"), 64),
     ];
     for (scenario_text, output) in cases {
         let output = if output == 0 {
