@@ -3,10 +3,9 @@
 //! The scenario's degrees lay the nodes out as `pipeline` stages of `tensor x expert`
 //! nodes each ([`super::plan`], [`super::stage`], [`super::replica`]); a group with
 //! more nodes than that holds replicas of the model that split the batch. Each stage
-//! runs its layers as a tensor-parallel
-//! group ([`super::tensor`], one node being the plain single-node case) or an
-//! expert-parallel group ([`super::expert`]); stages compose by
-//! [`super::pipeline`]. Every operation is timed by the same
+//! runs its layers as a tensor-parallel group ([`super::tensor`], one node being the
+//! plain single-node case) or an expert-parallel group ([`super::expert`]); stages
+//! compose by [`super::pipeline`]. Every operation is timed by the same
 //! [`super::timing::Executor`] as on one node; the network costs come from
 //! [`crate::network`]; Apple's memory-management overhead from [`super::wiring`].
 //!

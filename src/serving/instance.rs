@@ -1,4 +1,5 @@
-//! One serving instance (a node running the whole model) and its scheduler.
+//! One serving instance (one copy of the model, on one node or spread over several)
+//! and its scheduler.
 //!
 //! Every iteration the scheduler builds a batch the way vLLM and TensorRT-LLM do:
 //!
@@ -25,7 +26,7 @@
 //!
 //! Sliding-window layers are charged their full KV (an upper bound).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::analytical::ops::Pass;
 use crate::scenario::Batching;
@@ -307,15 +308,15 @@ impl Instance {
                         continue;
                     }
                 }
+                // Each scan pushes every decoding sequence once: a preemption clears
+                // the entries and scans again.
                 let seq = &self.running[i];
-                if !entries.iter().any(|e: &Entry| e.request == seq.request) {
-                    entries.push(Entry {
-                        request: seq.request,
-                        work: Work::Decode {
-                            context_before: seq.kv_tokens,
-                        },
-                    });
-                }
+                entries.push(Entry {
+                    request: seq.request,
+                    work: Work::Decode {
+                        context_before: seq.kv_tokens,
+                    },
+                });
                 i += 1;
             }
             budget = budget.saturating_sub(entries.len() as u64);
@@ -394,9 +395,19 @@ impl Instance {
     ) -> Vec<(usize, Work, Outcome)> {
         let entries = self.current.take().unwrap_or_default();
         self.iterations += 1;
+        // Where each request sits in `running`; sequences that leave are removed in
+        // one pass at the end (running order kept), so an iteration costs time linear
+        // in its sequences.
+        let index: HashMap<usize, usize> = self
+            .running
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.request, i))
+            .collect();
+        let mut leaving = vec![false; self.running.len()];
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
-            let Some(i) = self.running.iter().position(|s| s.request == e.request) else {
+            let Some(&i) = index.get(&e.request) else {
                 continue;
             };
             let state = &mut requests[e.request];
@@ -434,16 +445,26 @@ impl Instance {
             };
             match outcome {
                 Outcome::Finished => {
-                    let seq = self.running.remove(i);
-                    self.release(seq.blocks);
+                    leaving[i] = true;
+                    let blocks = self.running[i].blocks;
+                    self.release(blocks);
                 }
                 Outcome::PrefillDone => {
-                    let seq = self.running.remove(i);
+                    leaving[i] = true;
+                    let seq = &self.running[i];
                     self.parked.push((seq.request, seq.blocks));
                 }
                 _ => {}
             }
             outcomes.push((e.request, e.work, outcome));
+        }
+        if leaving.contains(&true) {
+            let mut i = 0;
+            self.running.retain(|_| {
+                let keep = !leaving[i];
+                i += 1;
+                keep
+            });
         }
         outcomes
     }

@@ -4,16 +4,26 @@
 //!
 //! - [`time`]: integer-nanosecond simulated time and the (time, sequence) event queue;
 //! - [`workload`]: requests from a trace or generated with a seeded ChaCha generator;
-//! - [`instance`]: one node's scheduler (continuous or static batching, paged KV
+//! - [`instance`]: one instance's scheduler (continuous or static batching, paged KV
 //!   cache, chunked prefill, preemption by recomputation);
 //! - [`router`]: round robin or least loaded;
 //! - [`link`]: network links sharing bandwidth among concurrent transfers;
 //! - [`metrics`]: TTFT, TPOT, ITL, end-to-end, goodput, utilisation, queues;
 //! - [`engine`]: the event loop.
 //!
-//! Every iteration's time is the analytical model's batched pass
-//! ([`crate::analytical::pass::batch_pass_time`]): one cost path for both engines.
-//! For one request alone the two engines agree (a test checks it within 1%).
+//! An instance is one copy of the model on `tensor x pipeline x expert` nodes of a
+//! group, laid out as the cluster model lays out a replica
+//! ([`crate::analytical::plan::Plan`]); a group of `count` nodes holds
+//! `count / (tensor x pipeline x expert)` instances behind the router. Every
+//! iteration's time comes from the cluster model's stage functions for a batch
+//! ([`crate::analytical::replica::Replica::iteration_time`]: tensor-parallel layers
+//! with their all-reduces, expert-parallel layers with their exchanges, pipeline
+//! stages with their hops; on one node, the batched pass
+//! [`crate::analytical::pass::batch_pass_time`]): one cost path for both engines.
+//! For one request alone the two engines agree (a test checks it within 1%, on one
+//! node and with tensor, pipeline and expert parallelism). Each node keeps its share
+//! of the weights and of every token's KV; an instance holds as many KV blocks as its
+//! tightest node has room for. Disaggregated instances run on one node each.
 //!
 //! Output tokens: a request's prefill emits its first output token and each decode
 //! iteration one more, so `output_tokens = N` takes N - 1 decode iterations (as vLLM
