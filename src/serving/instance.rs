@@ -26,7 +26,7 @@
 //!
 //! Sliding-window layers are charged their full KV (an upper bound).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::analytical::ops::Pass;
 use crate::scenario::Batching;
@@ -395,21 +395,22 @@ impl Instance {
     ) -> Vec<(usize, Work, Outcome)> {
         let entries = self.current.take().unwrap_or_default();
         self.iterations += 1;
-        // Where each request sits in `running`; sequences that leave are removed in
-        // one pass at the end (running order kept), so an iteration costs time linear
-        // in its sequences.
-        let index: HashMap<usize, usize> = self
-            .running
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.request, i))
-            .collect();
+        // Entries follow the running order (decodes, then prefill chunks, each in
+        // running order), so a cursor that wraps round finds each one in amortised
+        // constant time; sequences that leave are removed in one pass at the end
+        // (running order kept). An iteration costs time linear in its sequences.
+        let mut cursor = 0;
         let mut leaving = vec![false; self.running.len()];
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
-            let Some(&i) = index.get(&e.request) else {
+            let n = self.running.len();
+            let Some(i) = (0..n)
+                .map(|k| (cursor + k) % n)
+                .find(|&i| self.running[i].request == e.request)
+            else {
                 continue;
             };
+            cursor = i + 1;
             let state = &mut requests[e.request];
             let seq = &mut self.running[i];
             let outcome = match e.work {
