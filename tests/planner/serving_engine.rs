@@ -331,3 +331,35 @@ fn bad_distribution_and_trace_are_invalid_input() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.csv"));
 }
+
+#[test]
+fn tensor_parallel_instances_serve_and_unsupported_layouts_exit_3() {
+    // The shipped TP 2 scenario: one instance of two GPUs, every request served.
+    let out = planner(&[
+        "simulate",
+        "scenarios/trtllm-2x-h100-llama-3.3-70b-fp8.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["serving"]["requests_completed"], 2000);
+    assert_eq!(json["serving"]["instances"].as_array().unwrap().len(), 1);
+
+    // Disaggregated instances over several nodes are not modelled.
+    let disaggregated = text("scenarios/serving-disaggregated-poisson.toml").replace(
+        "[disaggregation]",
+        "[parallelism]\ntensor = 2\n\n[disaggregation]",
+    );
+    let out = planner(&["simulate", scenario_file(&disaggregated).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("disaggregation"), "{}", stderr(&out));
+
+    // Nor is expert parallelism with split (data-parallel) attention.
+    let split = text("scenarios/dbrx-2x-m2-ultra-10gbe.toml")
+        .replace("attention = \"replicated\"", "attention = \"split\"")
+        .replace("output_tokens = 64", "output_tokens = 64\nrequests = 4");
+    let out = planner(&["simulate", scenario_file(&split).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("split"), "{}", stderr(&out));
+}
