@@ -1,23 +1,22 @@
 //! A model spread over several nodes: tensor, pipeline and expert parallelism.
 //!
 //! The scenario's degrees lay the nodes out as `pipeline` stages of `tensor x expert`
-//! nodes each ([`super::plan`], [`super::stage`]); a group with more nodes than that holds replicas of
-//! the model that split the batch. Each stage runs its layers as a tensor-parallel
-//! group ([`super::tensor`], one node being the plain single-node case) or an
-//! expert-parallel group ([`super::expert`]); stages compose by
-//! [`super::pipeline`]. Every operation is timed by the same
+//! nodes each ([`super::plan`], [`super::stage`], [`super::replica`]); a group with
+//! more nodes than that holds replicas of the model that split the batch. Each stage
+//! runs its layers as a tensor-parallel group ([`super::tensor`], one node being the
+//! plain single-node case) or an expert-parallel group ([`super::expert`]); stages
+//! compose by [`super::pipeline`]. Every operation is timed by the same
 //! [`super::timing::Executor`] as on one node; the network costs come from
 //! [`crate::network`]; Apple's memory-management overhead from [`super::wiring`].
 //!
 //! Tensor and expert parallelism within one stage together are not modelled.
 
-use super::expert::ExpertGroup;
 use super::ops::{layer_ops, routed_experts_op, OpKind, Pass, ACTIVATION_BYTES};
-use super::pass::layer_groups;
 use super::pipeline::{decode_round, prefill_makespan};
 use super::plan::Plan;
-use super::stage::{kv_split, Node, StageKind, StageTime};
-use super::tensor::{split_op, TensorGroup};
+use super::replica::{Replica, StageModel};
+use super::stage::{kv_split, StageKind, StageTime};
+use super::tensor::split_op;
 use super::{shortfall_reason, RunError};
 use crate::cost::cost_report;
 use crate::report::{
@@ -25,35 +24,6 @@ use crate::report::{
     StageReport, TimeParts, WorkloadEcho,
 };
 use crate::scenario::{AttentionLayout, Scenario, WiredMemory};
-
-/// How one stage runs its layers.
-enum StageModel<'a, 'b> {
-    Tensor(TensorGroup<'a, 'b>),
-    Expert(ExpertGroup<'a, 'b>),
-}
-
-impl StageModel<'_, '_> {
-    fn layer_time(&self, layer: u32, pass: &Pass) -> StageTime {
-        match self {
-            StageModel::Tensor(g) => g.layer_time(layer, pass),
-            StageModel::Expert(g) => g.layer_time(layer, pass),
-        }
-    }
-
-    fn head_time(&self, pass: &Pass, logits_rows: f64) -> StageTime {
-        match self {
-            StageModel::Tensor(g) => g.head_time(pass, logits_rows),
-            StageModel::Expert(g) => g.head_time(pass, logits_rows),
-        }
-    }
-
-    fn step_overhead(&self) -> StageTime {
-        match self {
-            StageModel::Tensor(g) => g.step_overhead(),
-            StageModel::Expert(g) => g.step_overhead(),
-        }
-    }
-}
 
 /// Sum of `step(s)` over `steps` decode steps: exact up to 128, else 65 samples
 /// integrated by the trapezoid rule (as [`super::pass::decode_time`] does).
@@ -114,7 +84,6 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let plan = Plan::new(scenario)?;
     let p = plan.stages.len();
     let stages = &plan.stages;
-    let placement = &plan.placement;
     let link = plan.link;
     let sequences = plan.sequences;
     let uncached = plan.uncached;
@@ -197,42 +166,10 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
 
     // Timing.
     let topology = layout.topology;
-    let models: Vec<StageModel> = stages
-        .iter()
-        .map(|stage| {
-            let members: Vec<&Node> = stage.nodes.iter().map(|&n| &nodes[n]).collect();
-            match (stage.kind, &placement) {
-                (StageKind::Expert(_), Some(pl)) => StageModel::Expert(ExpertGroup::new(
-                    model,
-                    members,
-                    pl.clone(),
-                    layout.attention,
-                    link,
-                    topology,
-                    w.seed,
-                )),
-                _ => StageModel::Tensor(TensorGroup {
-                    model,
-                    nodes: members,
-                    link,
-                    topology,
-                    kv_split: kv_split(model, stage.kind),
-                }),
-            }
-        })
-        .collect();
-    let stage_pass = |s: usize, pass: &Pass, logits_rows: f64| -> StageTime {
-        let sm = &models[s];
-        let mut out = StageTime::default();
-        for (layer, count) in layer_groups(model, stages[s].layers.clone()) {
-            out.add(&sm.layer_time(layer, pass).scaled(count));
-        }
-        if stages[s].lm_head {
-            out.add(&sm.head_time(pass, logits_rows));
-        }
-        out.add(&sm.step_overhead());
-        out
-    };
+    let replica = Replica::new(scenario, &plan, &nodes);
+    let models = &replica.models;
+    let stage_pass =
+        |s: usize, pass: &Pass, logits_rows: f64| replica.stage_pass(s, pass, logits_rows);
     let d = model.hidden_size as f64;
     let hop = |bytes: f64| link.map_or(0.0, |l| l.message_time(bytes));
 

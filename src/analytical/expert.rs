@@ -29,10 +29,12 @@
 //! over the layers.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::ops::{head_ops, layer_ops, routed_experts_op, Op, OpKind, Pass, ACTIVATION_BYTES};
+use super::pass::{batch_layer_ops, merged_pass};
 use super::routing::{expected_busiest_experts, routing_samples, Placement, RoutingSample};
 use super::stage::{Node, StageTime};
 use super::tensor::time_ops;
@@ -66,7 +68,7 @@ pub struct ExpertGroup<'a, 'b> {
     pub link: Option<LinkModel>,
     pub topology: Topology,
     pub seed: u64,
-    cache: RefCell<Vec<((u64, u64), ExpertPhase)>>,
+    cache: RefCell<HashMap<(u64, u64), ExpertPhase>>,
 }
 
 /// Routing draws for a pass with this many (token, expert) picks: plenty for one
@@ -93,7 +95,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
             link,
             topology,
             seed,
-            cache: RefCell::new(Vec::new()),
+            cache: RefCell::new(HashMap::new()),
         }
     }
 
@@ -204,7 +206,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
     /// computed once per pass shape).
     pub fn expert_phase(&self, pass: &Pass) -> ExpertPhase {
         let key = (pass.sequences.to_bits(), pass.new_tokens.to_bits());
-        if let Some((_, phase)) = self.cache.borrow().iter().find(|(k, _)| *k == key) {
+        if let Some(phase) = self.cache.borrow().get(&key) {
             return *phase;
         }
         let samples = self.samples(pass);
@@ -242,7 +244,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
                 phase.exchange_s += sample.weight * exchange;
             }
         }
-        self.cache.borrow_mut().push((key, phase));
+        self.cache.borrow_mut().insert(key, phase);
         phase
     }
 
@@ -270,6 +272,41 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
         let mut t = self.local_part(layer, pass);
         if self.model.is_moe_layer(layer) {
             let phase = self.expert_phase(pass);
+            t.add(&StageTime {
+                compute_s: phase.expert_compute_s,
+                overhead_s: phase.expert_wiring_s,
+                flops: phase.flops,
+                bytes: phase.bytes,
+                ..StageTime::communication(phase.exchange_s)
+            });
+        }
+        t
+    }
+
+    /// One layer for an iteration of the request-level engine made of `parts`, with
+    /// replicated attention (every node runs attention and routing for every
+    /// sequence): everything but the routed experts as one batch on every node (see
+    /// [`batch_layer_ops`]), the slowest node's time and one launch of the layer's
+    /// kernels; then the experts for all the batch's tokens, as for a pass of that
+    /// many tokens. With one part this is [`ExpertGroup::layer_time`]. Split
+    /// attention gives each node whole sequences, which a batch of parts does not
+    /// say how to share: the request-level engine refuses it.
+    pub fn batch_layer_time(&self, layer: u32, parts: &[Pass]) -> StageTime {
+        let moe = self.model.is_moe_layer(layer);
+        let (ops, launched) = batch_layer_ops(self.model, layer, parts);
+        let local: Vec<Op> = ops
+            .into_iter()
+            .filter(|op| !(moe && op.kind == OpKind::RoutedExperts))
+            .collect();
+        let merged = merged_pass(parts);
+        let mut t = self.per_node(&merged, |_| local.clone());
+        t.overhead_s += self
+            .nodes
+            .iter()
+            .map(|n| n.exec.dispatch_overhead_s(&launched))
+            .fold(0.0, f64::max);
+        if moe {
+            let phase = self.expert_phase(&merged);
             t.add(&StageTime {
                 compute_s: phase.expert_compute_s,
                 overhead_s: phase.expert_wiring_s,

@@ -8,7 +8,9 @@
 //! - [`disaggregated`]: prefill on one group, decode on another, the KV cache sent
 //!   in bulk or layer by layer over the network.
 //! - [`cluster`]: several nodes ([`stage`], [`tensor`], [`expert`] with [`routing`],
-//!   [`pipeline`]), and Apple's memory-management overhead ([`wiring`]).
+//!   [`pipeline`]), and Apple's memory-management overhead ([`wiring`]);
+//! - [`replica`]: one copy of the model over its nodes, timed per pass (the cluster
+//!   model) or per batched iteration (the request-level engine).
 //! - [`band`]: the prediction band from a calibrated device's fit residuals.
 //!
 //! [`simulate`] runs one scenario: one node, or prefill/decode disaggregation.
@@ -24,6 +26,7 @@ pub mod ops;
 pub mod pass;
 pub mod pipeline;
 pub mod plan;
+pub mod replica;
 pub mod routing;
 pub mod single;
 pub mod stage;

@@ -240,26 +240,27 @@ fn layer_class_index(model: &Model, layers: std::ops::Range<u32>) -> (Vec<(u32, 
     (classes, index)
 }
 
-/// One layer for a batch made of `parts`, `tokens` new tokens in all.
-fn batch_layer_time(
-    exec: &Executor,
-    model: &Model,
-    layer: u32,
-    parts: &[Pass],
-    tokens: f64,
-) -> PassTime {
-    let merged = Pass {
+/// The pass the token-parallel operations of a batch see: all `parts`' new tokens as
+/// one matrix.
+pub fn merged_pass(parts: &[Pass]) -> Pass {
+    Pass {
         sequences: 1.0,
-        new_tokens: tokens,
+        new_tokens: parts.iter().map(Pass::tokens).sum(),
         context_before: 0.0,
-    };
-    let mut t = PassTime::default();
-    let merged_ops = layer_ops(model, layer, &merged);
-    for op in &merged_ops {
-        if op.kind != super::ops::OpKind::Attention {
-            t.add(&op_pass_time(exec, op));
-        }
     }
+}
+
+/// The operations of one layer for a batch made of `parts`: the token-parallel ones
+/// over all the batch's tokens at once (weights read once), then attention for each
+/// part over its own context. Also the operations launched, for dispatch overhead:
+/// one launch of each kernel per layer, whatever the number of parts.
+pub fn batch_layer_ops(model: &Model, layer: u32, parts: &[Pass]) -> (Vec<Op>, Vec<Op>) {
+    let launched = layer_ops(model, layer, &merged_pass(parts));
+    let mut ops: Vec<Op> = launched
+        .iter()
+        .filter(|op| op.kind != super::ops::OpKind::Attention)
+        .copied()
+        .collect();
     // Attention is per sequence (each sees its own context). Decoding sequences run
     // as one batched attention kernel: their FLOPs and KV bytes add up into one
     // operation. Prefill chunks run one kernel each.
@@ -276,14 +277,21 @@ fn batch_layer_time(
                 None => decoding = Some(op),
             }
         } else {
-            t.add(&op_pass_time(exec, &op));
+            ops.push(op);
         }
     }
-    if let Some(op) = decoding {
-        t.add(&op_pass_time(exec, &op));
+    ops.extend(decoding);
+    (ops, launched)
+}
+
+/// One layer for a batch made of `parts`.
+fn batch_layer_time(exec: &Executor, model: &Model, layer: u32, parts: &[Pass]) -> PassTime {
+    let (ops, launched) = batch_layer_ops(model, layer, parts);
+    let mut t = PassTime::default();
+    for op in &ops {
+        t.add(&op_pass_time(exec, op));
     }
-    // One launch of each kernel per layer, whatever the number of parts.
-    t.overhead_s += exec.dispatch_overhead_s(&merged_ops);
+    t.overhead_s += exec.dispatch_overhead_s(&launched);
     t
 }
 
@@ -325,16 +333,11 @@ fn batch_parts(
     parts: &[Pass],
     logits_rows: f64,
 ) -> BatchParts {
-    let tokens: f64 = parts.iter().map(Pass::tokens).sum();
-    let merged = Pass {
-        sequences: 1.0,
-        new_tokens: tokens,
-        context_before: 0.0,
-    };
+    let merged = merged_pass(parts);
     let (classes, index) = layer_class_index(model, shard.layers.clone());
     let class_times: Vec<PassTime> = classes
         .iter()
-        .map(|(layer, _)| batch_layer_time(exec, model, *layer, parts, tokens))
+        .map(|(layer, _)| batch_layer_time(exec, model, *layer, parts))
         .collect();
     let mut before = PassTime {
         overhead_s: exec.runtime.per_step_overhead_s,

@@ -9,7 +9,7 @@
 use super::executor;
 use super::pipeline::split_layers;
 use super::routing::Placement;
-use super::stage::{node_memory, MemoryInputs, Node, NodeMemory, Stage, StageKind};
+use super::stage::{node_kv_bytes, node_memory, MemoryInputs, Node, NodeMemory, Stage, StageKind};
 use super::wiring::Wiring;
 use super::RunError;
 use crate::network::LinkModel;
@@ -37,6 +37,26 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(scenario: &Scenario) -> Result<Plan, RunError> {
+        let par = scenario.parallelism;
+        let (t, p, e) = (
+            par.tensor as usize,
+            par.pipeline as usize,
+            par.expert as usize,
+        );
+        let group_of: Vec<usize> = scenario
+            .groups
+            .iter()
+            .enumerate()
+            .flat_map(|(gi, g)| std::iter::repeat_n(gi, g.count as usize))
+            .take(t * e * p)
+            .collect();
+        Plan::on_nodes(scenario, group_of)
+    }
+
+    /// The layout of one replica on nodes of the groups `group_of` names, one entry per
+    /// node in order (`tensor x expert x pipeline` of them; fewer when the scenario has
+    /// fewer nodes).
+    pub fn on_nodes(scenario: &Scenario, group_of: Vec<usize>) -> Result<Plan, RunError> {
         let model = &scenario.model;
         let w = &scenario.workload;
         let layout = &scenario.layout;
@@ -62,13 +82,6 @@ impl Plan {
                 "a model spread over several nodes needs a [cluster.network] link".to_string(),
             ));
         }
-        let group_of: Vec<usize> = scenario
-            .groups
-            .iter()
-            .enumerate()
-            .flat_map(|(gi, g)| std::iter::repeat_n(gi, g.count as usize))
-            .take(per_replica)
-            .collect();
 
         let stage_weight = |s: usize| -> f64 {
             match layout.pipeline_split {
@@ -116,18 +129,7 @@ impl Plan {
             chunk,
             attention: layout.attention,
         };
-        let mut memory = vec![NodeMemory::default(); per_replica];
-        for stage in &stages {
-            for (pos, &n) in stage.nodes.iter().enumerate() {
-                let group = &scenario.groups[group_of[n]];
-                let held = placement
-                    .as_ref()
-                    .map_or(0, |pl| pl.node_experts[pos].len() as u32);
-                let reserve = executor(scenario, group).runtime.reserve_gb;
-                memory[n] = node_memory(&inputs, stage, group, reserve, held);
-            }
-        }
-        Ok(Plan {
+        let mut plan = Plan {
             replicas,
             total_nodes,
             group_of,
@@ -136,9 +138,45 @@ impl Plan {
             sequences,
             uncached,
             chunk,
-            node_memory: memory,
+            node_memory: Vec::new(),
             link,
-        })
+        };
+        plan.node_memory = plan.memory_with(scenario, &inputs);
+        Ok(plan)
+    }
+
+    /// What each node of the replica holds for `inputs` (see [`node_memory`]).
+    pub fn memory_with(&self, scenario: &Scenario, inputs: &MemoryInputs) -> Vec<NodeMemory> {
+        let mut memory = vec![NodeMemory::default(); self.group_of.len()];
+        for stage in &self.stages {
+            for (pos, &n) in stage.nodes.iter().enumerate() {
+                let group = &scenario.groups[self.group_of[n]];
+                let held = self
+                    .placement
+                    .as_ref()
+                    .map_or(0, |pl| pl.node_experts[pos].len() as u32);
+                let reserve = executor(scenario, group).runtime.reserve_gb;
+                memory[n] = node_memory(inputs, stage, group, reserve, held);
+            }
+        }
+        memory
+    }
+
+    /// KV-cache bytes one token of a sequence takes on each node of the replica: its
+    /// stage's layers, split as the stage splits the cache (see [`node_kv_bytes`]).
+    pub fn kv_bytes_per_token(&self, scenario: &Scenario) -> Vec<f64> {
+        let mut bytes = vec![0.0; self.group_of.len()];
+        for stage in &self.stages {
+            for &n in &stage.nodes {
+                bytes[n] = node_kv_bytes(
+                    &scenario.model,
+                    stage,
+                    scenario.kv_cache.bytes_per_weight(),
+                    1.0,
+                );
+            }
+        }
+        bytes
     }
 
     /// The nodes of replica 0, with their executors and wiring costs.

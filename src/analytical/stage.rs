@@ -178,6 +178,14 @@ pub fn kv_split(model: &Model, kind: StageKind) -> f64 {
     }
 }
 
+/// KV-cache bytes a node of `stage` keeps for one sequence of `context` tokens: the
+/// stage's layers (sliding-window layers up to their window), split
+/// [`kv_split`] ways; `kv_bytes` per element.
+pub fn node_kv_bytes(model: &Model, stage: &Stage, kv_bytes: f64, context: f64) -> f64 {
+    memory::kv_elements_per_sequence(model, stage.layers.clone(), context) * kv_bytes
+        / kv_split(model, stage.kind)
+}
+
 /// Memory of a node of `stage` holding `experts_held` experts (expert stages).
 pub fn node_memory(
     inputs: &MemoryInputs,
@@ -192,11 +200,8 @@ pub fn node_memory(
         _ => inputs.sequences,
     };
     let weights_gb = node_params(model, stage, experts_held) * inputs.weight_bytes / 1e9;
-    let kv_cache_gb = sequences
-        * memory::kv_elements_per_sequence(model, stage.layers.clone(), inputs.context)
-        * inputs.kv_bytes
-        / kv_split(model, stage.kind)
-        / 1e9;
+    let kv_cache_gb =
+        sequences * node_kv_bytes(model, stage, inputs.kv_bytes, inputs.context) / 1e9;
     let activations_gb = memory::activation_bytes(model, inputs.chunk * sequences, sequences) / 1e9;
     NodeMemory {
         weights_gb,

@@ -17,6 +17,7 @@
 //! With `t = 1` this is exactly the single-node pass of [`super::pass`].
 
 use super::ops::{head_ops, layer_ops, Op, OpKind, Pass, ACTIVATION_BYTES};
+use super::pass::{batch_layer_ops, merged_pass};
 use super::stage::{Node, StageTime};
 use super::timing::Executor;
 use crate::model::Model;
@@ -111,16 +112,34 @@ impl TensorGroup<'_, '_> {
         }
     }
 
+    /// Dispatch overhead of launching `ops` (the slowest node's).
+    fn dispatch_s(&self, ops: &[Op]) -> f64 {
+        self.nodes
+            .iter()
+            .map(|n| n.exec.dispatch_overhead_s(ops))
+            .fold(0.0, f64::max)
+    }
+
     /// One layer for `pass`: split compute, dispatch, wiring and two all-reduces.
     pub fn layer_time(&self, layer: u32, pass: &Pass) -> StageTime {
         let ops = layer_ops(self.model, layer, pass);
         let mut t = self.run(&ops);
-        t.overhead_s += self
-            .nodes
-            .iter()
-            .map(|n| n.exec.dispatch_overhead_s(&ops))
-            .fold(0.0, f64::max);
+        t.overhead_s += self.dispatch_s(&ops);
         t.add(&self.layer_communication(pass));
+        t
+    }
+
+    /// One layer for an iteration of the request-level engine made of `parts`
+    /// (decoding sequences and prefill chunks; see [`batch_layer_ops`]): the
+    /// token-parallel operations over all the batch's tokens and attention per part,
+    /// each split `t` ways; one launch of the layer's kernels; two all-reduces of the
+    /// hidden states of all the batch's tokens. With one part this is
+    /// [`TensorGroup::layer_time`].
+    pub fn batch_layer_time(&self, layer: u32, parts: &[Pass]) -> StageTime {
+        let (ops, launched) = batch_layer_ops(self.model, layer, parts);
+        let mut t = self.run(&ops);
+        t.overhead_s += self.dispatch_s(&launched);
+        t.add(&self.layer_communication(&merged_pass(parts)));
         t
     }
 
@@ -128,11 +147,7 @@ impl TensorGroup<'_, '_> {
     pub fn head_time(&self, pass: &Pass, logits_rows: f64) -> StageTime {
         let ops = head_ops(self.model, pass, logits_rows);
         let mut t = self.run(&ops);
-        t.overhead_s += self
-            .nodes
-            .iter()
-            .map(|n| n.exec.dispatch_overhead_s(&ops))
-            .fold(0.0, f64::max);
+        t.overhead_s += self.dispatch_s(&ops);
         t
     }
 
@@ -286,5 +301,69 @@ output_tokens = 4
         let expected = 2.0 * (50e-6 + 8192.0 / 9.375e9);
         assert!((c.communication_s - expected).abs() < 1e-15, "{c:?}");
         assert_eq!(c.exposed_communication_s, c.communication_s);
+    }
+
+    #[test]
+    fn a_batch_all_reduces_every_token_and_one_part_is_layer_time() {
+        // Llama-3.3 70B over 2 H100s on NVLink (3 us, 360 GB/s). Two decode groups of
+        // 3 and 5 sequences: the all-reduces carry 8 tokens x 8192 x 2 bytes =
+        // 131,072 bytes. On 2 nodes recursive doubling (one step, 3 us + 131,072 /
+        // 360e9 s = 3.364 us) beats the ring (2 x 3 us + 131,072 / 360e9 s = 6.364
+        // us); twice per layer = 6.728 us.
+        let sc = scenario(
+            r#"
+[model]
+preset = "llama-3.3-70b"
+weights = "fp8"
+[runtime]
+preset = "trt-llm"
+[[cluster.groups]]
+device = "h100-sxm"
+count = 2
+[cluster.network]
+link = "nvlink-4"
+[parallelism]
+tensor = 2
+[workload]
+prompt_tokens = 64
+output_tokens = 4
+"#,
+        );
+        let node = Node {
+            group: 0,
+            exec: executor(&sc, &sc.groups[0]),
+            wiring: Wiring::NONE,
+        };
+        let g = TensorGroup {
+            model: &sc.model,
+            nodes: vec![&node; 2],
+            link: sc.network.as_ref().map(LinkModel::from_network),
+            topology: Topology::Switch,
+            kv_split: 2.0,
+        };
+        let decode = |sequences: f64, context_before: f64| Pass {
+            sequences,
+            new_tokens: 1.0,
+            context_before,
+        };
+        let t = g.batch_layer_time(0, &[decode(3.0, 100.0), decode(5.0, 900.0)]);
+        let expected = 2.0 * (3e-6 + 131_072.0 / 360e9);
+        assert!((t.communication_s - expected).abs() < 1e-15, "{t:?}");
+        // Both groups read the layer's weights once: less than the two layers apart.
+        let apart = g.layer_time(0, &decode(3.0, 100.0)).compute_s
+            + g.layer_time(0, &decode(5.0, 900.0)).compute_s;
+        assert!(t.compute_s < apart);
+        // One part: the pass's layer time.
+        let prefill = Pass {
+            sequences: 1.0,
+            new_tokens: 2048.0,
+            context_before: 512.0,
+        };
+        let (a, b) = (g.batch_layer_time(0, &[prefill]), g.layer_time(0, &prefill));
+        assert!(
+            (a.total_s() - b.total_s()).abs() < 1e-12 * b.total_s(),
+            "{a:?} vs {b:?}"
+        );
+        assert_eq!(a.communication_s, b.communication_s);
     }
 }

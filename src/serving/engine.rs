@@ -1,8 +1,11 @@
 //! The event loop: arrivals, iterations on instances, KV transfers over links.
 //!
-//! Iteration times come from the analytical model's batched pass
-//! ([`crate::analytical::pass::batch_pass_time`]), the same per-operation costs the
-//! analytical engine sums; link times from the link's bandwidth and latency.
+//! Iteration times come from the analytical model's stage functions for a batch
+//! ([`crate::analytical::replica::Replica::iteration_time`]: the tensor-parallel,
+//! expert-parallel and pipeline stages of the instance's nodes, one node being the
+//! batched pass [`crate::analytical::pass::batch_pass_time`]), the same
+//! per-operation and network costs the analytical engine sums; link times from the
+//! link's bandwidth and latency.
 
 use std::collections::HashMap;
 
@@ -14,7 +17,8 @@ use super::time::{Duration, EventQueue, SimTime};
 use super::workload::RequestSpec;
 use super::{Phase, Span};
 use crate::analytical::ops::Pass;
-use crate::analytical::pass::{batch_pass_profile, batch_pass_time, Shard};
+use crate::analytical::pass::{batch_pass_profile, Shard};
+use crate::analytical::replica::Replica;
 use crate::analytical::timing::Executor;
 use crate::model::Model;
 use crate::scenario::KvTransfer;
@@ -59,15 +63,23 @@ pub struct Times {
 
 /// The cost of iterations on one instance.
 pub struct IterationCost<'a> {
+    /// The instance's nodes as the cluster model lays them out: every iteration's
+    /// time ([`Replica::iteration_time`]).
+    pub replica: Replica<'a, 'a>,
+    /// The first node, the model and its layers, for the per-layer end times of
+    /// layer-wise KV streaming (prefill instances of one node, where
+    /// [`batch_pass_profile`] is the same pass as the replica's).
     pub exec: Executor<'a>,
     pub model: &'a Model,
     pub shard: Shard,
 }
 
 impl IterationCost<'_> {
-    fn time(&self, passes: &[Pass], emitting: f64) -> Duration {
+    fn time(&self, passes: &[Pass], emitting: f64, decoding: f64) -> Duration {
         Duration::from_secs(
-            batch_pass_time(&self.exec, self.model, &self.shard, passes, emitting).total_s(),
+            self.replica
+                .iteration_time(passes, emitting, decoding)
+                .total_s(),
         )
     }
 }
@@ -286,7 +298,11 @@ impl<'a> Engine<'a> {
             self.stream_layers(now, i, &entries, &profile.layer_end_s);
             Duration::from_secs(profile.total.total_s())
         } else {
-            self.costs[i].time(&passes, emitting)
+            let decoding = entries
+                .iter()
+                .filter(|e| matches!(e.work, Work::Decode { .. }))
+                .count() as f64;
+            self.costs[i].time(&passes, emitting, decoding)
         };
         let end = now.after(duration);
         for e in &entries {

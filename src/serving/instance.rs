@@ -1,4 +1,5 @@
-//! One serving instance (a node running the whole model) and its scheduler.
+//! One serving instance (one copy of the model, on one node or spread over several)
+//! and its scheduler.
 //!
 //! Every iteration the scheduler builds a batch the way vLLM and TensorRT-LLM do:
 //!
@@ -307,8 +308,8 @@ impl Instance {
                         continue;
                     }
                 }
-                // Each sequence is visited once per scan (a preemption restarts the
-                // scan with no entries), so no duplicate check is needed.
+                // Each scan pushes every decoding sequence once: a preemption clears
+                // the entries and scans again.
                 let seq = &self.running[i];
                 entries.push(Entry {
                     request: seq.request,
@@ -394,25 +395,22 @@ impl Instance {
     ) -> Vec<(usize, Work, Outcome)> {
         let entries = self.current.take().unwrap_or_default();
         self.iterations += 1;
-        // Position of each running request, looked up once (not a scan per entry);
-        // finished and parked sequences leave `running` together at the end, in order.
-        let mut index: Vec<(usize, usize)> = self
-            .running
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.request, i))
-            .collect();
-        index.sort_unstable();
+        // Entries follow the running order (decodes, then prefill chunks, each in
+        // running order), so a cursor that wraps round finds each one in amortised
+        // constant time; sequences that leave are removed in one pass at the end
+        // (running order kept). An iteration costs time linear in its sequences.
+        let mut cursor = 0;
         let mut leaving = vec![false; self.running.len()];
         let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
-            let Ok(found) = index.binary_search_by_key(&e.request, |&(r, _)| r) else {
+            let n = self.running.len();
+            let Some(i) = (0..n)
+                .map(|k| (cursor + k) % n)
+                .find(|&i| self.running[i].request == e.request)
+            else {
                 continue;
             };
-            let i = index[found].1;
-            if leaving[i] {
-                continue;
-            }
+            cursor = i + 1;
             let state = &mut requests[e.request];
             let seq = &mut self.running[i];
             let outcome = match e.work {
@@ -454,19 +452,21 @@ impl Instance {
                 }
                 Outcome::PrefillDone => {
                     leaving[i] = true;
-                    let (request, blocks) = (self.running[i].request, self.running[i].blocks);
-                    self.parked.push((request, blocks));
+                    let seq = &self.running[i];
+                    self.parked.push((seq.request, seq.blocks));
                 }
                 _ => {}
             }
             outcomes.push((e.request, e.work, outcome));
         }
-        let mut k = 0;
-        self.running.retain(|_| {
-            let keep = !leaving[k];
-            k += 1;
-            keep
-        });
+        if leaving.contains(&true) {
+            let mut i = 0;
+            self.running.retain(|_| {
+                let keep = !leaving[i];
+                i += 1;
+                keep
+            });
+        }
         outcomes
     }
 

@@ -4,16 +4,26 @@
 //!
 //! - [`time`]: integer-nanosecond simulated time and the (time, sequence) event queue;
 //! - [`workload`]: requests from a trace or generated with a seeded ChaCha generator;
-//! - [`instance`]: one node's scheduler (continuous or static batching, paged KV
+//! - [`instance`]: one instance's scheduler (continuous or static batching, paged KV
 //!   cache, chunked prefill, preemption by recomputation);
 //! - [`router`]: round robin or least loaded;
 //! - [`link`]: network links sharing bandwidth among concurrent transfers;
 //! - [`metrics`]: TTFT, TPOT, ITL, end-to-end, goodput, utilisation, queues;
 //! - [`engine`]: the event loop.
 //!
-//! Every iteration's time is the analytical model's batched pass
-//! ([`crate::analytical::pass::batch_pass_time`]): one cost path for both engines.
-//! For one request alone the two engines agree (a test checks it within 1%).
+//! An instance is one copy of the model on `tensor x pipeline x expert` nodes of a
+//! group, laid out as the cluster model lays out a replica
+//! ([`crate::analytical::plan::Plan`]); a group of `count` nodes holds
+//! `count / (tensor x pipeline x expert)` instances behind the router. Every
+//! iteration's time comes from the cluster model's stage functions for a batch
+//! ([`crate::analytical::replica::Replica::iteration_time`]: tensor-parallel layers
+//! with their all-reduces, expert-parallel layers with their exchanges, pipeline
+//! stages with their hops; on one node, the batched pass
+//! [`crate::analytical::pass::batch_pass_time`]): one cost path for both engines.
+//! For one request alone the two engines agree (a test checks it within 1%, on one
+//! node and with tensor, pipeline and expert parallelism). Each node keeps its share
+//! of the weights and of every token's KV; an instance holds as many KV blocks as its
+//! tightest node has room for. Disaggregated instances run on one node each.
 //!
 //! Output tokens: a request's prefill emits its first output token and each decode
 //! iteration one more, so `output_tokens = N` takes N - 1 decode iterations (as vLLM
@@ -39,9 +49,11 @@ use self::metrics::{
 };
 use self::router::Router;
 use self::workload::{requests, TraceRow};
-use crate::analytical::memory::{activation_bytes, kv_elements_per_sequence};
 use crate::analytical::pass::Shard;
-use crate::analytical::{executor, RunError};
+use crate::analytical::plan::Plan;
+use crate::analytical::replica::Replica;
+use crate::analytical::stage::{MemoryInputs, Node};
+use crate::analytical::RunError;
 use crate::cost::cost_report;
 use crate::report::{GroupMemory, MemoryReport, Report, WorkloadEcho};
 use crate::scenario::{Group, KvTransfer, Scenario, Serving};
@@ -88,49 +100,152 @@ pub struct ServingRun {
     pub timeline: Timeline,
 }
 
-/// KV-cache bytes of one token over all layers (sliding-window layers counted in
-/// full, an upper bound), and of one token in one layer.
-fn kv_bytes_per_token(scenario: &Scenario) -> (f64, f64) {
-    let model = &scenario.model;
-    let bpe = scenario.kv_cache.bytes_per_weight();
-    let per_layer = model.kv_elements_per_token_per_layer() as f64 * bpe;
-    let all = kv_elements_per_sequence(model, 0..model.layers, 1.0) * bpe;
-    (all, per_layer)
+/// KV-cache bytes of one token in one layer (what layer-wise streaming sends per
+/// token and layer).
+fn kv_bytes_per_token_layer(scenario: &Scenario) -> f64 {
+    scenario.model.kv_elements_per_token_per_layer() as f64 * scenario.kv_cache.bytes_per_weight()
 }
 
-/// Memory of one instance of `group` and the KV blocks left for the cache.
+/// A kind of instance: `copies` identical instances of the model, each on nodes of
+/// the groups `group_of` names (one entry per node).
+struct InstanceKind {
+    role: Role,
+    name: String,
+    group_of: Vec<usize>,
+    copies: u32,
+}
+
+/// The instances of the scenario: each `tensor x pipeline x expert` nodes of a group
+/// (one node when the degrees are 1); a scenario whose groups together make one
+/// replica (a pipeline over different devices) is one instance.
+fn instance_kinds(scenario: &Scenario) -> Vec<InstanceKind> {
+    let per_instance = scenario.parallelism.product();
+    let kind = |role: Role, g: usize| {
+        let group = &scenario.groups[g];
+        InstanceKind {
+            role,
+            name: group.name.clone(),
+            group_of: vec![g; per_instance as usize],
+            copies: group.count / per_instance,
+        }
+    };
+    match scenario.disaggregation {
+        Some(d) => vec![
+            kind(Role::Prefill, d.prefill_group),
+            kind(Role::Decode, d.decode_group),
+        ],
+        None if per_instance > 1 && scenario.groups.len() > 1 => {
+            // Scenario validation: the groups' nodes together make one replica.
+            let group_of = scenario
+                .groups
+                .iter()
+                .enumerate()
+                .flat_map(|(g, group)| std::iter::repeat_n(g, group.count as usize))
+                .collect();
+            let names: Vec<&str> = scenario.groups.iter().map(|g| g.name.as_str()).collect();
+            vec![InstanceKind {
+                role: Role::Unified,
+                name: names.join("+"),
+                group_of,
+                copies: 1,
+            }]
+        }
+        None => (0..scenario.groups.len())
+            .map(|g| kind(Role::Unified, g))
+            .collect(),
+    }
+}
+
+/// The memory of one group's nodes in a kind of instance, for the report.
+struct InstanceGroupMemory {
+    /// Its fullest node, without the KV cache.
+    memory: GroupMemory,
+    /// The instances of the kind.
+    instances: std::ops::Range<usize>,
+    /// KV bytes of one block on that node.
+    block_bytes: f64,
+}
+
+/// Memory of an instance and the KV blocks it holds. Each node keeps its share of
+/// the weights (the cluster model's [`Plan`] layout), the activations of one
+/// iteration's token budget and the reserves; what is left holds the node's share of
+/// the KV cache. A block is `block_tokens` tokens of every sequence's KV, so the
+/// instance holds as many blocks as its tightest node: on `t` tensor-parallel nodes
+/// each keeping `1/t` of every token's KV, `t` times one node's free memory.
+struct InstanceMemory {
+    /// Per group of the instance: its fullest node (KV not counted yet), and the KV
+    /// bytes one block takes on that node.
+    groups: Vec<(GroupMemory, f64)>,
+    blocks: u64,
+    /// The node that limits the blocks, for the reason when none fit.
+    tightest: GroupMemory,
+}
+
 fn instance_memory(
     scenario: &Scenario,
-    group: &Group,
+    plan: &Plan,
     token_budget: u64,
     max_batch: u64,
-    block_bytes: f64,
-) -> (GroupMemory, u64) {
+    block_tokens: u64,
+) -> InstanceMemory {
     let model = &scenario.model;
-    let exec = executor(scenario, group);
-    let weights_gb = model.total_params() as f64 * scenario.weights.bytes_per_weight() / GB;
     let tokens = token_budget.min(model.max_context * max_batch) as f64;
     let logits_rows = max_batch.min(token_budget) as f64;
-    let activations_gb = activation_bytes(model, tokens, logits_rows) / GB;
-    let reserve_gb = group.device.reserved_gb + exec.runtime.reserve_gb;
-    let free_gb = group.memory_gb - weights_gb - activations_gb - reserve_gb;
-    let blocks = if free_gb > 0.0 {
-        (free_gb * GB / block_bytes).floor() as u64
-    } else {
-        0
+    // No KV (context 0): what is left is cut into blocks.
+    let inputs = MemoryInputs {
+        model,
+        weight_bytes: scenario.weights.bytes_per_weight(),
+        kv_bytes: scenario.kv_cache.bytes_per_weight(),
+        sequences: logits_rows,
+        context: 0.0,
+        chunk: tokens / logits_rows,
+        attention: scenario.layout.attention,
     };
-    let memory = GroupMemory {
-        name: group.name.clone(),
-        device: group.device.id.clone(),
-        nodes: group.count,
-        used_gb: weights_gb + activations_gb + reserve_gb,
-        capacity_gb: group.memory_gb,
-        weights_gb,
-        kv_cache_gb: 0.0,
-        activations_gb,
-        reserve_gb,
+    let nodes = plan.memory_with(scenario, &inputs);
+    let kv_token = plan.kv_bytes_per_token(scenario);
+    let report = |n: usize| {
+        let group = &scenario.groups[plan.group_of[n]];
+        let m = &nodes[n];
+        GroupMemory {
+            name: group.name.clone(),
+            device: group.device.id.clone(),
+            nodes: group.count,
+            used_gb: m.used_gb(),
+            capacity_gb: group.memory_gb,
+            weights_gb: m.weights_gb,
+            kv_cache_gb: 0.0,
+            activations_gb: m.activations_gb,
+            reserve_gb: m.reserve_gb,
+        }
     };
-    (memory, blocks)
+    let node_blocks = |n: usize| {
+        let free_gb = scenario.groups[plan.group_of[n]].memory_gb - nodes[n].used_gb();
+        if free_gb > 0.0 {
+            (free_gb * GB / (kv_token[n] * block_tokens as f64)).floor() as u64
+        } else {
+            0
+        }
+    };
+    let tightest = (0..nodes.len())
+        .min_by_key(|&n| node_blocks(n))
+        .expect("an instance has nodes");
+    let mut groups: Vec<(GroupMemory, f64)> = Vec::new();
+    let mut seen: Vec<usize> = Vec::new();
+    for (n, &g) in plan.group_of.iter().enumerate() {
+        let fullest = (0..nodes.len())
+            .filter(|&m| plan.group_of[m] == g)
+            .max_by(|&a, &b| nodes[a].used_gb().total_cmp(&nodes[b].used_gb()))
+            .unwrap_or(n);
+        if !seen.contains(&g) {
+            seen.push(g);
+            groups.push((report(fullest), kv_token[fullest] * block_tokens as f64));
+        }
+    }
+    InstanceMemory {
+        groups,
+        blocks: node_blocks(tightest),
+        tightest: report(tightest),
+    }
 }
 
 /// Runs a serving scenario. `trace` holds the rows of the scenario's trace file when
@@ -142,10 +257,11 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
                 .to_string(),
         )
     })?;
-    if scenario.parallelism.product() > 1 {
+    if scenario.parallelism.product() > 1 && scenario.disaggregation.is_some() {
         return Err(RunError::Unsupported(
-            "serving mode runs each instance on one node; tensor, pipeline and expert parallelism \
-             within an instance are not modelled by the request-level engine yet"
+            "prefill/decode disaggregation runs each prefill and decode instance on one node; \
+             tensor, pipeline and expert parallelism within disaggregated instances are not \
+             modelled"
                 .to_string(),
         ));
     }
@@ -159,63 +275,76 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
     }
     let specs = requests(scenario, serving, trace);
     let sched = serving.scheduler;
-    let (kv_token_bytes, kv_token_layer_bytes) = kv_bytes_per_token(scenario);
-    let block_bytes = kv_token_bytes * sched.kv_block_tokens as f64;
+    let kv_token_layer_bytes = kv_bytes_per_token_layer(scenario);
+    let max_batch = u64::from(scenario.max_batch);
 
-    // Instances: each node of a used group is one instance.
-    let roles: Vec<(usize, Role)> = match scenario.disaggregation {
-        Some(d) => vec![
-            (d.prefill_group, Role::Prefill),
-            (d.decode_group, Role::Decode),
-        ],
-        None => (0..scenario.groups.len())
-            .map(|g| (g, Role::Unified))
-            .collect(),
-    };
+    // Instances: the layout of each kind on its nodes, its memory and KV blocks.
+    let kinds = instance_kinds(scenario);
+    let mut plans = Vec::with_capacity(kinds.len());
+    for kind in &kinds {
+        plans.push(Plan::on_nodes(scenario, kind.group_of.clone())?);
+    }
+    let node_sets: Vec<Vec<Node>> = plans.iter().map(|p| p.nodes(scenario)).collect();
     let mut instances = Vec::new();
     let mut costs = Vec::new();
-    let mut memories: Vec<(GroupMemory, usize)> = Vec::new();
+    let mut memories: Vec<InstanceGroupMemory> = Vec::new();
     let mut reasons = Vec::new();
-    for &(g, role) in &roles {
-        let group = &scenario.groups[g];
+    for ((kind, plan), nodes) in kinds.iter().zip(&plans).zip(&node_sets) {
+        let first_group = &scenario.groups[kind.group_of[0]];
         let token_budget = sched
             .max_batch_tokens
-            .or(group.runtime.prefill_chunk_tokens.map(|c| c as u64))
+            .or(first_group.runtime.prefill_chunk_tokens.map(|c| c as u64))
             .unwrap_or(u64::MAX)
             .max(1);
-        let max_batch = u64::from(scenario.max_batch);
-        let (memory, blocks) =
-            instance_memory(scenario, group, token_budget, max_batch, block_bytes);
-        if blocks == 0 {
+        let memory = instance_memory(
+            scenario,
+            plan,
+            token_budget,
+            max_batch,
+            sched.kv_block_tokens,
+        );
+        if memory.blocks == 0 {
+            let m = &memory.tightest;
             reasons.push(format!(
                 "does not fit: group `{}` ({}) has {:.0} GB per node, and weights {:.1} GB + activations {:.1} GB + reserve {:.1} GB leave no room for the KV cache",
-                group.name, group.device.id, group.memory_gb, memory.weights_gb, memory.activations_gb, memory.reserve_gb
+                m.name, m.device, m.capacity_gb, m.weights_gb, m.activations_gb, m.reserve_gb
             ));
         }
-        memories.push((memory, instances.len()));
-        for n in 0..group.count {
-            let name = if group.count == 1 {
-                group.name.clone()
+        for (group, block_bytes) in memory.groups {
+            memories.push(InstanceGroupMemory {
+                memory: group,
+                instances: instances.len()..instances.len() + kind.copies as usize,
+                block_bytes,
+            });
+        }
+        let replica = Replica::new(scenario, plan, nodes);
+        if let Some(why) = replica.unbatchable() {
+            return Err(RunError::Unsupported(why));
+        }
+        for n in 0..kind.copies {
+            let name = if kind.copies == 1 {
+                kind.name.clone()
             } else {
-                format!("{}-{}", group.name, n)
+                format!("{}-{}", kind.name, n)
             };
             instances.push(Instance::new(
                 name,
-                g,
+                kind.group_of[0],
                 InstanceConfig {
-                    role,
+                    role: kind.role,
                     max_batch,
                     token_budget,
                     chunked_prefill: sched.chunked_prefill,
                     batching: sched.batching,
                     static_batch: scenario.workload.batch,
                     block_tokens: sched.kv_block_tokens,
-                    total_blocks: blocks,
+                    total_blocks: memory.blocks,
                     reserve_output: sched.reserve_output,
                 },
             ));
             costs.push(IterationCost {
-                exec: executor(scenario, group),
+                replica: Replica::new(scenario, plan, nodes),
+                exec: nodes[0].exec,
                 model: &scenario.model,
                 shard: Shard::whole(&scenario.model),
             });
@@ -228,11 +357,30 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         output_tokens: scenario.workload.output_tokens,
         batch: scenario.workload.batch,
     };
-    let used_groups: Vec<&Group> = roles.iter().map(|&(g, _)| &scenario.groups[g]).collect();
+    let mut used: Vec<usize> = Vec::new();
+    for g in kinds.iter().flat_map(|k| k.group_of.iter().copied()) {
+        if !used.contains(&g) {
+            used.push(g);
+        }
+    }
+    let used_groups: Vec<&Group> = used.iter().map(|&g| &scenario.groups[g]).collect();
+    // Nodes of instances that span several nodes pay for their link, as in the
+    // cluster model.
+    let linked_nodes: f64 = kinds
+        .iter()
+        .filter(|k| k.group_of.len() > 1)
+        .map(|k| (k.group_of.len() as u32 * k.copies) as f64)
+        .sum();
+    let link_price = scenario
+        .network
+        .as_ref()
+        .map_or(0.0, |n| n.link.price_usd_per_node)
+        * linked_nodes;
     let capex: f64 = used_groups
         .iter()
         .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
-        .sum();
+        .sum::<f64>()
+        + link_price;
     let power_w: f64 = used_groups
         .iter()
         .map(|g| g.device.load_w * f64::from(g.count))
@@ -281,7 +429,7 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
             MemoryReport {
                 fits: false,
                 reason: Some(reason.clone()),
-                groups: memories.into_iter().map(|(m, _)| m).collect(),
+                groups: memories.into_iter().map(|m| m.memory).collect(),
             },
             Some(reason),
             None,
@@ -355,14 +503,7 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
     );
     let events = engine.run();
     Ok(assemble(
-        scenario,
-        serving,
-        engine,
-        events,
-        memories,
-        block_bytes,
-        resources,
-        base,
+        scenario, serving, engine, events, memories, resources, base,
     ))
 }
 
@@ -372,8 +513,7 @@ fn assemble(
     serving: &Serving,
     engine: Engine,
     events: u64,
-    memories: Vec<(GroupMemory, usize)>,
-    block_bytes: f64,
+    memories: Vec<InstanceGroupMemory>,
     resources: Vec<String>,
     base: impl Fn(MemoryReport, Option<String>, Option<f64>) -> Report,
 ) -> ServingRun {
@@ -501,18 +641,16 @@ fn assemble(
         .collect();
     let groups: Vec<GroupMemory> = memories
         .into_iter()
-        .map(|(mut m, first)| {
-            let peak = engine
-                .instances
+        .map(|m| {
+            let peak = engine.instances[m.instances]
                 .iter()
-                .skip(first)
-                .filter(|inst| scenario.groups[inst.group].name == m.name)
                 .map(|inst| inst.peak_blocks)
                 .max()
                 .unwrap_or(0);
-            m.kv_cache_gb = peak as f64 * block_bytes / GB;
-            m.used_gb += m.kv_cache_gb;
-            m
+            let mut memory = m.memory;
+            memory.kv_cache_gb = peak as f64 * m.block_bytes / GB;
+            memory.used_gb += memory.kv_cache_gb;
+            memory
         })
         .collect();
     let serving_report = ServingReport {
@@ -577,5 +715,78 @@ fn assemble(
             resources,
             spans: engine.spans,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::scenario;
+
+    fn llama_70b(gpus: u32, tensor: u32) -> Scenario {
+        scenario(&format!(
+            r#"
+[model]
+preset = "llama-3.3-70b"
+weights = "fp8"
+kv_cache = "fp8"
+[runtime]
+preset = "trt-llm"
+[[cluster.groups]]
+device = "h100-sxm"
+count = {gpus}
+[cluster.network]
+link = "nvlink-4"
+[parallelism]
+tensor = {tensor}
+[workload]
+prompt_tokens = 128
+output_tokens = 128
+requests = 8
+"#
+        ))
+    }
+
+    fn blocks(sc: &Scenario) -> (u64, f64) {
+        let kind = &instance_kinds(sc)[0];
+        let plan = Plan::on_nodes(sc, kind.group_of.clone()).unwrap();
+        let m = instance_memory(sc, &plan, 8192, 2048, 16);
+        (m.blocks, m.groups[0].0.weights_gb)
+    }
+
+    #[test]
+    fn tensor_parallel_instances_hold_the_kv_of_all_their_nodes() {
+        // Llama-3.3 70B: 80 layers of 150,994,944 attention + 704,643,072 FFN + 16,384
+        // norm parameters, embedding and LM head 128,256 x 8,192 each, final norm
+        // 8,192: 70,553,706,496 parameters, 1 byte each in FP8.
+        // Per node with tensor = 2: half of every matrix, norms whole:
+        // 80 x 427,835,392 + 1,050,673,152 + 8,192 = 35,277,512,704 bytes.
+        // Activations of an 8,192-token iteration with 2,048 logits rows:
+        // 8,192 x (4 x 8,192 + 3 x 28,672) x 2 + 2,048 x 128,256 x 4 = 2.997 GB;
+        // reserves 1 + 1 GB. Free: 80 - 35.278 - 2.997 - 2 = 39.726 GB per node.
+        // A 16-token block is 16 x 80 x 2 x 8 x 128 = 2,621,440 bytes of KV, half
+        // of it on each node: 39,725,657,088 / 1,310,720 = 30,308.3 -> 30,308 blocks,
+        // twice what one node's free memory holds of whole blocks.
+        let (tp, weights) = blocks(&llama_70b(2, 2));
+        assert!((weights - 35.277_512_704).abs() < 1e-9, "{weights}");
+        assert_eq!(tp, 30_308);
+        // One H100 alone: 80 - 70.554 - 2.997 - 2 = 4.449 GB free,
+        // 4,449,463,296 / 2,621,440 = 1,697.3 -> 1,697 blocks.
+        assert_eq!(blocks(&llama_70b(1, 1)).0, 1_697);
+    }
+
+    #[test]
+    fn a_group_holds_count_over_the_degrees_instances() {
+        // 4 GPUs with tensor = 2: two instances of two GPUs, behind the router.
+        let sc = llama_70b(4, 2);
+        let kinds = instance_kinds(&sc);
+        assert_eq!(kinds.len(), 1);
+        assert_eq!((kinds[0].copies, kinds[0].group_of.len()), (2, 2));
+        let run = simulate(&sc, None).unwrap();
+        let s = run.report.serving.unwrap();
+        let names: Vec<&str> = s.instances.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["h100-sxm-0", "h100-sxm-1"]);
+        assert!(s.instances.iter().all(|i| i.kv_blocks == 30_308));
+        assert_eq!(s.requests_completed, 8);
     }
 }

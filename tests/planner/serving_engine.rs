@@ -47,6 +47,32 @@ output_tokens = 300
         "prompt_tokens = 8192",
         "prompt_tokens = 8192\ncached_prompt_tokens = 1000",
     );
+    // Instances over several nodes: tensor parallel 2 (Llama-3.3 70B) and 8
+    // (Llama-3.1 405B, a 10,000-token prompt in two 8,192-token chunks) over NVLink,
+    // as in scenarios/trtllm-{2x,8x}-h100-*.toml; a 2-stage pipeline (one chunk) and
+    // 2-node expert parallelism from the shipped cluster scenarios.
+    let tensor = |model: &str, nodes: u32, prompt: u64, output: u64| {
+        format!(
+            r#"
+[model]
+preset = "{model}"
+weights = "fp8"
+kv_cache = "fp8"
+[runtime]
+preset = "trt-llm"
+[[cluster.groups]]
+device = "h100-sxm"
+count = {nodes}
+[cluster.network]
+link = "nvlink-4"
+[parallelism]
+tensor = {nodes}
+[workload]
+prompt_tokens = {prompt}
+output_tokens = {output}
+"#
+        )
+    };
     let cases: Vec<(String, u64)> = vec![
         (text("scenarios/exo-spark-alone.toml"), 32),
         (cached, 32),
@@ -54,6 +80,13 @@ output_tokens = 300
         (h100.to_string(), 300),
         (text("scenarios/exo-disaggregated.toml"), 32),
         (text("scenarios/exo-disaggregated-bulk.toml"), 32),
+        (tensor("llama-3.3-70b", 2, 3000, 300), 300),
+        (tensor("llama-3.1-405b", 8, 10_000, 200), 200),
+        (
+            text("scenarios/qwen3-235b-2x-m3-ultra-pipeline-tb5.toml"),
+            128,
+        ),
+        (text("scenarios/dbrx-2x-m2-ultra-10gbe.toml"), 64),
     ];
     for (scenario_text, output) in cases {
         let output = if output == 0 {
@@ -297,4 +330,36 @@ fn bad_distribution_and_trace_are_invalid_input() {
     let out = planner(&["simulate", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.csv"));
+}
+
+#[test]
+fn tensor_parallel_instances_serve_and_unsupported_layouts_exit_3() {
+    // The shipped TP 2 scenario: one instance of two GPUs, every request served.
+    let out = planner(&[
+        "simulate",
+        "scenarios/trtllm-2x-h100-llama-3.3-70b-fp8.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["serving"]["requests_completed"], 2000);
+    assert_eq!(json["serving"]["instances"].as_array().unwrap().len(), 1);
+
+    // Disaggregated instances over several nodes are not modelled.
+    let disaggregated = text("scenarios/serving-disaggregated-poisson.toml").replace(
+        "[disaggregation]",
+        "[parallelism]\ntensor = 2\n\n[disaggregation]",
+    );
+    let out = planner(&["simulate", scenario_file(&disaggregated).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("disaggregation"), "{}", stderr(&out));
+
+    // Nor is expert parallelism with split (data-parallel) attention.
+    let split = text("scenarios/dbrx-2x-m2-ultra-10gbe.toml")
+        .replace("attention = \"replicated\"", "attention = \"split\"")
+        .replace("output_tokens = 64", "output_tokens = 64\nrequests = 4");
+    let out = planner(&["simulate", scenario_file(&split).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("split"), "{}", stderr(&out));
 }
