@@ -140,6 +140,10 @@ impl LineChart {
             .y_label_formatter(&y_label)
             .label_style((FONT_FAMILY, 15))
             .axis_desc_style((FONT_FAMILY, 16));
+        if log_y {
+            // plotters' light lines on a log axis bunch up near decade boundaries.
+            mesh.y_labels(12).light_line_style(TRANSPARENT);
+        }
         if self.x_categories.is_some() {
             mesh.x_labels(n * 2 + 1)
                 .x_label_formatter(&category_label)

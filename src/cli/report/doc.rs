@@ -110,7 +110,7 @@ impl Doc {
                     let _ = writeln!(s, "```\n{}\n```", t.trim_end());
                 }
                 Block::Chart { stem, alt, .. } => {
-                    let _ = writeln!(s, "![{alt}]({stem}.png)\n\n(also `{stem}.svg`)");
+                    let _ = writeln!(s, "![{}]({stem}.png)\n\n(also `{stem}.svg`)", md(alt));
                 }
             }
         }
@@ -165,7 +165,7 @@ impl Doc {
 const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}\
 th,td{border:1px solid #ccc;padding:0.25em 0.6em;vertical-align:top}\
-th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#f0f0f0}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}\
 pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}\
 code{background:#f3f3f3;padding:0 0.2em}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\

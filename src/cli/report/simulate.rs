@@ -139,7 +139,7 @@ pub fn breakdown_chart(title: &str, items: &[(String, &Report)]) -> BreakdownCha
         title: title.to_string(),
         panels: vec![
             Panel {
-                title: "prefill (whole prompt)".to_string(),
+                title: "prefill (every prompt of the batch)".to_string(),
                 bars: bars(|b| b.prefill),
             },
             Panel {
