@@ -19,7 +19,7 @@ use super::{compact, plot_err, series_color, side_legend, Chart, Mark, FONT_FAMI
 /// One operation at one operating point.
 pub struct OpPoint {
     pub op: String,
-    /// Index of the phase (see [`RooflineChart::phases`]).
+    /// 0 for prefill (drawn as circles), 1 for decode (triangles).
     pub phase: usize,
     pub intensity: f64,
     pub flop_s: f64,
@@ -33,8 +33,8 @@ pub struct RooflineChart {
     pub bandwidth_b_s: f64,
     pub achievable_flop_s: f64,
     pub achievable_bandwidth_b_s: f64,
-    /// Phase names, e.g. ["prefill", "decode"] (at most two shapes are drawn).
-    pub phases: Vec<String>,
+    /// The phases drawn, as (0 prefill or 1 decode, legend text).
+    pub phases: Vec<(usize, String)>,
     pub points: Vec<OpPoint>,
 }
 
@@ -173,10 +173,10 @@ impl Chart for RooflineChart {
                 Mark::Dashed(grey),
             ),
         ];
-        for (i, phase) in self.phases.iter().enumerate().take(2) {
+        for (shape, phase) in &self.phases {
             entries.push((
                 phase.clone(),
-                if i == 0 {
+                if *shape == 0 {
                     Mark::Dot(grey)
                 } else {
                     Mark::Triangle(grey)

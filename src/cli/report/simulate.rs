@@ -289,12 +289,11 @@ pub fn rooflines(files: &mut ReportFiles, scenario: &Scenario, l: &LayerView) ->
             if groups[phase] != g {
                 continue;
             }
-            let shape = phases.len();
-            phases.push(format!("{} (layer {})", PHASES[phase], l.layer));
+            phases.push((phase, format!("{} (layer {})", PHASES[phase], l.layer)));
             for op in ops.iter().filter(|o| o.bytes > 0.0 && o.time_s > 0.0) {
                 points.push(OpPoint {
                     op: op.kind.name().to_string(),
-                    phase: shape,
+                    phase,
                     intensity: op.flops / op.bytes,
                     flop_s: op.flops / op.time_s,
                 });
