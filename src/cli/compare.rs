@@ -333,7 +333,7 @@ pub fn table(title: &str, entries: &[Entry], headline: Option<&Headline>) -> Str
                 );
             }
             Some(r) => {
-                let _ = writeln!(s, "  does not fit: {}", r.reason.as_deref().unwrap_or(""));
+                let _ = writeln!(s, "  {}", r.reason.as_deref().unwrap_or("does not fit"));
             }
             None => {
                 let _ = writeln!(s, "  cannot run: {}", e.cannot_run.as_deref().unwrap_or(""));

@@ -45,10 +45,7 @@ fn comparison_table(entries: &[Entry]) -> Table {
             ]),
             Some(r) => {
                 let mut row = vec![format!("`{}`", e.label)];
-                row.push(format!(
-                    "does not fit: {}",
-                    r.reason.as_deref().unwrap_or("")
-                ));
+                row.push(r.reason.clone().unwrap_or_else(|| "does not fit".into()));
                 row.extend((0..8).map(|_| "-".to_string()));
                 t.row(row);
             }

@@ -471,12 +471,12 @@ pub fn write(
     }
     files.doc.table(t);
     if let Some(reason) = &report.reason {
-        files.doc.paragraph(format!("Does not fit: {reason}."));
+        files.doc.paragraph(format!("Cannot run: {reason}."));
     }
 
     let analytical = match serving {
         Some(_) => analytical_view(scenario),
-        None => Some(report.clone()),
+        None => Some(report.clone()).filter(|r| r.memory.fits),
     };
     if let Some(a) = &analytical {
         files.doc.heading("Where the time goes");
