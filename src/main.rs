@@ -44,8 +44,9 @@ enum Command {
         scenario: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
-        /// Directory for result files: summary.json, and for serving runs
-        /// requests.csv, queue.csv, timeline.png and timeline.svg.
+        /// Directory for result files: summary.json, report.md, report.html, CSV and
+        /// charts; for serving runs also requests.csv, queue.csv, the timeline and
+        /// latency CDFs.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Also print the one-sigma prediction band of calibrated devices in the table
@@ -69,6 +70,31 @@ enum Command {
         vary: Vec<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Directory for the report: report.md, report.html, sweep.csv and charts.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Simulate several scenarios and compare latency, throughput and cost; the
+    /// first is the baseline of the cost-efficiency ratios.
+    Compare {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Directory for the report: report.md, report.html, compare.csv,
+        /// compare.json and charts.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Title of the comparison.
+        #[arg(long)]
+        title: Option<String>,
+        /// A published value of the best scenario's tokens/s per $1,000 over the
+        /// first's, to set beside the computed one.
+        #[arg(long)]
+        reference_ratio: Option<f64>,
+        /// Where --reference-ratio comes from (quoted in the output).
+        #[arg(long)]
+        reference: Option<String>,
     },
     /// Fit device and link profiles to planner-harness measurements.
     Calibrate(Box<cli::calibrate::CalibrateArgs>),
@@ -90,6 +116,10 @@ enum Command {
         /// Draw the progress bar even when stderr is not a terminal.
         #[arg(long)]
         progress: bool,
+        /// Directory for the report: report.md, report.html, CSV of the ranked,
+        /// Pareto and verified options, and charts.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Predicted against published measurements, with the error of every case.
     Validate {
@@ -169,10 +199,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
             scenario,
             vary,
             format,
+            out,
         } => {
-            print!("{}", cli::sweep::run(&catalog, &scenario, &vary, format)?);
+            print!(
+                "{}",
+                cli::sweep::run(&catalog, &scenario, &vary, format, out.as_deref())?
+            );
             Ok(())
         }
+        Command::Compare {
+            scenarios,
+            format,
+            out,
+            title,
+            reference_ratio,
+            reference,
+        } => cli::compare::run(
+            &catalog,
+            &scenarios,
+            format,
+            out.as_deref(),
+            title,
+            reference_ratio,
+            reference,
+        ),
         Command::Overlap { scenario, format } => {
             let scenario = read_scenario(&catalog, &scenario)?;
             let report = planner::analytical::disaggregated::overlap(&scenario)
@@ -193,12 +243,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Plan {
-            plan,
+            plan: path,
             format,
             progress,
+            out,
         } => {
-            let plan = cli::plan::load(&catalog, &plan)?;
+            let plan = cli::plan::load(&catalog, &path)?;
             let result = cli::plan::search(&catalog, &plan, progress);
+            if let Some(dir) = out {
+                cli::report::plan::write(&dir, &path, &catalog, &plan, &result)?;
+            }
             let text = match format {
                 Format::Json => {
                     serde_json::to_string_pretty(&result).map_err(anyhow::Error::from)? + "\n"

@@ -96,7 +96,8 @@ fn opt_seconds(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), seconds)
 }
 
-fn csv_row(r: &Report) -> Result<String> {
+/// The report as one CSV row with its header.
+pub fn csv_row(r: &Report) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let b = r.breakdown;
     let bp = b.map(|b| b.prefill);

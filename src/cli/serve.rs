@@ -1,10 +1,12 @@
 //! `planner simulate` for every kind of scenario: serving scenarios go to the
 //! request-level engine (reading the trace file, if any), the others to the analytical
-//! model. `--out DIR` writes the results as files: `summary.json` always; for serving
-//! runs also `requests.csv` (one row per request), `queue.csv` (queue lengths at each
-//! iteration) and `timeline.png` / `timeline.svg` (Gantt chart of the first requests).
-//! Each file is written under a temporary name and renamed, so it is complete or
-//! absent.
+//! model. `--out DIR` writes the results as files: `summary.json` and the report
+//! (`report.md`, `report.html`, `report.csv`, `layers.csv`, the breakdown and roofline
+//! charts; see [`crate::cli::report::simulate`]) always; for serving runs also
+//! `requests.csv` (one row per request), `queue.csv` (queue lengths at each
+//! iteration), `timeline.png` / `timeline.svg` (Gantt chart of the first requests)
+//! and the latency CDFs. Each file is written under a temporary name and renamed, so
+//! it is complete or absent.
 
 use std::fs;
 use std::path::Path;
@@ -15,8 +17,6 @@ use planner::serving::workload::TraceRow;
 use planner::serving::ServingRun;
 use planner::{Catalog, Report, Scenario};
 
-use super::charts::render_both;
-use super::charts::timeline::TimelineChart;
 use super::output;
 use crate::{Failure, Format};
 
@@ -34,6 +34,9 @@ pub fn run(
             // fit (exit 3) still leaves its summary.
             if let Ok(report) = simulate(&scenario) {
                 write_summary(dir, &report).map_err(Failure::Other)?;
+                let label = path.display().to_string();
+                super::report::simulate::write(dir, &label, &scenario, &report, None)
+                    .map_err(Failure::Other)?;
             }
         }
         return crate::simulate_command(catalog, path, format, band);
@@ -47,6 +50,9 @@ pub fn run(
     );
     if let Some(dir) = out {
         write_serving(dir, &run).map_err(Failure::Other)?;
+        let label = path.display().to_string();
+        super::report::simulate::write(dir, &label, &scenario, &run.report, Some(&run))
+            .map_err(Failure::Other)?;
     }
     if !run.report.memory.fits {
         return Err(Failure::CannotRun(
@@ -60,7 +66,10 @@ pub fn run(
 }
 
 /// The trace named by the scenario, relative to the scenario file.
-fn read_trace(scenario_path: &Path, scenario: &Scenario) -> Result<Option<Vec<TraceRow>>, Failure> {
+pub fn read_trace(
+    scenario_path: &Path,
+    scenario: &Scenario,
+) -> Result<Option<Vec<TraceRow>>, Failure> {
     let Some(name) = scenario
         .workload
         .serving
@@ -129,19 +138,6 @@ fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
 fn write_serving(dir: &Path, run: &ServingRun) -> Result<()> {
     write_summary(dir, &run.report)?;
     write_atomically(dir, "requests.csv", &csv_bytes(&run.requests)?)?;
-    write_atomically(dir, "queue.csv", &csv_bytes(&run.queue)?)?;
-    if !run.timeline.spans.is_empty() {
-        let chart = TimelineChart {
-            title: match planner::serving::TIMELINE_REQUESTS.min(run.requests.len()) {
-                1 => format!("{}: one request", run.report.name),
-                n => format!("{}: first {n} requests", run.report.name),
-            },
-            timeline: &run.timeline,
-        };
-        let (png, svg) = (dir.join("timeline.png"), dir.join("timeline.svg"));
-        crate::cli::with_temp_paths(&[&png, &svg], |tmp| {
-            render_both(&chart, &tmp[0], &tmp[1], super::charts::SIZE)
-        })?;
-    }
-    Ok(())
+    // The timeline chart is part of the report (`report::simulate`).
+    write_atomically(dir, "queue.csv", &csv_bytes(&run.queue)?)
 }

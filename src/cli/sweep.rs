@@ -149,14 +149,36 @@ fn grid(axes: &[Axis]) -> Vec<Vec<toml::Value>> {
     points
 }
 
-/// Runs the sweep and renders it.
-pub fn run(catalog: &Catalog, path: &Path, args: &[String], format: Format) -> Result<String> {
+/// A sweep's base scenario, axes and grid points.
+pub struct Sweep {
+    pub scenario: Scenario,
+    pub axes: Vec<Axis>,
+    pub points: Vec<Point>,
+}
+
+/// Runs the sweep and renders it; with `out`, also writes the report there.
+pub fn run(
+    catalog: &Catalog,
+    path: &Path,
+    args: &[String],
+    format: Format,
+    out: Option<&Path>,
+) -> Result<String> {
+    let sweep = compute(catalog, path, args)?;
+    if let Some(dir) = out {
+        crate::cli::report::sweep::write(dir, path, args, &sweep)?;
+    }
+    render(&sweep.axes, &sweep.points, format)
+}
+
+/// Runs the scenario at every point of the grid.
+pub fn compute(catalog: &Catalog, path: &Path, args: &[String]) -> Result<Sweep> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read scenario {}", path.display()))
         .map_err(|e| input_error(&path.display().to_string(), format!("{e:#}")))?;
     let file = path.display().to_string();
     // The file as written must be valid before it is edited.
-    Scenario::from_toml(&file, &text, catalog)?;
+    let base = Scenario::from_toml(&file, &text, catalog)?;
     let doc: toml::Table = toml::from_str(&text).map_err(|e| InputError::parse(&file, e))?;
     let axes: Vec<Axis> = args.iter().map(|a| parse_axis(a)).collect::<Result<_>>()?;
 
@@ -192,7 +214,25 @@ pub fn run(catalog: &Catalog, path: &Path, args: &[String], format: Format) -> R
             report,
         });
     }
-    render(&axes, &points, format)
+    Ok(Sweep {
+        scenario: base,
+        axes,
+        points,
+    })
+}
+
+/// The sweep as CSV: the axes' values, then the figures of each point.
+pub fn csv(axes: &[Axis], points: &[Point]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+    header.extend(HEADERS);
+    w.write_record(&header)?;
+    for p in points {
+        let mut row: Vec<String> = p.values.iter().map(|(_, v)| v.clone()).collect();
+        row.extend(columns(p));
+        w.write_record(&row)?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
 }
 
 fn columns(p: &Point) -> Vec<String> {
@@ -230,23 +270,13 @@ const HEADERS: [&str; 9] = [
 fn render(axes: &[Axis], points: &[Point], format: Format) -> Result<String> {
     Ok(match format {
         Format::Json => serde_json::to_string_pretty(points)? + "\n",
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let mut header: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
-            header.extend(HEADERS);
-            w.write_record(&header)?;
-            for p in points {
-                let mut row: Vec<String> = p.values.iter().map(|(_, v)| v.clone()).collect();
-                row.extend(columns(p));
-                w.write_record(&row)?;
-            }
-            String::from_utf8(w.into_inner()?)?
-        }
+        Format::Csv => csv(axes, points)?,
         Format::Table => table(axes, points),
     })
 }
 
-fn table(axes: &[Axis], points: &[Point]) -> String {
+/// The sweep as a table for people.
+pub fn table(axes: &[Axis], points: &[Point]) -> String {
     let mut s = String::new();
     let widths: Vec<usize> = axes.iter().map(|a| a.key.len().max(8) + 2).collect();
     for (a, w) in axes.iter().zip(&widths) {

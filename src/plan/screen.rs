@@ -86,13 +86,24 @@ struct Instance {
     fits: bool,
 }
 
+/// Replicas that split a scenario's batch: the cluster model divides `batch` over the
+/// replicas of a colocated option, while a disaggregated option decodes the whole
+/// batch on one decode node.
+fn replicas(option: &PlanOption) -> u64 {
+    match &option.layout {
+        Layout::Colocated(c) => u64::from(c.replicas().max(1)),
+        Layout::Disaggregated(_) => 1,
+    }
+}
+
+/// One instance running `batch` sequences: the scenario holds `batch` per replica.
 fn instance_at(
     plan: &Plan,
     option: &PlanOption,
     catalog: &Catalog,
     batch: u64,
 ) -> Result<(Scenario, Report, Instance), Verdict> {
-    let (scenario, report) = run(plan, option, catalog, batch)?;
+    let (scenario, report) = run(plan, option, catalog, batch * replicas(option))?;
     let fits = report.memory.fits;
     let instance = Instance {
         prefill_s: report.ttft_s.unwrap_or(f64::INFINITY) / batch as f64,

@@ -12,5 +12,6 @@ mod expert_parallel_study;
 mod memory_fit;
 mod model_catalog;
 mod planner_search;
+mod reports;
 mod serving_engine;
 mod validation;

@@ -79,3 +79,29 @@ fn unknown_device_in_a_plan_is_invalid_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(crate::common::stderr(&out).contains("did you mean dgx-spark"));
 }
+
+#[test]
+fn replicas_add_capacity_linearly() {
+    // Two replicas behind a router serve twice what one node does, give or take the
+    // prefill share: at 2 requests/s one node prefills 2 x P of every second, each of
+    // two replicas 1 x P, so each replica decodes a little more of the time. The
+    // screen must hand each replica its own batch (the cluster model splits a
+    // scenario's batch over its replicas), or capacity grows with the square of the
+    // replica count.
+    let catalog = catalog();
+    let plan = parse_plan("small.toml", SMALL_PLAN, &catalog).unwrap();
+    let options = enumerate(&plan, &catalog);
+    let find = |description: &str| {
+        let o = options
+            .iter()
+            .find(|o| o.describe() == description)
+            .unwrap_or_else(|| panic!("no option {description}"));
+        planner::plan::screen(o, &plan, &catalog)
+    };
+    let one = find("1 x h100-sxm (80 GB), trt-llm fp8");
+    let two = find("2 x h100-sxm (80 GB), 2 replicas, trt-llm fp8");
+    let ratio = two.capacity_tokens_per_s / one.capacity_tokens_per_s;
+    assert!((1.95..2.1).contains(&ratio), "{ratio}: {one:?} {two:?}");
+    // Half the load per replica: no slower per token than one node carrying it all.
+    assert!(two.tpot_p90_s <= one.tpot_p90_s * 1.0001);
+}

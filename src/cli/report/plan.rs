@@ -1,0 +1,483 @@
+//! The report of `planner plan --out DIR`: the question, what the search rejected
+//! and why, the ranked options, the engine's re-check, the Pareto frontier, and the
+//! charts: Pareto scatter of capital against sustainable throughput, cost efficiency
+//! of the top options, the best sustainable throughput at each node count, and the
+//! latency breakdown of the top options (re-simulated at the decode batch the screen
+//! found for the target load).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use planner::plan::enumerate::Layout;
+use planner::plan::verify::{VERIFY_SECONDS, VERIFY_SEED};
+use planner::plan::{Plan, PlanResult, Screened};
+use planner::{Catalog, Report, Scenario};
+
+use super::doc::Table;
+use super::{assumptions, csv_of, csv_table, dollars, num, secs, ReportFiles};
+use crate::cli::charts::cost_bars::{CostBar, CostBarsChart};
+use crate::cli::charts::lines::{LineChart, Series};
+use crate::cli::charts::pareto::ParetoChart;
+
+/// Options shown in the top tables and charts.
+const TOP: usize = 15;
+const TOP_BARS: usize = 10;
+const TOP_BREAKDOWN: usize = 5;
+
+/// A short name for charts: "4x b200 TP2 x2 trt-llm fp8".
+fn short(s: &Screened) -> String {
+    let o = &s.option;
+    match &o.layout {
+        Layout::Colocated(c) => {
+            let mut parts = vec![format!("{}x {}", c.nodes, c.device)];
+            for (degree, name) in [(c.tensor, "TP"), (c.pipeline, "PP"), (c.expert, "EP")] {
+                if degree > 1 {
+                    parts.push(format!("{name}{degree}"));
+                }
+            }
+            if c.replicas() > 1 {
+                parts.push(format!("x{}", c.replicas()));
+            }
+            parts.push(format!("{} {}", c.runtime, o.weights));
+            parts.join(" ")
+        }
+        Layout::Disaggregated(d) => format!(
+            "P {}x {} + D {}x {}, {} {}",
+            d.prefill_nodes,
+            d.prefill_device,
+            d.decode_nodes,
+            d.decode_device,
+            d.decode_runtime,
+            o.weights
+        ),
+    }
+}
+
+/// Sustainable output tokens/s per $1,000 of capital.
+fn capacity_per_kusd(s: &Screened) -> f64 {
+    if s.capex_usd > 0.0 {
+        s.capacity_tokens_per_s / (s.capex_usd / 1000.0)
+    } else {
+        0.0
+    }
+}
+
+fn options_table(options: &[Screened]) -> Table {
+    let mut t = Table::new(
+        &[
+            "rank",
+            "option",
+            "capital",
+            "TTFT p90",
+            "TPOT p90",
+            "decode batch",
+            "max tok/s",
+            "$/Mtok",
+            "max tok/s per $1,000",
+        ],
+        2,
+    );
+    t.numeric[0] = true;
+    for (i, s) in options.iter().enumerate() {
+        t.row(vec![
+            (i + 1).to_string(),
+            s.description.clone(),
+            dollars(s.capex_usd),
+            secs(Some(s.ttft_p90_s)),
+            secs(Some(s.tpot_p90_s)),
+            format!("{:.0}", s.batch),
+            format!("{:.0}", s.capacity_tokens_per_s),
+            num(Some(s.usd_per_million_tokens), 2),
+            num(Some(capacity_per_kusd(s)), 1),
+        ]);
+    }
+    t
+}
+
+const OPTION_HEADER: [&str; 21] = [
+    "rank",
+    "description",
+    "kind",
+    "device",
+    "decode_device",
+    "nodes",
+    "link",
+    "tensor",
+    "pipeline",
+    "expert",
+    "runtime",
+    "weights",
+    "capex_usd",
+    "power_w",
+    "ttft_p90_s",
+    "tpot_p90_s",
+    "batch",
+    "capacity_tokens_per_s",
+    "usd_per_million_tokens",
+    "tokens_per_s_per_kusd",
+    "tokens_per_joule",
+];
+
+/// Every option as CSV rows, full precision.
+fn option_rows(options: &[Screened]) -> Vec<Vec<String>> {
+    options
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (kind, device, decode, link, t, p, e, runtime) = match &s.option.layout {
+                Layout::Colocated(c) => (
+                    "colocated",
+                    c.device.clone(),
+                    String::new(),
+                    c.link.clone().unwrap_or_default(),
+                    c.tensor,
+                    c.pipeline,
+                    c.expert,
+                    c.runtime.clone(),
+                ),
+                Layout::Disaggregated(d) => (
+                    "disaggregated",
+                    d.prefill_device.clone(),
+                    d.decode_device.clone(),
+                    d.link.clone(),
+                    1,
+                    1,
+                    1,
+                    format!("{}+{}", d.prefill_runtime, d.decode_runtime),
+                ),
+            };
+            vec![
+                (i + 1).to_string(),
+                s.description.clone(),
+                kind.to_string(),
+                device,
+                decode,
+                s.nodes.to_string(),
+                link,
+                t.to_string(),
+                p.to_string(),
+                e.to_string(),
+                runtime,
+                s.option.weights.clone(),
+                format!("{}", s.capex_usd),
+                format!("{}", s.power_w),
+                format!("{}", s.ttft_p90_s),
+                format!("{}", s.tpot_p90_s),
+                format!("{}", s.batch),
+                format!("{}", s.capacity_tokens_per_s),
+                format!("{}", s.usd_per_million_tokens),
+                format!("{}", s.tokens_per_s_per_kusd),
+                format!("{}", s.tokens_per_joule),
+            ]
+        })
+        .collect()
+}
+
+/// The best sustainable throughput at each node count, one line per device type
+/// (disaggregated options on one line of their own).
+fn throughput_by_nodes(ranked: &[Screened]) -> Vec<Series> {
+    let mut best: BTreeMap<String, BTreeMap<u32, f64>> = BTreeMap::new();
+    for s in ranked {
+        let key = match &s.option.layout {
+            Layout::Colocated(c) => c.device.clone(),
+            Layout::Disaggregated(_) => "prefill/decode split".to_string(),
+        };
+        let at = best.entry(key).or_default().entry(s.nodes).or_insert(0.0);
+        *at = at.max(s.capacity_tokens_per_s);
+    }
+    best.into_iter()
+        .map(|(label, points)| Series {
+            label,
+            points: points.into_iter().map(|(n, t)| (f64::from(n), t)).collect(),
+        })
+        .collect()
+}
+
+/// The top options re-simulated by the analytical model at their decode batch.
+fn top_breakdowns(catalog: &Catalog, plan: &Plan, ranked: &[Screened]) -> Vec<(String, Report)> {
+    ranked
+        .iter()
+        .take(TOP_BREAKDOWN)
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let replicas = match &s.option.layout {
+                Layout::Colocated(c) => u64::from(c.replicas().max(1)),
+                Layout::Disaggregated(_) => 1,
+            };
+            let batch = (s.batch.max(1.0) as u64) * replicas;
+            let text = s.option.scenario_text(plan, batch);
+            let scenario = Scenario::from_toml("plan option", &text, catalog).ok()?;
+            let report = planner::analytical::simulate(&scenario).ok()?;
+            report
+                .memory
+                .fits
+                .then(|| (format!("#{} {}", i + 1, short(s)), report))
+        })
+        .collect()
+}
+
+/// Devices in the shown options, with their price and power and the sources.
+fn device_table(catalog: &Catalog, options: &[&Screened]) -> Table {
+    let mut t = Table::new(
+        &[
+            "device",
+            "memory",
+            "price",
+            "load / idle power",
+            "price source",
+        ],
+        1,
+    );
+    t.numeric = vec![false, true, true, true, false];
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for s in options {
+        let ids: Vec<(String, Option<f64>)> = match &s.option.layout {
+            Layout::Colocated(c) => vec![(c.device.clone(), Some(c.memory_gb))],
+            Layout::Disaggregated(d) => vec![
+                (d.prefill_device.clone(), None),
+                (d.decode_device.clone(), None),
+            ],
+        };
+        for (id, memory) in ids {
+            let Some(device) = catalog.devices.get(&id) else {
+                continue;
+            };
+            let variant = device
+                .file
+                .memory
+                .variants
+                .iter()
+                .find(|v| memory.is_none_or(|m| (v.capacity_gb - m).abs() < 1e-9));
+            let Some(v) = variant else { continue };
+            let key = (id.clone(), format!("{}", v.capacity_gb));
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            t.row(vec![
+                format!("{} (`{id}`)", device.name),
+                format!("{} GB", v.capacity_gb),
+                v.price_usd
+                    .map_or_else(|| "unpublished".to_string(), dollars),
+                format!("{} W / {} W", device.load_w, device.idle_w),
+                v.source.clone(),
+            ]);
+        }
+    }
+    t
+}
+
+/// Writes the plan report into `dir`.
+pub fn write(
+    dir: &Path,
+    path: &Path,
+    catalog: &Catalog,
+    plan: &Plan,
+    r: &PlanResult,
+) -> Result<()> {
+    let mut files = ReportFiles::new(&plan.name);
+    files.doc.code(format!("planner plan {}", path.display()));
+    files.doc.paragraph(format!(
+        "Serve `{}` at {} requests/s ({} prompt + {} output tokens each) with TTFT p90 under {} \
+         and TPOT p90 under {}, within a budget of {}. Searched: {}, up to {} nodes, weights {}, \
+         runtimes {}{}.",
+        plan.model,
+        plan.requests_per_s,
+        plan.prompt_tokens,
+        plan.output_tokens,
+        secs(Some(plan.ttft_p90_s)),
+        secs(Some(plan.tpot_p90_s)),
+        plan.budget_usd
+            .map_or_else(|| "no limit".to_string(), dollars),
+        plan.devices.join(", "),
+        plan.max_nodes,
+        plan.weights.join(", "),
+        plan.runtimes.join(", "),
+        if plan.disaggregation {
+            ", and prefill/decode splits across two device types"
+        } else {
+            ""
+        }
+    ));
+    let j = &r.rejections;
+    files.doc.heading("The search");
+    files.doc.paragraph(format!(
+        "{} options evaluated, {} feasible (fit, meet both targets, within budget, confirmed \
+         by the request-level engine where re-checked).",
+        r.options_evaluated, r.feasible
+    ));
+    let mut t = Table::new(&["rejected because", "options"], 1);
+    for (why, n) in [
+        ("the model does not fit", j.does_not_fit),
+        (
+            "a latency target is missed (or the load overloads it)",
+            j.misses_slo,
+        ),
+        ("over budget", j.over_budget),
+        ("a node without a published price", j.no_price),
+        (
+            "invalid layout (degrees the model cannot take)",
+            j.invalid_layout,
+        ),
+        ("not modelled", j.not_modelled),
+    ] {
+        t.row(vec![why.to_string(), n.to_string()]);
+    }
+    files.doc.table(t);
+
+    files.doc.heading("Best options");
+    files.doc.paragraph(
+        "Cheapest per million output tokens at the target rate first. \"max tok/s\" is the \
+         most output tokens/s the option sustains (largest batch that fits, in the time \
+         prefill leaves free); the decode batch is the one the target load needs.",
+    );
+    let top: Vec<Screened> = r.ranked.iter().take(TOP).cloned().collect();
+    files.doc.table(options_table(&top));
+    let bars: Vec<CostBar> = r
+        .ranked
+        .iter()
+        .take(TOP_BARS)
+        .enumerate()
+        .map(|(i, s)| CostBar {
+            label: format!("#{} {}", i + 1, short(s)),
+            value: capacity_per_kusd(s),
+            note: format!("${:.2}/Mtok", s.usd_per_million_tokens),
+        })
+        .collect();
+    if !bars.is_empty() {
+        files.chart(
+            "cost-efficiency",
+            "Sustainable tokens/s per $1,000 of capital of the top options",
+            &CostBarsChart {
+                title: format!("Cost efficiency of the top {} options", bars.len()),
+                x_desc: "sustainable output tokens/s per $1,000 of capital (note: $ per \
+                         million tokens at the target rate)"
+                    .to_string(),
+                bars,
+            },
+        )?;
+    }
+
+    files
+        .doc
+        .subheading("Re-checked with the request-level engine");
+    files.doc.paragraph(format!(
+        "{VERIFY_SECONDS} s of Poisson arrivals at the target rate, seed {VERIFY_SEED}; options \
+         the engine finds missing a target leave the ranking."
+    ));
+    let mut t = Table::new(
+        &[
+            "option", "requests", "TTFT p90", "TPOT p90", "tok/s", "verdict",
+        ],
+        1,
+    );
+    t.numeric[5] = false;
+    for v in &r.verified {
+        t.row(vec![
+            v.description.clone(),
+            v.requests.to_string(),
+            secs(v.ttft_p90_s),
+            secs(v.tpot_p90_s),
+            num(v.throughput_tokens_per_s, 0),
+            match &v.failure {
+                Some(f) => format!("not run: {f}"),
+                None if v.meets_slo => "meets the targets".to_string(),
+                None => "misses a target".to_string(),
+            },
+        ]);
+    }
+    files.doc.table(t);
+
+    let breakdowns = top_breakdowns(catalog, plan, &r.ranked);
+    if !breakdowns.is_empty() {
+        files
+            .doc
+            .subheading("Where the time goes in the top options");
+        files.doc.paragraph(
+            "The analytical model of each option at the decode batch the target load needs \
+             (per replica).",
+        );
+        let items: Vec<(String, &Report)> =
+            breakdowns.iter().map(|(l, r)| (l.clone(), r)).collect();
+        files.doc.table(super::simulate::breakdown_table(&items));
+        files.chart(
+            "breakdown",
+            "Latency breakdown of the top options",
+            &super::simulate::breakdown_chart("Latency breakdown of the top options", &items),
+        )?;
+    }
+
+    files.doc.heading("Pareto frontier");
+    files.doc.paragraph(
+        "Options meeting both targets (budget ignored) that no other beats on capital cost, \
+         sustainable throughput and TTFT p90 at once.",
+    );
+    files.doc.table(options_table(&r.pareto));
+    files.chart(
+        "pareto",
+        "Capital cost against sustainable throughput, Pareto frontier numbered",
+        &ParetoChart {
+            title: "Capital cost against sustainable throughput".to_string(),
+            options: r
+                .ranked
+                .iter()
+                .map(|s| (s.capex_usd, s.capacity_tokens_per_s))
+                .collect(),
+            frontier: r
+                .pareto
+                .iter()
+                .map(|s| (s.capex_usd, s.capacity_tokens_per_s))
+                .collect(),
+            best: r
+                .ranked
+                .first()
+                .map(|s| (s.capex_usd, s.capacity_tokens_per_s, short(s))),
+        },
+    )?;
+    files.doc.heading("Throughput against node count");
+    files.chart(
+        "throughput-nodes",
+        "Best sustainable throughput at each node count, by device",
+        &LineChart {
+            title: "Best sustainable throughput against node count".to_string(),
+            x_desc: "nodes".to_string(),
+            y_desc: "sustainable output tokens/s".to_string(),
+            x_categories: None,
+            legend_heading: Some("device (feasible options)".to_string()),
+            series: throughput_by_nodes(&r.ranked),
+        },
+    )?;
+
+    files.doc.heading("Assumptions");
+    files.doc.list(vec![
+        format!(
+            "Screening: the analytical model per option; prefill busy share rho = rate x \
+             prefill time, decode batch by Little's law, TPOT p90 ~ step / (1 - rho), TTFT p90 \
+             ~ prefill + M/D/1 p90 wait + half a step (see `src/plan/screen.rs`)."
+        ),
+        format!(
+            "Re-check: the request-level engine, {VERIFY_SECONDS} s of Poisson arrivals, seed \
+             {VERIFY_SEED}, for the best {} options.",
+            plan.verify_top
+        ),
+        format!("KV cache `{}`.", plan.kv_cache),
+    ]);
+    files
+        .doc
+        .subheading("Prices and power of the devices shown");
+    let shown: Vec<&Screened> = r.ranked.iter().take(TOP).chain(&r.pareto).collect();
+    files.doc.table(device_table(catalog, &shown));
+    files.doc.subheading("Cost");
+    files.doc.list(assumptions::cost_lines(&plan.cost));
+    files.file(
+        "ranked.csv",
+        csv_table(&OPTION_HEADER, &option_rows(&r.ranked))?,
+    );
+    files.file(
+        "pareto.csv",
+        csv_table(&OPTION_HEADER, &option_rows(&r.pareto))?,
+    );
+    files.file("verified.csv", csv_of(&r.verified)?);
+    files.write(dir)
+}
