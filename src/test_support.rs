@@ -35,7 +35,6 @@ pub fn catalog() -> Catalog {
 }
 
 /// A scenario from TOML text, validated against the shipped catalog.
-#[allow(dead_code)]
 pub fn scenario(text: &str) -> Scenario {
     Scenario::from_toml("test.toml", text, &catalog()).expect("valid test scenario")
 }
