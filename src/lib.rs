@@ -25,6 +25,7 @@ pub mod runtime_fit;
 pub mod scenario;
 pub mod serving;
 pub mod sourced;
+pub mod stats;
 #[cfg(test)]
 mod test_support;
 pub mod validate;

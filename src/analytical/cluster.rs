@@ -17,40 +17,12 @@ use super::plan::Plan;
 use super::replica::{Replica, StageModel};
 use super::stage::{kv_split, StageKind, StageTime};
 use super::tensor::split_op;
-use super::{shortfall_reason, RunError};
-use crate::cost::cost_report;
+use super::{report_skeleton, shortfall_reason, RunError, Spend};
 use crate::report::{
     Breakdown, ClusterReport, ExpertReport, LayerView, MemoryReport, PhaseBreakdown, Report,
-    StageReport, TimeParts, WorkloadEcho,
+    StageReport, TimeParts,
 };
 use crate::scenario::{AttentionLayout, Scenario, WiredMemory};
-
-/// Sum of `step(s)` over `steps` decode steps: exact up to 128, else 65 samples
-/// integrated by the trapezoid rule (as [`super::pass::decode_time`] does).
-fn sum_steps(steps: f64, step: impl Fn(f64) -> StageTime) -> StageTime {
-    let mut total = StageTime::default();
-    if steps <= 128.0 {
-        let mut s = 0.0;
-        while s < steps {
-            total.add(&step(s));
-            s += 1.0;
-        }
-        return total;
-    }
-    const SEGMENTS: usize = 64;
-    let last = steps - 1.0;
-    let samples: Vec<StageTime> = (0..=SEGMENTS)
-        .map(|j| step(last * j as f64 / SEGMENTS as f64))
-        .collect();
-    let width = last / SEGMENTS as f64;
-    for (j, sample) in samples.iter().enumerate() {
-        let weight = if j == 0 || j == SEGMENTS { 0.5 } else { 1.0 };
-        total.add(&sample.scaled(weight * width));
-    }
-    total.add(&samples[0].scaled(0.5));
-    total.add(&samples[SEGMENTS].scaled(0.5));
-    total
-}
 
 fn phase(t: &StageTime) -> PhaseBreakdown {
     PhaseBreakdown {
@@ -98,28 +70,8 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let fits = short.is_none();
     let reason = short.map(shortfall_reason);
 
-    let link_price = scenario
-        .network
-        .as_ref()
-        .map_or(0.0, |n| n.link.price_usd_per_node)
-        * total_nodes as f64;
-    let capex = scenario
-        .groups
-        .iter()
-        .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
-        .sum::<f64>()
-        + link_price;
-    let prices_complete = scenario.groups.iter().all(|g| g.price_usd.is_some());
-    let power_w: f64 = scenario
-        .groups
-        .iter()
-        .map(|g| g.device.load_w * f64::from(g.count))
-        .sum();
-    let idle_w: f64 = scenario
-        .groups
-        .iter()
-        .map(|g| g.device.idle_w * f64::from(g.count))
-        .sum();
+    let all_groups: Vec<&crate::scenario::Group> = scenario.groups.iter().collect();
+    let spend = Spend::of(&all_groups, scenario.network.as_ref(), total_nodes as f64);
     let runtime_ids: Vec<String> = {
         let mut ids: Vec<String> = scenario
             .groups
@@ -129,37 +81,16 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         ids.dedup();
         ids
     };
-    let base = Report {
-        serving: None,
-        name: scenario.name.clone(),
-        model: model.id.clone(),
-        weights: scenario.weights.id.clone(),
-        kv_cache: scenario.kv_cache.id.clone(),
-        runtime: runtime_ids.join("+"),
-        seed: w.seed,
-        workload: WorkloadEcho {
-            prompt_tokens: w.prompt_tokens,
-            cached_prompt_tokens: w.cached_prompt_tokens,
-            output_tokens: w.output_tokens,
-            batch: w.batch,
-        },
-        ttft_s: None,
-        tpot_s: None,
-        e2e_s: None,
-        prefill_tokens_per_s: None,
-        decode_tokens_per_s: None,
-        throughput_tokens_per_s: None,
-        memory: MemoryReport {
+    let base = report_skeleton(
+        scenario,
+        runtime_ids.join("+"),
+        MemoryReport {
             fits,
-            reason: reason.clone(),
+            reason,
             groups,
         },
-        reason,
-        breakdown: None,
-        cost: cost_report(capex, power_w, idle_w, None, scenario.cost, prices_complete),
-        layers: None,
-        cluster: None,
-    };
+        &spend,
+    );
     if !fits {
         return Ok(base);
     }
@@ -210,7 +141,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         new_tokens: 1.0,
         context_before: prompt + s,
     };
-    let decode = sum_steps(steps, |s| {
+    let decode = super::pass::sum_steps(steps, |s| {
         let pass = decode_pass(s);
         let times: Vec<StageTime> = (0..p)
             .map(|st| stage_pass(st, &pass, per_microbatch))
@@ -382,14 +313,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
             prefill: phase(&prefill),
             decode: phase(&step),
         }),
-        cost: cost_report(
-            capex,
-            power_w,
-            idle_w,
-            Some(throughput),
-            scenario.cost,
-            prices_complete,
-        ),
+        cost: spend.report(Some(throughput), scenario.cost),
         layers: Some(layers),
         cluster: Some(cluster),
         ..base

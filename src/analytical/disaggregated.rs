@@ -25,11 +25,13 @@ use super::pass::{
     batch_pass_profile, decode_time, layer_op_times, prefill_chunks, PassTime, Shard,
 };
 use super::timing::Executor;
-use super::{executor, phase, shortfall_reason, single_node_memory, RunError};
-use crate::cost::cost_report;
+use super::{
+    executor, layer_view, phase, report_skeleton, shortfall_reason, single_node_memory, RunError,
+    Spend,
+};
 use crate::model::Model;
 use crate::network::{LinkModel, StreamMessage, StreamTiming};
-use crate::report::{Breakdown, LayerView, MemoryReport, Report, WorkloadEcho};
+use crate::report::{Breakdown, MemoryReport, Report};
 use crate::scenario::{Disaggregation, KvTransfer, Scenario};
 
 /// The prefill and its KV transfer.
@@ -308,56 +310,22 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     let fits = short.is_none();
     let reason = short.map(shortfall_reason);
 
-    let groups = [prefill_group, decode_group];
-    let capex: f64 = groups
-        .iter()
-        .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
-        .sum();
-    let power_w: f64 = groups
-        .iter()
-        .map(|g| g.device.load_w * f64::from(g.count))
-        .sum();
-    let idle_w: f64 = groups
-        .iter()
-        .map(|g| g.device.idle_w * f64::from(g.count))
-        .sum();
-    let prices = groups.iter().all(|g| g.price_usd.is_some());
+    let spend = Spend::of(&[prefill_group, decode_group], None, 0.0);
     let runtime = if prefill_group.runtime.id == decode_group.runtime.id {
         prefill_group.runtime.id.clone()
     } else {
         format!("{}+{}", prefill_group.runtime.id, decode_group.runtime.id)
     };
-    let base = Report {
-        cluster: None,
-        name: scenario.name.clone(),
-        model: model.id.clone(),
-        weights: scenario.weights.id.clone(),
-        kv_cache: scenario.kv_cache.id.clone(),
+    let base = report_skeleton(
+        scenario,
         runtime,
-        seed: w.seed,
-        workload: WorkloadEcho {
-            prompt_tokens: w.prompt_tokens,
-            cached_prompt_tokens: w.cached_prompt_tokens,
-            output_tokens: w.output_tokens,
-            batch: w.batch,
-        },
-        ttft_s: None,
-        tpot_s: None,
-        e2e_s: None,
-        prefill_tokens_per_s: None,
-        decode_tokens_per_s: None,
-        throughput_tokens_per_s: None,
-        memory: MemoryReport {
+        MemoryReport {
             fits,
-            reason: reason.clone(),
+            reason,
             groups: memories,
         },
-        reason,
-        breakdown: None,
-        cost: cost_report(capex, power_w, idle_w, None, scenario.cost, prices),
-        layers: None,
-        serving: None,
-    };
+        &spend,
+    );
     if !fits {
         return Ok(base);
     }
@@ -384,42 +352,10 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     prefill_phase.exposed_communication_s = stream.exposed_s;
     prefill_phase.total_s = ttft;
 
-    let shown_layer = model
-        .moe
-        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
-    let first_chunk = prefill_chunks(
-        prompt,
-        cached,
-        Some(super::pass::chunk_per_sequence(
-            chunk,
-            sequences,
-            prompt - cached,
-        )),
-    )[0]
-    .0;
-    let prefill_pass = Pass {
-        sequences,
-        new_tokens: first_chunk,
-        context_before: cached,
-    };
-    let decode_pass = Pass {
-        sequences,
-        new_tokens: 1.0,
-        context_before: prompt + (steps / 2.0).floor(),
-    };
-    let layers = LayerView {
-        layer: shown_layer,
-        prefill_context_before: prefill_pass.context_before,
-        prefill_new_tokens: prefill_pass.new_tokens,
-        decode_context_before: decode_pass.context_before,
-        prefill: layer_op_times(&exec_p, model, shown_layer, &prefill_pass),
-        decode: layer_op_times(&exec_d, model, shown_layer, &decode_pass),
-        layer_overhead_s: exec_p.dispatch_overhead_s(&super::ops::layer_ops(
-            model,
-            shown_layer,
-            &prefill_pass,
-        )),
-    };
+    let layers = layer_view(
+        &exec_p, &exec_d, model, sequences, prompt, cached, steps, chunk,
+    );
+
     Ok(Report {
         ttft_s: Some(ttft),
         tpot_s: Some(decode_s / steps),
@@ -431,14 +367,7 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
             prefill: prefill_phase,
             decode: phase(&decode.scaled(1.0 / steps)),
         }),
-        cost: cost_report(
-            capex,
-            power_w,
-            idle_w,
-            Some(throughput),
-            scenario.cost,
-            prices,
-        ),
+        cost: spend.report(Some(throughput), scenario.cost),
         layers: Some(layers),
         ..base
     })

@@ -36,8 +36,7 @@ use serde::Serialize;
 use super::ops::{head_ops, layer_ops, routed_experts_op, Op, OpKind, Pass, ACTIVATION_BYTES};
 use super::pass::{batch_layer_ops, merged_pass};
 use super::routing::{expected_busiest_experts, routing_samples, Placement, RoutingSample};
-use super::stage::{Node, StageTime};
-use super::tensor::time_ops;
+use super::stage::{slowest_node, Node, StageTime};
 use crate::model::Model;
 use crate::network::{LinkModel, Message, Topology};
 use crate::scenario::AttentionLayout;
@@ -119,25 +118,10 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
     /// Runs `ops_for(pass on node i)` on every node holding sequences: the slowest
     /// node's device time and wiring, work summed.
     fn per_node(&self, pass: &Pass, ops_for: impl Fn(&Pass) -> Vec<Op>) -> StageTime {
-        let mut out = StageTime::default();
-        let mut slowest = f64::NEG_INFINITY;
-        for (i, node) in self.nodes.iter().enumerate() {
+        slowest_node(self.nodes.iter().enumerate().filter_map(|(i, node)| {
             let sequences = self.sequences_on(i, pass.sequences);
-            if sequences <= 0.0 {
-                continue;
-            }
-            let local = Pass { sequences, ..*pass };
-            let (time, flops, bytes, weight_bytes) = time_ops(&node.exec, &ops_for(&local));
-            let wiring = node.wiring.overhead_s(weight_bytes);
-            if time + wiring > slowest {
-                slowest = time + wiring;
-                out.compute_s = time;
-                out.overhead_s = wiring;
-            }
-            out.flops += flops;
-            out.bytes += bytes;
-        }
-        out
+            (sequences > 0.0).then(|| node.run(&ops_for(&Pass { sequences, ..*pass })))
+        }))
     }
 
     fn samples(&self, pass: &Pass) -> Vec<RoutingSample> {

@@ -36,7 +36,7 @@ pub(crate) mod test_support;
 pub mod timing;
 pub mod wiring;
 
-use crate::report::{GroupMemory, PhaseBreakdown, Report};
+use crate::report::{GroupMemory, LayerView, MemoryReport, PhaseBreakdown, Report, WorkloadEcho};
 use crate::scenario::{Group, Scenario};
 
 use self::pass::PassTime;
@@ -103,6 +103,136 @@ pub(crate) fn phase(t: &PassTime) -> PhaseBreakdown {
         total_s: t.total_s(),
         flops: t.flops,
         bytes: t.bytes,
+    }
+}
+
+/// What the nodes of some groups cost to own and run: capital (nodes, plus link ports
+/// for `linked_nodes` of them), power under load and idle, and whether every node has
+/// a published price. One place for every engine's cost figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spend {
+    pub capex_usd: f64,
+    pub power_w: f64,
+    pub idle_w: f64,
+    pub prices_complete: bool,
+}
+
+impl Spend {
+    pub fn of(
+        groups: &[&Group],
+        network: Option<&crate::scenario::Network>,
+        linked_nodes: f64,
+    ) -> Spend {
+        let link_price = network.map_or(0.0, |n| n.link.price_usd_per_node) * linked_nodes;
+        Spend {
+            capex_usd: groups
+                .iter()
+                .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
+                .sum::<f64>()
+                + link_price,
+            power_w: groups
+                .iter()
+                .map(|g| g.device.load_w * f64::from(g.count))
+                .sum(),
+            idle_w: groups
+                .iter()
+                .map(|g| g.device.idle_w * f64::from(g.count))
+                .sum(),
+            prices_complete: groups.iter().all(|g| g.price_usd.is_some()),
+        }
+    }
+
+    /// The cost figures at `throughput` output tokens per second (none: capital and
+    /// power only).
+    pub fn report(
+        &self,
+        throughput: Option<f64>,
+        assumptions: crate::cost::CostAssumptions,
+    ) -> crate::cost::CostReport {
+        crate::cost::cost_report(
+            self.capex_usd,
+            self.power_w,
+            self.idle_w,
+            throughput,
+            assumptions,
+            self.prices_complete,
+        )
+    }
+}
+
+/// A report with the scenario's identity, memory and capital cost, and no timings:
+/// what a scenario that cannot run reports, and what each engine fills in.
+pub fn report_skeleton(
+    scenario: &Scenario,
+    runtime: String,
+    memory: MemoryReport,
+    spend: &Spend,
+) -> Report {
+    let w = &scenario.workload;
+    Report {
+        name: scenario.name.clone(),
+        model: scenario.model.id.clone(),
+        weights: scenario.weights.id.clone(),
+        kv_cache: scenario.kv_cache.id.clone(),
+        runtime,
+        seed: w.seed,
+        workload: WorkloadEcho {
+            prompt_tokens: w.prompt_tokens,
+            cached_prompt_tokens: w.cached_prompt_tokens,
+            output_tokens: w.output_tokens,
+            batch: w.batch,
+        },
+        ttft_s: None,
+        tpot_s: None,
+        e2e_s: None,
+        prefill_tokens_per_s: None,
+        decode_tokens_per_s: None,
+        throughput_tokens_per_s: None,
+        reason: memory.reason.clone(),
+        memory,
+        breakdown: None,
+        cost: spend.report(None, scenario.cost),
+        layers: None,
+        serving: None,
+        cluster: None,
+    }
+}
+
+/// The per-operation view of one representative layer (the first MoE layer of a MoE
+/// model): the prefill's first chunk on `prefill`, and a decode step halfway through
+/// the output on `decode`.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_view(
+    prefill: &Executor,
+    decode: &Executor,
+    model: &crate::model::Model,
+    sequences: f64,
+    prompt: f64,
+    cached: f64,
+    steps: f64,
+    chunk: Option<f64>,
+) -> LayerView {
+    let layer = model
+        .moe
+        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
+    let prefill_pass = ops::Pass {
+        sequences,
+        new_tokens: pass::chunk_per_sequence(chunk, sequences, prompt - cached),
+        context_before: cached,
+    };
+    let decode_pass = ops::Pass {
+        sequences,
+        new_tokens: 1.0,
+        context_before: prompt + (steps / 2.0).floor(),
+    };
+    LayerView {
+        layer,
+        prefill_context_before: prefill_pass.context_before,
+        prefill_new_tokens: prefill_pass.new_tokens,
+        decode_context_before: decode_pass.context_before,
+        prefill: pass::layer_op_times(prefill, model, layer, &prefill_pass),
+        decode: pass::layer_op_times(decode, model, layer, &decode_pass),
+        layer_overhead_s: prefill.dispatch_overhead_s(&ops::layer_ops(model, layer, &prefill_pass)),
     }
 }
 

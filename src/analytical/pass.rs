@@ -182,28 +182,50 @@ pub fn decode_time(
         };
         pass_time(exec, model, shard, &pass, sequences)
     };
-    let mut total = PassTime::default();
+    sum_steps(steps, step)
+}
+
+/// A time that adds up over steps and scales (a pass's or a stage's).
+pub trait StepTime: Default {
+    fn add_step(&mut self, other: &Self);
+    fn scaled_by(&self, factor: f64) -> Self;
+}
+
+impl StepTime for PassTime {
+    fn add_step(&mut self, other: &Self) {
+        self.add(other);
+    }
+    fn scaled_by(&self, factor: f64) -> Self {
+        self.scaled(factor)
+    }
+}
+
+/// Sum of `step(s)` over decode steps `s = 0 .. steps`: exact for up to 128 steps;
+/// beyond that the step time (nearly linear in the context) is sampled at 65 points
+/// and integrated with the trapezoid rule, which is exact for a linear step time.
+pub fn sum_steps<T: StepTime>(steps: f64, step: impl Fn(f64) -> T) -> T {
+    let mut total = T::default();
     if steps <= 128.0 {
         let mut s = 0.0;
         while s < steps {
-            total.add(&step(s));
+            total.add_step(&step(s));
             s += 1.0;
         }
         return total;
     }
     const SEGMENTS: usize = 64;
     let last = steps - 1.0;
-    let samples: Vec<PassTime> = (0..=SEGMENTS)
+    let samples: Vec<T> = (0..=SEGMENTS)
         .map(|j| step(last * j as f64 / SEGMENTS as f64))
         .collect();
     let width = last / SEGMENTS as f64;
     for (j, sample) in samples.iter().enumerate() {
         let weight = if j == 0 || j == SEGMENTS { 0.5 } else { 1.0 };
-        total.add(&sample.scaled(weight * width));
+        total.add_step(&sample.scaled_by(weight * width));
     }
     // Sum over integer steps = integral over [0, last] + half of each end point.
-    total.add(&samples[0].scaled(0.5));
-    total.add(&samples[SEGMENTS].scaled(0.5));
+    total.add_step(&samples[0].scaled_by(0.5));
+    total.add_step(&samples[SEGMENTS].scaled_by(0.5));
     total
 }
 

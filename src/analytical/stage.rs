@@ -75,6 +75,37 @@ pub struct Node<'a> {
     pub wiring: Wiring,
 }
 
+impl Node<'_> {
+    /// Runs `ops` on this node: device time, its wiring cost, and the work done.
+    pub fn run(&self, ops: &[super::ops::Op]) -> StageTime {
+        let (time, flops, bytes, weight_bytes) = super::tensor::time_ops(&self.exec, ops);
+        StageTime {
+            compute_s: time,
+            overhead_s: self.wiring.overhead_s(weight_bytes),
+            flops,
+            bytes,
+            ..StageTime::default()
+        }
+    }
+}
+
+/// Work done by several nodes at once: the slowest node's device time and wiring
+/// (the stage waits for it), the work summed over nodes.
+pub fn slowest_node(runs: impl IntoIterator<Item = StageTime>) -> StageTime {
+    let mut out = StageTime::default();
+    let mut slowest = f64::NEG_INFINITY;
+    for run in runs {
+        if run.compute_s + run.overhead_s > slowest {
+            slowest = run.compute_s + run.overhead_s;
+            out.compute_s = run.compute_s;
+            out.overhead_s = run.overhead_s;
+        }
+        out.flops += run.flops;
+        out.bytes += run.bytes;
+    }
+    out
+}
+
 /// How the nodes of a stage share its layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageKind {
@@ -254,5 +285,14 @@ mod whole_model_tests {
                 "{id}"
             );
         }
+    }
+}
+
+impl super::pass::StepTime for StageTime {
+    fn add_step(&mut self, other: &Self) {
+        self.add(other);
+    }
+    fn scaled_by(&self, factor: f64) -> Self {
+        self.scaled(factor)
     }
 }

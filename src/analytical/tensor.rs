@@ -18,7 +18,7 @@
 
 use super::ops::{head_ops, layer_ops, Op, OpKind, Pass, ACTIVATION_BYTES};
 use super::pass::{batch_layer_ops, merged_pass};
-use super::stage::{Node, StageTime};
+use super::stage::{slowest_node, Node, StageTime};
 use super::timing::Executor;
 use crate::model::Model;
 use crate::network::{LinkModel, Topology};
@@ -84,20 +84,7 @@ impl TensorGroup<'_, '_> {
             .iter()
             .map(|op| split_op(op, self.degree(), self.kv_split))
             .collect();
-        let mut out = StageTime::default();
-        let mut slowest = f64::NEG_INFINITY;
-        for node in &self.nodes {
-            let (time, flops, bytes, weight_bytes) = time_ops(&node.exec, &split);
-            let wiring = node.wiring.overhead_s(weight_bytes);
-            if time + wiring > slowest {
-                slowest = time + wiring;
-                out.compute_s = time;
-                out.overhead_s = wiring;
-            }
-            out.flops += flops;
-            out.bytes += bytes;
-        }
-        out
+        slowest_node(self.nodes.iter().map(|node| node.run(&split)))
     }
 
     /// Two all-reduces of the pass's hidden states.

@@ -2,17 +2,16 @@
 //! parameters to the fit half of the measurements and, with `--write`, rewrites
 //! `runtimes/ID.toml` with the fitted values and their sources.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use planner::runtime::RuntimeFile;
 use planner::runtime_fit::{fit_runtime, render_profile, RuntimeFit};
-use planner::validate::measurements::parse_measurements;
-use planner::validate::{build_suite, parse_suite, Case};
+use planner::validate::run_scenario;
 use planner::Catalog;
 
+use crate::cli::validate::{load_suite, LoadedSuite};
 use crate::cli::write_atomic;
 
 /// The command line that regenerates the committed profiles (written into sources).
@@ -25,28 +24,6 @@ pub struct Calibration {
     pub files: Vec<(std::path::PathBuf, String)>,
 }
 
-fn cases(
-    catalog: &Catalog,
-    suite_path: &Path,
-    from: &Path,
-) -> Result<(Vec<Case>, planner::validate::SuiteFile)> {
-    let suite_text = std::fs::read_to_string(suite_path)
-        .with_context(|| format!("cannot read suite {}", suite_path.display()))?;
-    let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
-    let text =
-        std::fs::read_to_string(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let rows = parse_measurements(&from.display().to_string(), &text)?;
-    let dir = suite_path.parent().unwrap_or(Path::new("."));
-    let mut files = BTreeMap::new();
-    for s in &suite.scenario_rows {
-        if let Ok(t) = std::fs::read_to_string(dir.join(&s.scenario)) {
-            files.insert(s.scenario.clone(), t);
-        }
-    }
-    let (cases, _) = build_suite(&rows, &suite, catalog, &files);
-    Ok((cases, suite))
-}
-
 /// Fits `runtime` ("all" for every runtime the suite has a fit spec for).
 pub fn calibrate(
     catalog: &Catalog,
@@ -55,7 +32,7 @@ pub fn calibrate(
     from: &Path,
     suite_path: &Path,
 ) -> Result<Calibration> {
-    let (cases, suite) = cases(catalog, suite_path, from)?;
+    let LoadedSuite { suite, cases, .. } = load_suite(catalog, suite_path, Some(from))?;
     let specs: Vec<_> = suite
         .fit
         .iter()
@@ -72,8 +49,6 @@ pub fn calibrate(
                 .join(", ")
         );
     }
-    let runner =
-        |s: &planner::Scenario| planner::simulate_scenario(s, None).map_err(|e| e.to_string());
     let mut out = Calibration {
         fits: Vec::new(),
         files: Vec::new(),
@@ -84,7 +59,7 @@ pub fn calibrate(
             &spec.family_params,
             &spec.joint_params,
             &cases,
-            &runner,
+            &run_scenario,
         )?;
         let path = root.join("runtimes").join(format!("{}.toml", spec.runtime));
         let text = std::fs::read_to_string(&path)

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use planner::validate::measurements::parse_measurements;
 use planner::validate::{
-    build_suite, evaluate, parse_suite, summarise, CaseResult, ErrorSummary, Split, Summary,
-    Unmapped,
+    build_suite, evaluate, parse_suite, run_scenario, summarise, Case, CaseResult, ErrorSummary,
+    Split, SuiteFile, Summary, Unmapped,
 };
 use planner::Catalog;
 use serde::Serialize;
@@ -26,13 +26,25 @@ pub struct ValidationOutput {
     pub gate_check_median_abs_pct_error: f64,
 }
 
-/// Loads the suite at `suite_path` and runs every case.
-pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutput> {
+/// A suite with its cases built.
+pub struct LoadedSuite {
+    pub suite: SuiteFile,
+    pub cases: Vec<Case>,
+    pub unmapped: Vec<Unmapped>,
+}
+
+/// Reads the suite at `suite_path`, its measurements (`measurements`, else the file
+/// the suite names) and the scenario files its rows name, and builds the cases.
+pub fn load_suite(
+    catalog: &Catalog,
+    suite_path: &Path,
+    measurements: Option<&Path>,
+) -> Result<LoadedSuite> {
     let suite_text = std::fs::read_to_string(suite_path)
         .with_context(|| format!("cannot read suite {}", suite_path.display()))?;
     let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
     let dir = suite_path.parent().unwrap_or(Path::new("."));
-    let csv_path = dir.join(&suite.measurements);
+    let csv_path = measurements.map_or_else(|| dir.join(&suite.measurements), Path::to_path_buf);
     let csv_text = std::fs::read_to_string(&csv_path)
         .with_context(|| format!("cannot read measurements {}", csv_path.display()))?;
     let rows = parse_measurements(&csv_path.display().to_string(), &csv_text)?;
@@ -48,9 +60,21 @@ pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutpu
             eprintln!("{}", c.scenario_text);
         }
     }
-    let runner =
-        |s: &planner::Scenario| planner::simulate_scenario(s, None).map_err(|e| e.to_string());
-    let results = evaluate(&cases, &runner);
+    Ok(LoadedSuite {
+        suite,
+        cases,
+        unmapped,
+    })
+}
+
+/// Loads the suite at `suite_path` and runs every case.
+pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutput> {
+    let LoadedSuite {
+        suite,
+        cases,
+        unmapped,
+    } = load_suite(catalog, suite_path, None)?;
+    let results = evaluate(&cases, &run_scenario);
     let summary = summarise(&results);
     Ok(ValidationOutput {
         cases: results,

@@ -28,11 +28,7 @@ pub struct Stats {
 
 /// The p-th percentile (0 < p <= 100) of sorted values, by nearest rank.
 pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    crate::stats::quantile(sorted, p / 100.0).unwrap_or(0.0)
 }
 
 impl Stats {

@@ -53,9 +53,8 @@ use crate::analytical::pass::Shard;
 use crate::analytical::plan::Plan;
 use crate::analytical::replica::Replica;
 use crate::analytical::stage::{MemoryInputs, Node};
-use crate::analytical::RunError;
-use crate::cost::cost_report;
-use crate::report::{GroupMemory, MemoryReport, Report, WorkloadEcho};
+use crate::analytical::{report_skeleton, RunError, Spend};
+use crate::report::{GroupMemory, MemoryReport, Report};
 use crate::scenario::{Group, KvTransfer, Scenario, Serving};
 
 const GB: f64 = 1e9;
@@ -351,12 +350,6 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         }
     }
 
-    let echo = WorkloadEcho {
-        prompt_tokens: scenario.workload.prompt_tokens,
-        cached_prompt_tokens: scenario.workload.cached_prompt_tokens,
-        output_tokens: scenario.workload.output_tokens,
-        batch: scenario.workload.batch,
-    };
     let mut used: Vec<usize> = Vec::new();
     for g in kinds.iter().flat_map(|k| k.group_of.iter().copied()) {
         if !used.contains(&g) {
@@ -371,57 +364,15 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         .filter(|k| k.group_of.len() > 1)
         .map(|k| (k.group_of.len() as u32 * k.copies) as f64)
         .sum();
-    let link_price = scenario
-        .network
-        .as_ref()
-        .map_or(0.0, |n| n.link.price_usd_per_node)
-        * linked_nodes;
-    let capex: f64 = used_groups
+    let spend = Spend::of(&used_groups, scenario.network.as_ref(), linked_nodes);
+    let runtime = used_groups
         .iter()
-        .map(|g| g.price_usd.unwrap_or(0.0) * f64::from(g.count))
-        .sum::<f64>()
-        + link_price;
-    let power_w: f64 = used_groups
-        .iter()
-        .map(|g| g.device.load_w * f64::from(g.count))
-        .sum();
-    let idle_w: f64 = used_groups
-        .iter()
-        .map(|g| g.device.idle_w * f64::from(g.count))
-        .sum();
-    let prices_complete = used_groups.iter().all(|g| g.price_usd.is_some());
-    let base = |memory: MemoryReport, reason: Option<String>, throughput: Option<f64>| Report {
-        cluster: None,
-        name: scenario.name.clone(),
-        model: scenario.model.id.clone(),
-        weights: scenario.weights.id.clone(),
-        kv_cache: scenario.kv_cache.id.clone(),
-        runtime: used_groups
-            .iter()
-            .map(|g| g.runtime.id.as_str())
-            .collect::<Vec<_>>()
-            .join("+"),
-        seed: scenario.workload.seed,
-        workload: echo.clone(),
-        ttft_s: None,
-        tpot_s: None,
-        e2e_s: None,
-        prefill_tokens_per_s: None,
-        decode_tokens_per_s: None,
-        throughput_tokens_per_s: None,
-        memory,
-        reason,
-        breakdown: None,
-        cost: cost_report(
-            capex,
-            power_w,
-            idle_w,
-            throughput,
-            scenario.cost,
-            prices_complete,
-        ),
-        layers: None,
-        serving: None,
+        .map(|g| g.runtime.id.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    let base = |memory: MemoryReport, throughput: Option<f64>| Report {
+        cost: spend.report(throughput, scenario.cost),
+        ..report_skeleton(scenario, runtime.clone(), memory, &spend)
     };
     if !reasons.is_empty() {
         let reason = reasons.join("; ");
@@ -431,7 +382,6 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
                 reason: Some(reason.clone()),
                 groups: memories.into_iter().map(|m| m.memory).collect(),
             },
-            Some(reason),
             None,
         );
         return Ok(ServingRun {
@@ -515,7 +465,7 @@ fn assemble(
     events: u64,
     memories: Vec<InstanceGroupMemory>,
     resources: Vec<String>,
-    base: impl Fn(MemoryReport, Option<String>, Option<f64>) -> Report,
+    base: impl Fn(MemoryReport, Option<f64>) -> Report,
 ) -> ServingRun {
     let name_of = |i: Option<usize>| i.map(|i| engine.instances[i].name.clone());
     let makespan = engine
@@ -697,7 +647,6 @@ fn assemble(
             reason: None,
             groups,
         },
-        None,
         Some(throughput).filter(|t| *t > 0.0),
     );
     report.ttft_s = Some(ttft_stats.mean);

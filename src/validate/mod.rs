@@ -15,12 +15,18 @@ use serde::Serialize;
 
 use crate::report::Report;
 use crate::scenario::Scenario;
+pub use crate::stats::{median, quantile};
 
 pub use suite::{build_suite, parse_suite, Case, Metric, Split, SuiteFile, Unmapped};
 
 /// How a scenario is simulated (the analytical model, or the serving engine for
 /// serving-mode scenarios); the caller chooses.
 pub type Runner<'a> = dyn Fn(&Scenario) -> Result<Report, String> + Sync + 'a;
+
+/// The runner the suite and the runtime fits use: whichever engine the scenario needs.
+pub fn run_scenario(scenario: &Scenario) -> Result<Report, String> {
+    crate::simulate_scenario(scenario, None).map_err(|e| e.to_string())
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseResult {
@@ -91,25 +97,6 @@ pub struct ErrorSummary {
     pub median_pct_error: Option<f64>,
 }
 
-/// Nearest-rank quantile of sorted values: the value at rank ceil(q n).
-pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
-    Some(sorted[rank.min(sorted.len()) - 1])
-}
-
-/// Median: the mean of the two middle values for an even count.
-pub fn median(sorted: &[f64]) -> Option<f64> {
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
-    }
-}
-
 pub fn error_summary<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> ErrorSummary {
     let mut signed: Vec<f64> = results.into_iter().filter_map(|r| r.error_pct).collect();
     let mut abs: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
@@ -156,22 +143,5 @@ pub fn summarise(results: &[CaseResult]) -> Summary {
         by_device: grouped(results, |r| r.device.clone()),
         by_runtime: grouped(results, |r| r.runtime.clone()),
         by_phase: grouped(results, |r| r.phase.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_and_nearest_rank_quantiles_by_hand() {
-        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
-        assert_eq!(median(&v), Some(3.0));
-        // p90 of 5 values: rank ceil(4.5) = 5 -> 10.
-        assert_eq!(quantile(&v, 0.9), Some(10.0));
-        // Even count: median of [1, 2, 3, 4] = 2.5; p90 rank ceil(3.6) = 4 -> 4.
-        assert_eq!(median(&v[..4]), Some(2.5));
-        assert_eq!(quantile(&v[..4], 0.9), Some(4.0));
-        assert_eq!(median(&[]), None);
     }
 }

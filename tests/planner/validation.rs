@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use planner::runtime::RuntimeFile;
 use planner::runtime_fit::{fit_runtime, render_profile};
 use planner::validate::measurements::parse_measurements;
-use planner::validate::{build_suite, evaluate, parse_suite, summarise, Case, SuiteFile, Unmapped};
+use planner::validate::{
+    build_suite, evaluate, parse_suite, run_scenario, summarise, Case, SuiteFile, Unmapped,
+};
 
 use crate::common::{catalog, repo};
 
@@ -29,10 +31,6 @@ fn suite() -> (SuiteFile, Vec<Case>, Vec<Unmapped>, usize) {
     (suite, cases, unmapped, rows.len())
 }
 
-fn runner(s: &planner::Scenario) -> Result<planner::Report, String> {
-    planner::simulate_scenario(s, None).map_err(|e| e.to_string())
-}
-
 #[test]
 fn every_row_is_a_case_or_listed_with_a_reason() {
     let (_, cases, unmapped, rows) = suite();
@@ -45,7 +43,7 @@ fn every_row_is_a_case_or_listed_with_a_reason() {
 #[test]
 fn accuracy_gate_and_targets_hold() {
     let (suite, cases, _, _) = suite();
-    let results = evaluate(&cases, &runner);
+    let results = evaluate(&cases, &run_scenario);
     let summary = summarise(&results);
     let check = summary.check.median_abs_pct_error.unwrap();
     assert!(
@@ -69,7 +67,7 @@ fn fitted_runtime_profiles_regenerate_from_the_measurements() {
             &spec.family_params,
             &spec.joint_params,
             &cases,
-            &runner,
+            &run_scenario,
         )
         .unwrap();
         let path = repo()

@@ -9,7 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    compact, plot_err, side_legend, time_unit, truncate, Chart, Mark, FONT_FAMILY, LEGEND_WIDTH,
+    compact, plot_err, side_legend, time_unit, titled_with_legend, truncate, Chart, Mark,
+    FONT_FAMILY,
 };
 use planner::report::PhaseBreakdown;
 
@@ -125,11 +126,7 @@ impl Chart for BreakdownChart {
     where
         DB::ErrorType: 'static,
     {
-        let area = area
-            .titled(&self.title, (FONT_FAMILY, 22))
-            .map_err(plot_err)?;
-        let width = area.dim_in_pixel().0;
-        let (plots, legend) = area.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let (plots, legend) = titled_with_legend(area, &self.title)?;
         let label_width = self.label_width();
         let panels = plots.split_evenly((self.panels.len().max(1), 1));
         for (panel, sub) in self.panels.iter().zip(&panels) {

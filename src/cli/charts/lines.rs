@@ -9,7 +9,10 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{compact, plot_err, series_color, side_legend, Chart, Mark, FONT_FAMILY, LEGEND_WIDTH};
+use super::{
+    compact, one_two_five, plot_err, series_color, side_legend, titled_with_legend, Chart, Mark,
+    FONT_FAMILY,
+};
 
 pub struct Series {
     pub label: String,
@@ -53,17 +56,6 @@ impl LineChart {
             x
         }
     }
-}
-
-/// Whether `x` is 1, 2 or 5 times a power of ten: the ticks labelled on a log axis.
-pub fn one_two_five(x: f64) -> bool {
-    if x <= 0.0 {
-        return false;
-    }
-    let mantissa = x / 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .any(|m| (mantissa - m).abs() < 1e-6 * m)
 }
 
 impl LineChart {
@@ -181,11 +173,7 @@ impl Chart for LineChart {
     where
         DB::ErrorType: 'static,
     {
-        let area = area
-            .titled(&self.title, (FONT_FAMILY, 22))
-            .map_err(plot_err)?;
-        let width = area.dim_in_pixel().0;
-        let (plot, legend) = area.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let (plot, legend) = titled_with_legend(area, &self.title)?;
         let (x0, x1) = self.x_range();
         let (lo, hi) = self.y_extent();
         let mut builder = ChartBuilder::on(&plot);

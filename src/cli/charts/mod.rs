@@ -173,6 +173,40 @@ pub enum Mark {
 /// Legend width in pixels for charts that put their legend beside the plot.
 pub const LEGEND_WIDTH: u32 = 230;
 
+/// Draws the chart's title and splits the rest into the plot and, to its right, the
+/// legend column.
+pub fn titled_with_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<(DrawingArea<DB, Shift>, DrawingArea<DB, Shift>)>
+where
+    DB::ErrorType: 'static,
+{
+    let area = area.titled(title, (FONT_FAMILY, 22)).map_err(plot_err)?;
+    let width = area.dim_in_pixel().0;
+    Ok(area.split_horizontally(width.saturating_sub(LEGEND_WIDTH)))
+}
+
+/// Whether `x` is 1, 2 or 5 times a power of ten: the ticks labelled on a log axis.
+pub fn one_two_five(x: f64) -> bool {
+    if x <= 0.0 {
+        return false;
+    }
+    let mantissa = x / 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 1e-6 * m)
+}
+
+/// A log axis tick's label: the compact number on 1-2-5 ticks, nothing elsewhere.
+pub fn log_tick(v: f64) -> String {
+    if one_two_five(v) {
+        compact(v)
+    } else {
+        String::new()
+    }
+}
+
 /// Splits `label` into lines of at most `width` characters at spaces.
 pub fn wrap(label: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();

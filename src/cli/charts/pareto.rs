@@ -7,8 +7,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::lines::one_two_five;
-use super::{compact, plot_err, side_legend, Chart, Mark, FONT_FAMILY, LEGEND_WIDTH};
+use super::{
+    compact, log_tick, one_two_five, plot_err, side_legend, titled_with_legend, Chart, Mark,
+    FONT_FAMILY,
+};
 
 pub struct ParetoChart {
     pub title: String,
@@ -29,11 +31,7 @@ impl Chart for ParetoChart {
     where
         DB::ErrorType: 'static,
     {
-        let area = area
-            .titled(&self.title, (FONT_FAMILY, 22))
-            .map_err(plot_err)?;
-        let width = area.dim_in_pixel().0;
-        let (plot, legend) = area.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let (plot, legend) = titled_with_legend(area, &self.title)?;
         let all = self
             .options
             .iter()
@@ -71,13 +69,7 @@ impl Chart for ParetoChart {
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| {
-                if one_two_five(*y) {
-                    compact(*y)
-                } else {
-                    String::new()
-                }
-            })
+            .y_label_formatter(&|y| log_tick(*y))
             .label_style((FONT_FAMILY, 15))
             .axis_desc_style((FONT_FAMILY, 16))
             .draw()

@@ -13,8 +13,10 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::lines::one_two_five;
-use super::{compact, plot_err, series_color, side_legend, Chart, Mark, FONT_FAMILY, LEGEND_WIDTH};
+use super::{
+    compact, log_tick, plot_err, series_color, side_legend, titled_with_legend, Chart, Mark,
+    FONT_FAMILY,
+};
 
 /// One operation at one operating point.
 pub struct OpPoint {
@@ -65,11 +67,7 @@ impl Chart for RooflineChart {
     where
         DB::ErrorType: 'static,
     {
-        let area = area
-            .titled(&self.title, (FONT_FAMILY, 22))
-            .map_err(plot_err)?;
-        let width = area.dim_in_pixel().0;
-        let (plot, legend) = area.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let (plot, legend) = titled_with_legend(area, &self.title)?;
         let ((x0, x1), (y0, y1)) = self.ranges();
         let mut chart = ChartBuilder::on(&plot)
             .margin(16)
@@ -81,20 +79,8 @@ impl Chart for RooflineChart {
             .configure_mesh()
             .x_desc("arithmetic intensity (FLOP per byte moved, log scale)")
             .y_desc("FLOP/s (log scale)")
-            .x_label_formatter(&|x| {
-                if one_two_five(*x) {
-                    compact(*x)
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_formatter(&|y| {
-                if one_two_five(*y) {
-                    compact(*y)
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| log_tick(*x))
+            .y_label_formatter(&|y| log_tick(*y))
             .label_style((FONT_FAMILY, 15))
             .axis_desc_style((FONT_FAMILY, 16))
             .draw()
