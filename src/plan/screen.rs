@@ -64,18 +64,12 @@ pub struct Screened {
 /// -ln(0.1): the 90th percentile of an exponential in units of its mean.
 const P90_OF_EXPONENTIAL: f64 = std::f64::consts::LN_10;
 
-fn run(
-    plan: &Plan,
-    option: &PlanOption,
-    catalog: &Catalog,
-    batch: u64,
-) -> Result<(Scenario, Report), Verdict> {
-    let text = option.scenario_text(plan, batch);
-    let scenario = Scenario::from_toml("plan option", &text, catalog)
-        .map_err(|e| Verdict::InvalidLayout(e.to_string()))?;
-    let report =
-        crate::analytical::simulate(&scenario).map_err(|e| Verdict::NotModelled(e.to_string()))?;
-    Ok((scenario, report))
+/// The option's scenario, parsed once through the scenario contract; the screen then
+/// only changes its batch.
+fn parse(plan: &Plan, option: &PlanOption, catalog: &Catalog) -> Result<Scenario, Verdict> {
+    let text = option.scenario_text(plan, replicas(option));
+    Scenario::from_toml("plan option", &text, catalog)
+        .map_err(|e| Verdict::InvalidLayout(e.to_string()))
 }
 
 struct Instance {
@@ -98,19 +92,21 @@ fn replicas(option: &PlanOption) -> u64 {
 
 /// One instance running `batch` sequences: the scenario holds `batch` per replica.
 fn instance_at(
-    plan: &Plan,
+    base: &Scenario,
     option: &PlanOption,
-    catalog: &Catalog,
     batch: u64,
-) -> Result<(Scenario, Report, Instance), Verdict> {
-    let (scenario, report) = run(plan, option, catalog, batch * replicas(option))?;
+) -> Result<(Report, Instance), Verdict> {
+    let mut scenario = base.clone();
+    scenario.workload.batch = batch * replicas(option);
+    let report =
+        crate::analytical::simulate(&scenario).map_err(|e| Verdict::NotModelled(e.to_string()))?;
     let fits = report.memory.fits;
     let instance = Instance {
         prefill_s: report.ttft_s.unwrap_or(f64::INFINITY) / batch as f64,
         step_s: report.tpot_s.unwrap_or(f64::INFINITY),
         fits,
     };
-    Ok((scenario, report, instance))
+    Ok((report, instance))
 }
 
 fn rejected(option: &PlanOption, verdict: Verdict) -> Screened {
@@ -133,11 +129,14 @@ fn rejected(option: &PlanOption, verdict: Verdict) -> Screened {
 
 /// Screens one option.
 pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
-    let one = match instance_at(plan, option, catalog, 1) {
+    let scenario = match parse(plan, option, catalog) {
+        Ok(s) => s,
+        Err(v) => return rejected(option, v),
+    };
+    let (report1, single) = match instance_at(&scenario, option, 1) {
         Ok(x) => x,
         Err(v) => return rejected(option, v),
     };
-    let (scenario, report1, single) = one;
     if !single.fits {
         let reason = report1
             .reason
@@ -189,9 +188,9 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
             break;
         }
         batch = next;
-        match instance_at(plan, option, catalog, batch as u64) {
-            Ok((_, _, inst)) if inst.fits => step_s = inst.step_s,
-            Ok((_, report, _)) => {
+        match instance_at(&scenario, option, batch as u64) {
+            Ok((_, inst)) if inst.fits => step_s = inst.step_s,
+            Ok((report, _)) => {
                 memory_short = report.reason.clone();
                 break;
             }
@@ -207,8 +206,8 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     let mut top = f64::from(max_batch);
     let mut capacity_per_instance = batch / step_s * decode_share;
     while top > batch {
-        match instance_at(plan, option, catalog, top as u64) {
-            Ok((_, _, inst)) if inst.fits => {
+        match instance_at(&scenario, option, top as u64) {
+            Ok((_, inst)) if inst.fits => {
                 capacity_per_instance = capacity_per_instance.max(top / inst.step_s * decode_share);
                 break;
             }
