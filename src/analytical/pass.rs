@@ -337,6 +337,19 @@ pub struct PassProfile {
     pub layer_end_s: Vec<f64>,
 }
 
+impl BatchParts {
+    /// The whole pass: every class of layers times its count, before and after.
+    fn total(&self) -> PassTime {
+        let mut total = PassTime::default();
+        for ((_, count), t) in self.classes.iter().zip(&self.class_times) {
+            total.add(&t.scaled(*count));
+        }
+        total.add(&self.before);
+        total.add(&self.after);
+        total
+    }
+}
+
 /// A batched pass in pieces: host overhead and embedding before the layers, each
 /// class of identical layers (representative layer, count) with its time, the class
 /// of every layer, and the LM head after.
@@ -393,20 +406,7 @@ pub fn batch_pass_time(
     parts: &[Pass],
     logits_rows: f64,
 ) -> PassTime {
-    let BatchParts {
-        before,
-        classes,
-        class_times,
-        after,
-        ..
-    } = batch_parts(exec, model, shard, parts, logits_rows);
-    let mut total = PassTime::default();
-    for ((_, count), t) in classes.iter().zip(&class_times) {
-        total.add(&t.scaled(*count));
-    }
-    total.add(&before);
-    total.add(&after);
-    total
+    batch_parts(exec, model, shard, parts, logits_rows).total()
 }
 
 /// [`batch_pass_time`] with the time at which each layer finishes.
@@ -417,19 +417,14 @@ pub fn batch_pass_profile(
     parts: &[Pass],
     logits_rows: f64,
 ) -> PassProfile {
+    let batch = batch_parts(exec, model, shard, parts, logits_rows);
+    let total = batch.total();
     let BatchParts {
         before,
-        classes,
         index,
         class_times,
-        after,
-    } = batch_parts(exec, model, shard, parts, logits_rows);
-    let mut total = PassTime::default();
-    for ((_, count), t) in classes.iter().zip(&class_times) {
-        total.add(&t.scaled(*count));
-    }
-    total.add(&before);
-    total.add(&after);
+        ..
+    } = batch;
     let mut clock = before.total_s();
     let layer_end_s = index
         .iter()

@@ -239,26 +239,15 @@ fn table(r: &Report) -> String {
     }
 
     if let Some(b) = &r.breakdown {
-        let _ = writeln!(
-            s,
-            "\nBreakdown            {:>12}{:>15}{:>12}{:>12}{:>12}",
-            "compute", "communication", "exposed", "overhead", "total"
+        time_parts_table(
+            &mut s,
+            "Breakdown",
+            19,
+            &[
+                ("prefill (whole)", phase_parts(&b.prefill)),
+                ("decode (one step)", phase_parts(&b.decode)),
+            ],
         );
-        for (label, p) in [
-            ("prefill (whole)", &b.prefill),
-            ("decode (one step)", &b.decode),
-        ] {
-            let _ = writeln!(
-                s,
-                "  {:<19}{:>12}{:>15}{:>12}{:>12}{:>12}",
-                label,
-                seconds(p.compute_s),
-                seconds(p.communication_s),
-                seconds(p.exposed_communication_s),
-                seconds(p.overhead_s),
-                seconds(p.total_s)
-            );
-        }
     }
 
     if let Some(c) = &r.cluster {
@@ -482,26 +471,15 @@ fn cluster_view(s: &mut String, c: &ClusterReport) {
             st.first_layer + st.layers - 1
         );
     }
-    let _ = writeln!(
+    time_parts_table(
         s,
-        "\nOne layer                {:>12}{:>15}{:>12}{:>12}{:>12}",
-        "compute", "communication", "exposed", "overhead", "total"
+        "One layer",
+        23,
+        &[
+            ("prefill (first chunk)", layer_parts(&c.layer_prefill)),
+            ("decode (one step)", layer_parts(&c.layer_decode)),
+        ],
     );
-    for (label, p) in [
-        ("prefill (first chunk)", &c.layer_prefill),
-        ("decode (one step)", &c.layer_decode),
-    ] {
-        let _ = writeln!(
-            s,
-            "  {:<23}{:>12}{:>15}{:>12}{:>12}{:>12}",
-            label,
-            seconds(p.compute_s),
-            seconds(p.communication_s),
-            seconds(p.exposed_communication_s),
-            seconds(p.overhead_s),
-            seconds(p.total_s)
-        );
-    }
     if let Some(e) = &c.expert_parallel {
         let placement: Vec<String> = e
             .placement
@@ -533,6 +511,54 @@ fn cluster_view(s: &mut String, c: &ClusterReport) {
             s,
             "  everything else includes memory wiring (\"driver processing\") of {} per layer",
             seconds(e.wiring_s)
+        );
+    }
+}
+
+/// (compute, communication, exposed communication, overhead, total) in seconds.
+type Parts = [f64; 5];
+
+fn phase_parts(p: &PhaseBreakdown) -> Parts {
+    [
+        p.compute_s,
+        p.communication_s,
+        p.exposed_communication_s,
+        p.overhead_s,
+        p.total_s,
+    ]
+}
+
+fn layer_parts(p: &planner::report::TimeParts) -> Parts {
+    [
+        p.compute_s,
+        p.communication_s,
+        p.exposed_communication_s,
+        p.overhead_s,
+        p.total_s,
+    ]
+}
+
+/// A table of time parts, one row per label, labels `label_width` wide.
+fn time_parts_table(s: &mut String, title: &str, label_width: usize, rows: &[(&str, Parts)]) {
+    let _ = writeln!(
+        s,
+        "\n{title:<width$}{:>12}{:>15}{:>12}{:>12}{:>12}",
+        "compute",
+        "communication",
+        "exposed",
+        "overhead",
+        "total",
+        width = label_width + 2
+    );
+    for (label, p) in rows {
+        let _ = writeln!(
+            s,
+            "  {label:<label_width$}{:>12}{:>15}{:>12}{:>12}{:>12}",
+            seconds(p[0]),
+            seconds(p[1]),
+            seconds(p[2]),
+            seconds(p[3]),
+            seconds(p[4])
         );
     }
 }
