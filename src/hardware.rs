@@ -10,6 +10,9 @@
 //! `fraction(m) = compute_fraction * m / (m + compute_half_rows)`, where `m` is the
 //! number of token rows. Achievable bandwidth likewise saturates with transfer size:
 //! `fraction(bytes) = bandwidth_fraction * bytes / (bytes + bandwidth_half_bytes)`.
+//! Two optional refinements come from calibration: `compute_half_rows_by_dtype` (the
+//! half point per arithmetic type) and `matvec_bandwidth_fraction` (the share of that
+//! bandwidth a matrix-vector kernel streams weights at).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -137,12 +140,20 @@ pub struct EfficiencyFile {
     pub compute_fraction: Sourced<f64>,
     /// Token rows at which a GEMM reaches half of `compute_fraction`.
     pub compute_half_rows: Sourced<f64>,
+    /// Per data type where it differs (a calibrated profile: each type's GEMMs fit
+    /// their own); types not listed use `compute_half_rows`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub compute_half_rows_by_dtype: BTreeMap<ComputeDtype, Sourced<f64>>,
     /// Achievable fraction of spec memory bandwidth for a large streaming read.
     pub bandwidth_fraction: Sourced<f64>,
     /// Transfer size (MB) at which a read reaches half of `bandwidth_fraction`.
     pub bandwidth_half_mb: Sourced<f64>,
     /// Fixed cost of launching or dispatching one kernel.
     pub dispatch_overhead_us: Sourced<f64>,
+    /// Fraction of the achievable bandwidth a matrix-vector kernel's stream reaches
+    /// (1 where not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matvec_bandwidth_fraction: Option<Sourced<f64>>,
 }
 
 /// A validated device.
@@ -181,13 +192,27 @@ pub struct MemoryVariant {
     pub price_usd: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HardwareEfficiency {
     pub compute_fraction: f64,
     pub compute_half_rows: f64,
+    pub compute_half_rows_by_dtype: BTreeMap<ComputeDtype, f64>,
     pub bandwidth_fraction: f64,
     pub bandwidth_half_bytes: f64,
     pub dispatch_overhead_s: f64,
+    /// Multiplies the achievable bandwidth for matrix-vector products (the
+    /// runtime's `matvec_max_rows` regime); 1 where the file does not say.
+    pub matvec_bandwidth_fraction: f64,
+}
+
+impl HardwareEfficiency {
+    /// Token rows at which a GEMM in `dtype` reaches half its achievable rate.
+    pub fn half_rows_for(&self, dtype: ComputeDtype) -> f64 {
+        self.compute_half_rows_by_dtype
+            .get(&dtype)
+            .copied()
+            .unwrap_or(self.compute_half_rows)
+    }
 }
 
 fn invalid(file: &str, key: &str, value: impl fmt::Display, expected: &str) -> InputError {
@@ -302,6 +327,19 @@ impl Device {
                 e.compute_half_rows.value,
                 true,
             )?,
+            compute_half_rows_by_dtype: e
+                .compute_half_rows_by_dtype
+                .iter()
+                .map(|(dtype, half)| {
+                    check_positive(
+                        file,
+                        &format!("efficiency.compute_half_rows_by_dtype.{}", dtype.name()),
+                        half.value,
+                        true,
+                    )
+                    .map(|h| (*dtype, h))
+                })
+                .collect::<Result<_, _>>()?,
             bandwidth_fraction: check_fraction(
                 file,
                 "efficiency.bandwidth_fraction",
@@ -319,6 +357,10 @@ impl Device {
                 e.dispatch_overhead_us.value,
                 true,
             )? * 1e-6,
+            matvec_bandwidth_fraction: match &e.matvec_bandwidth_fraction {
+                Some(f) => check_fraction(file, "efficiency.matvec_bandwidth_fraction", f.value)?,
+                None => 1.0,
+            },
         };
         Ok(Device {
             id: id.to_string(),

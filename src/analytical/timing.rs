@@ -6,10 +6,13 @@
 //!
 //! - compute time = FLOPs / (peak for the arithmetic type x the device's achievable
 //!   fraction x the GEMM-size curve `rows / (rows + half)` (half: the runtime's
-//!   `gemm_half_rows` where it has one, else the device's) x the runtime's
+//!   `gemm_half_rows` where it has one, else the device's for that arithmetic type) x
+//!   the runtime's
 //!   fraction), plus dequantisation work on the vector units. Where the runtime
 //!   multiplies small batches with matrix-vector kernels (`matvec_max_rows`), those
-//!   run at the vector rate with no tile padding;
+//!   run at the vector rate with no tile padding, and stream their weights at the
+//!   device's `matvec_bandwidth_fraction` of the achievable bandwidth (a dot-product
+//!   kernel may stream slower than a plain read; 1 unless calibrated);
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
@@ -55,10 +58,13 @@ impl OpTime {
 impl Executor<'_> {
     /// Achievable FLOP/s for a GEMM of `rows` token rows in `dtype`.
     pub fn compute_rate(&self, dtype: ComputeDtype, rows: f64, attention: bool) -> f64 {
-        let (_, peak_tflops) = self.device.peak_tflops_for(dtype);
+        let (used, peak_tflops) = self.device.peak_tflops_for(dtype);
         let e = &self.device.efficiency;
         let size_curve = if rows > 0.0 {
-            let half = self.runtime.gemm_half_rows.unwrap_or(e.compute_half_rows);
+            let half = self
+                .runtime
+                .gemm_half_rows
+                .unwrap_or_else(|| e.half_rows_for(used));
             rows / (rows + half)
         } else {
             1.0
@@ -118,12 +124,12 @@ impl Executor<'_> {
             OpKind::Elementwise | OpKind::Embedding => (ComputeDtype::Fp32, false),
             _ => (self.weights_compute_dtype(), false),
         };
-        let matvec = matches!(op.kind, OpKind::Elementwise | OpKind::Embedding)
-            || (op.weight_params > 0.0
-                && self
-                    .runtime
-                    .matvec_max_rows
-                    .is_some_and(|max| op.rows <= max));
+        let weight_matvec = op.weight_params > 0.0
+            && self
+                .runtime
+                .matvec_max_rows
+                .is_some_and(|max| op.rows <= max);
+        let matvec = weight_matvec || matches!(op.kind, OpKind::Elementwise | OpKind::Embedding);
         let mut compute_s = if op.flops <= 0.0 {
             0.0
         } else if matvec {
@@ -136,7 +142,10 @@ impl Executor<'_> {
             compute_s += op.dequant_params * self.weights.dequant_ops_per_weight * tiles
                 / self.vector_rate();
         }
-        let memory_s = self.memory_time_streams(bytes, op.streams);
+        let mut memory_s = self.memory_time_streams(bytes, op.streams);
+        if weight_matvec {
+            memory_s /= self.device.efficiency.matvec_bandwidth_fraction;
+        }
         OpTime {
             kind: op.kind,
             flops: op.flops,
@@ -153,5 +162,76 @@ impl Executor<'_> {
     pub fn dispatch_overhead_s(&self, ops: &[Op]) -> f64 {
         let kernels: f64 = ops.iter().map(|op| op.kernels).sum();
         kernels * self.device.efficiency.dispatch_overhead_s * self.runtime.dispatch_scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibrate::predict_row;
+    use crate::microbench::{Kernel, MicrobenchRow};
+
+    /// A bare device: 100 GB/s, no size curve, fp32 10 TFLOPS with half point 8 rows
+    /// (fp16: 20 TFLOPS, half point 32), and matrix-vector streams at half the rate.
+    fn device() -> Device {
+        let text = r#"
+name = "t"
+family = "cpu"
+[peak_tflops]
+fp32 = { value = 10.0, source = "t" }
+fp16 = { value = 20.0, source = "t" }
+[memory]
+bandwidth_gb_s = { value = 100.0, source = "t" }
+reserved_gb = { value = 0.0, source = "t" }
+variants = [{ capacity_gb = 64.0, source = "t" }]
+[power]
+idle_w = { value = 0.0, source = "t" }
+load_w = { value = 100.0, source = "t" }
+[efficiency]
+compute_fraction = { value = 1.0, source = "t" }
+compute_half_rows = { value = 8.0, source = "t" }
+bandwidth_fraction = { value = 1.0, source = "t" }
+bandwidth_half_mb = { value = 0.0, source = "t" }
+dispatch_overhead_us = { value = 0.0, source = "t" }
+matvec_bandwidth_fraction = { value = 0.5, source = "t" }
+[efficiency.compute_half_rows_by_dtype]
+fp16 = { value = 32.0, source = "t" }
+"#;
+        Device::from_toml("t", "t.toml", text).unwrap()
+    }
+
+    fn row(kernel: Kernel, dtype: ComputeDtype, m: u64, bytes: f64, flops: f64) -> MicrobenchRow {
+        MicrobenchRow::timed(
+            "cpu",
+            "t",
+            kernel,
+            Some(dtype),
+            [m, 1, 1],
+            bytes,
+            flops,
+            &[1.0],
+        )
+    }
+
+    #[test]
+    fn one_row_products_stream_at_the_matvec_fraction() {
+        // 1 GB at 100 GB/s x 0.5 = 20 ms; 2 GFLOP at the vector rate (10 TFLOPS) 0.2 ms.
+        let d = device();
+        let t = predict_row(&d, &row(Kernel::Gemv, ComputeDtype::Fp32, 1, 1e9, 2e9)).unwrap();
+        assert!((t - 0.02).abs() < 1e-12, "{t}");
+        // A plain read of 1 GB is not a matrix-vector product: 10 ms.
+        let t = predict_row(&d, &row(Kernel::Read, ComputeDtype::Fp32, 1, 1e9, 0.0)).unwrap();
+        assert!((t - 0.01).abs() < 1e-12, "{t}");
+    }
+
+    #[test]
+    fn gemm_half_rows_follow_the_arithmetic_type() {
+        // 8 rows, 1 TFLOP: fp32 at 10 x 8/16 = 5 TFLOPS takes 0.2 s; fp16 at
+        // 20 x 8/40 = 4 TFLOPS takes 0.25 s (memory 1 MB: 10 us, not binding).
+        let d = device();
+        let t32 = predict_row(&d, &row(Kernel::Gemm, ComputeDtype::Fp32, 8, 1e6, 1e12)).unwrap();
+        let t16 = predict_row(&d, &row(Kernel::Gemm, ComputeDtype::Fp16, 8, 1e6, 1e12)).unwrap();
+        assert!((t32 - 0.2).abs() < 1e-12, "{t32}");
+        assert!((t16 - 0.25).abs() < 1e-12, "{t16}");
     }
 }

@@ -9,11 +9,29 @@
 //!   and `a B` the transfer size at which a read reaches half of it
 //!   (`bandwidth_half_mb`): the device file's curve `B bytes / (bytes + half)` is the
 //!   same law.
-//! - **compute** (`gemm` and `gemv` rows, per data type): the planner's roofline
-//!   `max(flops (m + h) / (P m), memory time)` with the memory side from the fit
-//!   above; `P` and `h` by non-linear least squares ([`roofline`]). Every row counts,
-//!   memory-bound ones included, so the fitted curve is the one that best predicts
-//!   the measured times through the planner's own formula.
+//! - **compute** (`gemm` rows with two or more rows `m`, per data type): the
+//!   planner's roofline `max(flops (m + h) / (P m), memory time)` with the memory
+//!   side from the fit above; `P` and `h` by non-linear least squares ([`roofline`]).
+//!   The primary data type's `h` (fp32 on a CPU, fp16 on a GPU) is the profile's
+//!   `compute_half_rows`, the others' go to `compute_half_rows_by_dtype` (the `gemm`
+//!   crate widens fp16 to fp32 while packing, so its per-weight cost, the `h` term,
+//!   differs). Every row counts, memory-bound ones included, so the fitted curve is
+//!   the one that best predicts the measured times through the planner's own
+//!   formula.
+//! - **matrix-vector** (`gemv` rows): a one-token product is not a GEMM. Engines run
+//!   it as a matrix-vector kernel (the planner's `matvec_max_rows` regime), which
+//!   streams the weights at its own rate: `t = (bytes + half) / (B f)` with the read
+//!   law's `B` and `half`, and `f` (`matvec_bandwidth_fraction`) by least squares.
+//!   Why not one law for both: on the development machine (2-vCPU EPYC) a GEMM's
+//!   time is `flops / P + 2 n k h / P` with `h` about 50 rows (the `gemm` crate packs
+//!   the whole weight matrix on every call, a cost per weight, which is exactly what
+//!   the `h` term is), so a GEMM at `m = 8` runs at 3% of `P`, while the gemv kernel
+//!   streams the same weights at 80% of the read bandwidth. A single `P, h` through
+//!   both kinds of rows (what this module did first) fitted neither: `h` 12, one-row
+//!   products predicted 22-37% slow and 8-row GEMMs 50% fast. The `gemm` rows at
+//!   `m = 1` are the GEMM library's own one-row path, a third kernel (its rate falls
+//!   from 30 to 18 GB/s as `k` grows past 4096); they are fitted by neither law and
+//!   reported beside the held-out rows, predicted as matrix-vector products.
 //! - **dispatch** (`dispatch` rows): `t = a + launches x d`; `d` is the per-kernel cost.
 //! - **link** (`tcp_pingpong` rows): one-way time `rtt / 2 = latency + bytes /
 //!   bandwidth` (alpha-beta); `tcp_stream` rows give the streaming bandwidth the same
@@ -32,6 +50,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::analytical::ops::{Op, OpKind};
 use crate::analytical::timing::Executor;
 use crate::formats::WeightFormat;
 use crate::hardware::{ComputeDtype, Device};
@@ -125,20 +144,39 @@ pub struct ComputeFit {
     pub relative_sd: f64,
 }
 
+/// Matrix-vector weight streaming: `t = (bytes + half) / (B fraction)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MatvecFit {
+    /// Fraction of the read bandwidth, as fitted (may exceed 1; the profile clamps).
+    pub fraction: f64,
+    pub fraction_std_error: f64,
+    pub r_squared: f64,
+    pub n_points: usize,
+    pub relative_sd: f64,
+}
+
 /// Everything fitted for one device.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceFits {
     pub backend: String,
     pub device: String,
+    /// The data type whose fit sets `compute_half_rows` (and, with a base device,
+    /// `compute_fraction`).
+    pub primary_dtype: ComputeDtype,
     /// From `read` rows: the bandwidth the device profile uses.
     pub bandwidth: AffineFit,
     /// `copy` and `triad`, reported for comparison (writes cost more than reads).
     pub other_bandwidth: Vec<(Kernel, AffineFit)>,
     pub compute: Vec<ComputeFit>,
+    /// From `gemv` rows, when there are enough.
+    pub matvec: Option<MatvecFit>,
     pub dispatch: Option<AffineFit>,
     pub memory_capacity_bytes: Option<f64>,
     /// Rows kept out of the fits, predicted afterwards.
     pub held_out: Vec<MicrobenchRow>,
+    /// `gemm` rows with one row (the GEMM library's one-row path): in no fit,
+    /// predicted as matrix-vector products for comparison.
+    pub one_row_gemm: Vec<MicrobenchRow>,
     /// Things the user should know (a data type skipped, a value clamped).
     pub notes: Vec<String>,
 }
@@ -215,8 +253,22 @@ fn affine_of(
     AffineFit::from_linear(&fit, what)
 }
 
-/// Fits a device from its rows (network rows are ignored here).
-pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> {
+/// The primary data type when the caller names none: fp32 on a CPU (its GEMMs and
+/// decode engine are fp32), fp16 on a GPU.
+pub fn default_primary_dtype(backend: &str) -> ComputeDtype {
+    match backend {
+        "cpu" => ComputeDtype::Fp32,
+        _ => ComputeDtype::Fp16,
+    }
+}
+
+/// Fits a device from its rows (network rows are ignored here). `primary`: the data
+/// type whose GEMMs fit `compute_half_rows` (default [`default_primary_dtype`]; the
+/// first fitted type when the rows have none of it).
+pub fn fit_device(
+    rows: &[MicrobenchRow],
+    primary: Option<ComputeDtype>,
+) -> Result<DeviceFits, CalibrateError> {
     let device_rows: Vec<&MicrobenchRow> = rows.iter().filter(|r| !r.kernel.is_network()).collect();
     let first = device_rows
         .first()
@@ -265,37 +317,42 @@ pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> 
         }
     }
 
-    // GEMM rows per data type, with the GEMV rows (m = 1) of the same type: the
-    // planner times both with the same roofline.
+    // GEMM rows of two or more rows, per data type; one-row GEMMs aside.
     let mut by_dtype: BTreeMap<ComputeDtype, Vec<&MicrobenchRow>> = BTreeMap::new();
-    for row in device_rows
-        .iter()
-        .copied()
-        .filter(|r| matches!(r.kernel, Kernel::Gemm | Kernel::Gemv) && r.median_s > 0.0)
-    {
+    let mut one_row_gemm = Vec::new();
+    for row in of(Kernel::Gemm) {
         match row.dtype {
+            Some(_) if row.m <= 1 => one_row_gemm.push(row.clone()),
             Some(dtype) => by_dtype.entry(dtype).or_default().push(row),
-            None => notes.push(format!(
-                "a {} row without a dtype was ignored",
-                row.kernel.name()
-            )),
+            None => notes.push("a gemm row without a dtype was ignored".to_string()),
         }
     }
     let memory_time = |bytes: f64| bandwidth.time(bytes);
-    let mut compute = Vec::new();
-    for (dtype, rows) in &by_dtype {
-        let (fit_rows, held) = split_held_out(rows);
-        held_out.extend(held);
-        let points: Vec<GemmPoint> = fit_rows
-            .iter()
+    let points_of = |rows: &[MicrobenchRow]| -> Vec<GemmPoint> {
+        rows.iter()
             .map(|r| GemmPoint {
                 flops: r.flops,
                 rows: r.m.max(1) as f64,
                 bytes: r.bytes,
                 time_s: r.median_s,
             })
-            .collect();
-        let Some(fit) = fit_roofline(&points, &memory_time) else {
+            .collect()
+    };
+    let mut split: BTreeMap<ComputeDtype, Vec<GemmPoint>> = BTreeMap::new();
+    for (dtype, rows) in &by_dtype {
+        let (fit_rows, held) = split_held_out(rows);
+        held_out.extend(held);
+        split.insert(*dtype, points_of(&fit_rows));
+    }
+    let primary_dtype = primary.unwrap_or_else(|| default_primary_dtype(&first.backend));
+    let primary_dtype = if split.contains_key(&primary_dtype) {
+        primary_dtype
+    } else {
+        split.keys().next().copied().unwrap_or(primary_dtype)
+    };
+    let mut compute = Vec::new();
+    for (dtype, points) in &split {
+        let Some(fit) = fit_roofline(points, &memory_time) else {
             notes.push(format!(
                 "{dtype}: too few GEMM rows ({}) for a compute fit",
                 points.len()
@@ -321,6 +378,21 @@ pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> 
         });
     }
 
+    let gemvs = of(Kernel::Gemv);
+    let (gemv_fit_rows, gemv_held) = split_held_out(&gemvs);
+    held_out.extend(gemv_held);
+    let matvec = if gemvs.is_empty() {
+        None
+    } else {
+        match fit_matvec(&gemv_fit_rows, &bandwidth) {
+            Ok(fit) => Some(fit),
+            Err(e) => {
+                notes.push(format!("matrix-vector bandwidth not fitted: {e}"));
+                None
+            }
+        }
+    };
+
     let dispatch_rows: Vec<MicrobenchRow> = of(Kernel::Dispatch).into_iter().cloned().collect();
     let dispatch = if dispatch_rows.is_empty() {
         None
@@ -340,13 +412,46 @@ pub fn fit_device(rows: &[MicrobenchRow]) -> Result<DeviceFits, CalibrateError> 
     Ok(DeviceFits {
         backend: first.backend.clone(),
         device: first.device.clone(),
+        primary_dtype,
         bandwidth,
         other_bandwidth,
         compute,
+        matvec,
         dispatch,
         memory_capacity_bytes,
         held_out,
+        one_row_gemm,
         notes,
+    })
+}
+
+/// Fits `f` in `t = (bytes + half) / (B f)` to matrix-vector rows, `B` and `half`
+/// from the read law: linear through the origin in `x = (bytes + half) / B`, with
+/// coefficient `1 / f`.
+fn fit_matvec(rows: &[MicrobenchRow], read: &AffineFit) -> Result<MatvecFit, CalibrateError> {
+    let what = "matrix-vector bandwidth (gemv)";
+    if rows.len() < 2 {
+        return Err(CalibrateError::TooFewPoints {
+            what: what.to_string(),
+            have: rows.len(),
+            need: 2,
+        });
+    }
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| vec![read.time(r.bytes)]).collect();
+    let y: Vec<f64> = rows.iter().map(|r| r.median_s).collect();
+    let fit = lsq::relative_least_squares(&x, &y)
+        .ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?;
+    let c = fit.coefficients[0];
+    if c.is_nan() || c <= 0.0 {
+        return Err(CalibrateError::Degenerate(what.to_string()));
+    }
+    Ok(MatvecFit {
+        fraction: 1.0 / c,
+        // d(1/c)/dc = -1/c^2.
+        fraction_std_error: fit.std_error(0) / (c * c),
+        r_squared: fit.r_squared,
+        n_points: fit.n_points,
+        relative_sd: fit.relative_residual_sd,
     })
 }
 
@@ -429,6 +534,15 @@ pub fn device_fit_list(fits: &DeviceFits) -> Vec<Fit> {
             n_points: c.n_points,
         });
     }
+    if let Some(mv) = &fits.matvec {
+        list.push(Fit {
+            parameter: "efficiency.matvec_bandwidth_fraction".to_string(),
+            value: mv.fraction,
+            std_error: mv.fraction_std_error,
+            r_squared: mv.r_squared,
+            n_points: mv.n_points,
+        });
+    }
     if let Some(d) = &fits.dispatch {
         // Per-launch cost is the slope 1/rate: se(1/rate) = se(rate)/rate^2.
         list.push(Fit {
@@ -488,29 +602,44 @@ const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
 };
 
 /// The planner's time for a microbenchmark row on `device`: `max(compute, memory)` for
-/// GEMM and GEMV, the memory time for reads; `None` for other kernels.
+/// GEMM and GEMV (one-row products as matrix-vector kernels, as the planner-harness
+/// runtime's `matvec_max_rows = 1` has them), the memory time for reads; `None` for
+/// other kernels.
 pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
-    // Only `compute_rate` and `memory_time` are used, which do not read the formats.
+    // The row as one operation of the planner: its bytes as weights of a 4-byte
+    // format (so the operation moves exactly the row's bytes) computed in the row's
+    // data type. Only the timing reads the formats.
     let format = WeightFormat {
-        id: "f32".to_string(),
-        name: "f32".to_string(),
+        id: "row".to_string(),
+        name: "row".to_string(),
         bits_per_weight: 32.0,
-        compute_dtype: ComputeDtype::Fp32,
+        compute_dtype: row.dtype.unwrap_or(ComputeDtype::Fp32),
         dequant_ops_per_weight: 0.0,
         kv_cache: true,
     };
     let exec = Executor {
         device,
-        runtime: IDEAL,
+        runtime: RuntimeEfficiency {
+            matvec_max_rows: Some(1.0),
+            ..IDEAL
+        },
         weights: &format,
         kv_cache: &format,
     };
     match row.kernel {
         Kernel::Gemm | Kernel::Gemv => {
-            let dtype = row.dtype.unwrap_or(ComputeDtype::Fp32);
-            let rows = row.m.max(1) as f64;
-            let compute_s = row.flops / exec.compute_rate(dtype, rows, false);
-            Some(compute_s.max(exec.memory_time(row.bytes)))
+            let op = Op {
+                kind: OpKind::Ffn,
+                flops: row.flops,
+                weight_params: row.bytes / 4.0,
+                dequant_params: 0.0,
+                kv_elements: 0.0,
+                activation_bytes: 0.0,
+                rows: row.m.max(1) as f64,
+                streams: 1.0,
+                kernels: 1.0,
+            };
+            Some(exec.time(&op).time_s)
         }
         Kernel::Read => Some(exec.memory_time(row.bytes)),
         _ => None,
@@ -519,8 +648,12 @@ pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
 
 /// Predicts every held-out row with the calibrated device.
 pub fn held_out_errors(fits: &DeviceFits, device: &Device) -> Vec<HeldOut> {
-    fits.held_out
-        .iter()
+    prediction_errors(&fits.held_out, device)
+}
+
+/// The planner's prediction for each row, with its error.
+pub fn prediction_errors(rows: &[MicrobenchRow], device: &Device) -> Vec<HeldOut> {
+    rows.iter()
         .filter_map(|row| {
             let predicted_s = predict_row(device, row)?;
             Some(HeldOut {
@@ -599,7 +732,7 @@ mod tests {
 
     #[test]
     fn synthetic_device_parameters_are_recovered() {
-        let fits = fit_device(&synthetic()).unwrap();
+        let fits = fit_device(&synthetic(), None).unwrap();
         // Bandwidth 10 GB/s; half = 20 us x 10 GB/s = 200 kB.
         assert!((fits.bandwidth.rate - 10e9).abs() < 1e-3 * 10e9);
         assert!((fits.bandwidth.half_x - 200e3).abs() < 1e-3 * 200e3);
@@ -658,7 +791,7 @@ mod tests {
         let mut rows = synthetic();
         rows[0].device = "other".to_string();
         assert!(matches!(
-            fit_device(&rows),
+            fit_device(&rows, None),
             Err(CalibrateError::MixedDevices(_))
         ));
     }

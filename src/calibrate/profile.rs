@@ -28,8 +28,6 @@ pub struct ProfileOptions<'a> {
     pub provenance: String,
     /// Device family for runtime profiles; default from the backend (cpu, nvidia, apple).
     pub family: Option<String>,
-    /// The data type whose fit sets `compute_fraction` and `compute_half_rows`.
-    pub primary_dtype: Option<ComputeDtype>,
     pub memory_gb: Option<f64>,
     pub reserved_gb: Option<f64>,
     pub idle_w: Option<f64>,
@@ -60,13 +58,6 @@ fn default_family(backend: &str) -> &'static str {
     }
 }
 
-fn default_primary(backend: &str) -> ComputeDtype {
-    match backend {
-        "cpu" => ComputeDtype::Fp32,
-        _ => ComputeDtype::Fp16,
-    }
-}
-
 /// The device file for `fits`.
 pub fn device_file(
     fits: &DeviceFits,
@@ -82,13 +73,10 @@ pub fn device_file(
     let bw = &fits.bandwidth;
     let bw_gb_s = bw.rate / 1e9;
     let bw_stats = stats(bw.rate_std_error / 1e9, "GB/s", bw.r_squared, bw.n_points);
-    let primary_dtype = options
-        .primary_dtype
-        .unwrap_or_else(|| default_primary(&fits.backend));
     let primary = fits
         .compute
         .iter()
-        .find(|c| c.dtype == primary_dtype)
+        .find(|c| c.dtype == fits.primary_dtype)
         .or_else(|| fits.compute.first())
         .ok_or_else(|| {
             CalibrateError::Profile(
@@ -99,12 +87,30 @@ pub fn device_file(
     let half_rows = sourced(
         primary.half_rows,
         format!(
-            "{prov}: {} GEMM and GEMV rows through the planner's roofline \
+            "{prov}: {} GEMM rows (m >= 2) through the planner's roofline \
              max(flops (m + h) / (P m), memory time), {}",
             primary.dtype,
             primary_stats(primary.half_rows_std_error, "rows")
         ),
     );
+    let half_rows_by_dtype: BTreeMap<ComputeDtype, Sourced<f64>> = fits
+        .compute
+        .iter()
+        .filter(|c| c.dtype != primary.dtype)
+        .map(|c| {
+            (
+                c.dtype,
+                sourced(
+                    c.half_rows,
+                    format!(
+                        "{prov}: {} GEMM rows (m >= 2) through the planner's roofline, {}",
+                        c.dtype,
+                        stats(c.half_rows_std_error, "rows", c.r_squared, c.n_points)
+                    ),
+                ),
+            )
+        })
+        .collect();
     let half_mb = sourced(
         bw.half_x / 1e6,
         format!(
@@ -112,6 +118,23 @@ pub fn device_file(
             stats(bw.half_x_std_error / 1e6, "MB", bw.r_squared, bw.n_points)
         ),
     );
+    let mut matvec_note = None;
+    let matvec = fits.matvec.map(|mv| {
+        if mv.fraction > 1.0 {
+            matvec_note = Some(format!(
+                "the gemv rows stream at {:.3} x the read bandwidth: matvec_bandwidth_fraction \
+                 clamped to 1",
+                mv.fraction
+            ));
+        }
+        sourced(
+            mv.fraction.min(1.0),
+            format!(
+                "{prov}: gemv rows, t = (bytes + half) / (B f) with the read law's B and half, {}",
+                stats(mv.fraction_std_error, "", mv.r_squared, mv.n_points)
+            ),
+        )
+    });
     let dispatch = match &fits.dispatch {
         Some(d) => sourced(
             1e6 / d.rate,
@@ -143,10 +166,19 @@ pub fn device_file(
                 primary.dtype
             ),
         ),
-        bandwidth_relative_sd: sourced(
-            bw.relative_sd,
-            format!("{prov}: relative residual sd of the read-bandwidth fit"),
-        ),
+        bandwidth_relative_sd: match fits.matvec {
+            Some(mv) => sourced(
+                bw.relative_sd.max(mv.relative_sd),
+                format!(
+                    "{prov}: the larger relative residual sd of the read-bandwidth and \
+                     matrix-vector fits"
+                ),
+            ),
+            None => sourced(
+                bw.relative_sd,
+                format!("{prov}: relative residual sd of the read-bandwidth fit"),
+            ),
+        },
         dispatch_relative_sd: sourced(
             fits.dispatch.map_or(0.0, |d| d.relative_sd),
             match fits.dispatch {
@@ -165,6 +197,7 @@ pub fn device_file(
             "Calibrated on `{}` ({} backend); published specs copied from `{}`.",
             fits.device, fits.backend, base.id
         )];
+        notes.extend(matvec_note.clone());
         let mut fraction = |what: &str, fitted: f64, spec: f64| -> f64 {
             let f = fitted / spec;
             if f > 1.0 {
@@ -199,6 +232,7 @@ pub fn device_file(
                     ),
                 ),
                 compute_half_rows: half_rows,
+                compute_half_rows_by_dtype: half_rows_by_dtype,
                 bandwidth_fraction: sourced(
                     bandwidth_fraction,
                     format!(
@@ -208,6 +242,7 @@ pub fn device_file(
                 ),
                 bandwidth_half_mb: half_mb,
                 dispatch_overhead_us: dispatch,
+                matvec_bandwidth_fraction: matvec,
             },
             rental_usd_per_hour: base_file.rental_usd_per_hour.clone(),
             uncertainty: Some(uncertainty),
@@ -271,12 +306,17 @@ pub fn device_file(
             .family
             .clone()
             .unwrap_or_else(|| default_family(&fits.backend).to_string()),
-        notes: Some(format!(
-            "Calibrated on `{}` ({} backend) with no catalog base: the peaks and the memory \
-             bandwidth are the fitted achievable rates, so compute_fraction and \
-             bandwidth_fraction are 1 by definition.",
-            fits.device, fits.backend
-        )),
+        notes: Some(
+            std::iter::once(format!(
+                "Calibrated on `{}` ({} backend) with no catalog base: the peaks and the \
+                 memory bandwidth are the fitted achievable rates, so compute_fraction and \
+                 bandwidth_fraction are 1 by definition.",
+                fits.device, fits.backend
+            ))
+            .chain(matvec_note)
+            .collect::<Vec<_>>()
+            .join(" "),
+        ),
         peak_tflops,
         memory: MemoryFile {
             bandwidth_gb_s: sourced(
@@ -307,6 +347,7 @@ pub fn device_file(
                 source: "definition: peak_tflops holds the fitted achievable rate".to_string(),
             },
             compute_half_rows: half_rows,
+            compute_half_rows_by_dtype: half_rows_by_dtype,
             bandwidth_fraction: Sourced {
                 value: 1.0,
                 source: "definition: memory.bandwidth_gb_s holds the fitted achievable rate"
@@ -314,6 +355,7 @@ pub fn device_file(
             },
             bandwidth_half_mb: half_mb,
             dispatch_overhead_us: dispatch,
+            matvec_bandwidth_fraction: matvec,
         },
         rental_usd_per_hour: None,
         uncertainty: Some(uncertainty),
@@ -425,6 +467,15 @@ pub fn device_toml(file: &DeviceFile, header: &str) -> String {
     sourced_line(&mut s, "bandwidth_fraction", &e.bandwidth_fraction);
     sourced_line(&mut s, "bandwidth_half_mb", &e.bandwidth_half_mb);
     sourced_line(&mut s, "dispatch_overhead_us", &e.dispatch_overhead_us);
+    if let Some(f) = &e.matvec_bandwidth_fraction {
+        sourced_line(&mut s, "matvec_bandwidth_fraction", f);
+    }
+    if !e.compute_half_rows_by_dtype.is_empty() {
+        let _ = writeln!(s, "\n[efficiency.compute_half_rows_by_dtype]");
+        for (dtype, half) in &e.compute_half_rows_by_dtype {
+            sourced_line(&mut s, dtype.name(), half);
+        }
+    }
     if let Some(u) = &file.uncertainty {
         let _ = writeln!(s, "\n[uncertainty]");
         sourced_line(&mut s, "compute_relative_sd", &u.compute_relative_sd);
@@ -517,7 +568,6 @@ mod tests {
             base,
             provenance: "fitted from t.csv by `planner calibrate t.csv --name t`".to_string(),
             family: None,
-            primary_dtype: None,
             memory_gb: None,
             reserved_gb: None,
             idle_w: None,
@@ -527,7 +577,7 @@ mod tests {
 
     #[test]
     fn cpu_profile_without_base_is_a_valid_device_file() {
-        let fits = fit_device(&rows()).unwrap();
+        let fits = fit_device(&rows(), None).unwrap();
         let file = device_file(&fits, &options(None)).unwrap();
         let text = device_toml(&file, "test header");
         let device = Device::from_toml("t", "t.toml", &text).unwrap();
@@ -553,9 +603,8 @@ mod tests {
         ))
         .unwrap();
         let base = Device::from_toml("m3-ultra-80c", "m3.toml", &base_text).unwrap();
-        let mut opts = options(Some(&base));
-        opts.primary_dtype = Some(ComputeDtype::Fp16);
-        let fits = fit_device(&rows()).unwrap();
+        let opts = options(Some(&base));
+        let fits = fit_device(&rows(), Some(ComputeDtype::Fp16)).unwrap();
         let file = device_file(&fits, &opts).unwrap();
         let device = Device::from_toml("x", "x.toml", &device_toml(&file, "")).unwrap();
         // fp16: 0.1 TFLOPS fitted / 28.6 peak = 0.0034965; 20 GB/s / 819 = 0.02442.

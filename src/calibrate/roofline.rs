@@ -3,8 +3,8 @@
 //! The planner times a GEMM of `m` token rows as
 //! `max(flops (m + h) / (P m), a + bytes / B)`: compute at `P m / (m + h)` or memory
 //! at the fitted bandwidth, whichever is slower ([`crate::analytical::timing`]). With
-//! the memory side fixed by the bandwidth fit, `P` and `h` are fitted to every GEMM
-//! (and GEMV) row of a data type by least squares on relative residuals. The `max`
+//! the memory side fixed by the bandwidth fit, `P` and `h` are fitted to the GEMM
+//! rows of a data type by least squares on relative residuals. The `max`
 //! makes the model non-linear, so the fit is a search: for each `h` on a grid
 //! (0, then 0.01 to 4096 rows, log-spaced) the best `P` by golden-section search on
 //! `ln P`, then the best pair. Standard errors come from the Jacobian of the relative
@@ -93,6 +93,39 @@ fn best_peak(points: &[GemmPoint], half: f64, mem: &dyn Fn(f64) -> f64) -> (f64,
     (x.exp(), f(x))
 }
 
+fn weighted_r_squared(points: &[GemmPoint], ss: f64) -> f64 {
+    let w: Vec<f64> = points.iter().map(|p| 1.0 / (p.time_s * p.time_s)).collect();
+    let w_sum: f64 = w.iter().sum();
+    let mean = points
+        .iter()
+        .zip(&w)
+        .map(|(p, w)| w * p.time_s)
+        .sum::<f64>()
+        / w_sum;
+    let ss_tot: f64 = points
+        .iter()
+        .zip(&w)
+        .map(|(p, w)| w * (p.time_s - mean).powi(2))
+        .sum();
+    if ss_tot > 0.0 {
+        1.0 - ss / ss_tot
+    } else {
+        1.0
+    }
+}
+
+fn compute_bound(
+    points: &[GemmPoint],
+    peak: f64,
+    half: f64,
+    memory_time: &dyn Fn(f64) -> f64,
+) -> usize {
+    points
+        .iter()
+        .filter(|p| p.flops * (p.rows + half) / (peak * p.rows) >= memory_time(p.bytes))
+        .count()
+}
+
 /// Fits `peak` and `half_rows`; `None` with fewer than three points.
 pub fn fit_roofline(points: &[GemmPoint], memory_time: &dyn Fn(f64) -> f64) -> Option<RooflineFit> {
     let n = points.len();
@@ -169,32 +202,15 @@ pub fn fit_roofline(points: &[GemmPoint], memory_time: &dyn Fn(f64) -> f64) -> O
         // not determined by the data.
         None => (f64::NAN, f64::NAN),
     };
-    let w: Vec<f64> = points.iter().map(|p| 1.0 / (p.time_s * p.time_s)).collect();
-    let w_sum: f64 = w.iter().sum();
-    let mean = points
-        .iter()
-        .zip(&w)
-        .map(|(p, w)| w * p.time_s)
-        .sum::<f64>()
-        / w_sum;
-    let ss_tot: f64 = points
-        .iter()
-        .zip(&w)
-        .map(|(p, w)| w * (p.time_s - mean).powi(2))
-        .sum();
-    let compute_bound_points = points
-        .iter()
-        .filter(|p| p.flops * (p.rows + half) / (peak * p.rows) >= memory_time(p.bytes))
-        .count();
     Some(RooflineFit {
         peak,
         peak_std_error: peak_se,
         half_rows: half,
         half_rows_std_error: half_se,
-        r_squared: if ss_tot > 0.0 { 1.0 - ss / ss_tot } else { 1.0 },
+        r_squared: weighted_r_squared(points, ss),
         n_points: n,
         relative_sd: (ss / (n - 2).max(1) as f64).sqrt(),
-        compute_bound_points,
+        compute_bound_points: compute_bound(points, peak, half, memory_time),
     })
 }
 

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use planner::calibrate::profile::{device_file, device_toml, link_file, link_toml, ProfileOptions};
 use planner::calibrate::{
-    device_fit_list, fit_device, fit_link, held_out_errors, link_fit_list, Fit, HeldOut,
+    device_fit_list, fit_device, fit_link, held_out_errors, link_fit_list, prediction_errors, Fit,
+    HeldOut,
 };
 use planner::catalog::CatalogKind;
 use planner::hardware::{ComputeDtype, Device, Link};
@@ -105,11 +106,18 @@ fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
         })
 }
 
+/// What `planner calibrate` prints: the JSON object, or the table made from it.
 #[derive(Serialize)]
-struct JsonOutput<'a> {
-    fits: &'a [Fit],
-    held_out: &'a [HeldOut],
-    notes: &'a [String],
+struct Report {
+    #[serde(skip)]
+    title: String,
+    #[serde(skip)]
+    files: String,
+    fits: Vec<Fit>,
+    held_out: Vec<HeldOut>,
+    /// `gemm` rows with one row: in no fit, predicted as matrix-vector products.
+    one_row_gemm: Vec<HeldOut>,
+    notes: Vec<String>,
     device_profile: Option<String>,
     link_profile: Option<String>,
 }
@@ -221,13 +229,15 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
 
     let mut fits: Vec<Fit> = Vec::new();
     let mut held: Vec<HeldOut> = Vec::new();
+    let mut one_row_gemm: Vec<HeldOut> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut device_profile = None;
     let mut link_profile = None;
     let mut title = Vec::new();
 
     if has_device_rows {
-        let device_fits = fit_device(&rows).map_err(|e| input_error(&files_display, e))?;
+        let device_fits =
+            fit_device(&rows, args.primary_dtype).map_err(|e| input_error(&files_display, e))?;
         title.push(format!(
             "device `{}` ({} backend)",
             device_fits.device, device_fits.backend
@@ -239,7 +249,6 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
             base,
             provenance: provenance.clone(),
             family: args.family.clone(),
-            primary_dtype: args.primary_dtype,
             memory_gb: args.memory_gb,
             reserved_gb: args.reserved_gb,
             idle_w: args.idle_w,
@@ -260,6 +269,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         let device = Device::from_toml(&id, &id, &text)
             .context("the calibrated profile does not validate as a device file")?;
         held = held_out_errors(&device_fits, &device);
+        one_row_gemm = prediction_errors(&device_fits.one_row_gemm, &device);
         if let Some(out) = &args.out {
             write_file(out, &text)?;
             device_profile = Some(out.display().to_string());
@@ -298,98 +308,93 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         notes.push("--out given but the input has only network rows".to_string());
     }
 
+    let report = Report {
+        title: title.join(" and "),
+        files: files_display,
+        fits,
+        held_out: held,
+        one_row_gemm,
+        notes,
+        device_profile,
+        link_profile,
+    };
     match args.format {
-        CalibrateFormat::Json => {
-            let out = JsonOutput {
-                fits: &fits,
-                held_out: &held,
-                notes: &notes,
-                device_profile,
-                link_profile,
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        CalibrateFormat::Table => print!(
-            "{}",
-            table(
-                &title.join(" and "),
-                &files_display,
-                &fits,
-                &held,
-                &notes,
-                device_profile.as_deref(),
-                link_profile.as_deref()
-            )
-        ),
+        CalibrateFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        CalibrateFormat::Table => print!("{}", table(&report)),
     }
     Ok(())
 }
 
-fn table(
-    title: &str,
-    files: &str,
-    fits: &[Fit],
-    held: &[HeldOut],
-    notes: &[String],
-    device_profile: Option<&str>,
-    link_profile: Option<&str>,
-) -> String {
+/// One row per prediction, then the largest and median absolute error.
+fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n{heading}");
+    let _ = writeln!(
+        s,
+        "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}",
+        "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error"
+    );
+    for h in rows {
+        let _ = writeln!(
+            s,
+            "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12.2}{:>13}{:>13}{:>8.1}%",
+            h.kernel.name(),
+            h.dtype.map_or("-", |d| d.name()),
+            h.m,
+            h.n,
+            h.k,
+            h.bytes / 1e6,
+            crate::cli::output::seconds(h.measured_s),
+            crate::cli::output::seconds(h.predicted_s),
+            h.relative_error * 100.0
+        );
+    }
+    let mut errors: Vec<f64> = rows.iter().map(|h| h.relative_error.abs()).collect();
+    errors.sort_by(f64::total_cmp);
+    let _ = writeln!(
+        s,
+        "  max |error| {:.1}%, median {:.1}% over {} shapes",
+        errors.last().copied().unwrap_or(0.0) * 100.0,
+        planner::stats::median(&errors).unwrap_or(0.0) * 100.0,
+        errors.len()
+    );
+}
+
+fn table(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Calibration of {title} from {files}\n");
+    let _ = writeln!(s, "Calibration of {} from {}\n", r.title, r.files);
     let _ = writeln!(
         s,
         "  {:<34}{:>14}{:>14}{:>10}{:>6}",
         "parameter", "value", "std error", "R^2", "n"
     );
-    for f in fits {
+    for f in &r.fits {
         let _ = writeln!(
             s,
             "  {:<34}{:>14.6}{:>14.6}{:>10.4}{:>6}",
             f.parameter, f.value, f.std_error, f.r_squared, f.n_points
         );
     }
-    if !held.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nHeld-out shapes, predicted with the fitted profile (planner's roofline)"
-        );
-        let _ = writeln!(
-            s,
-            "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}",
-            "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error"
-        );
-        for h in held {
-            let _ = writeln!(
-                s,
-                "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12.2}{:>13}{:>13}{:>8.1}%",
-                h.kernel.name(),
-                h.dtype.map_or("-", |d| d.name()),
-                h.m,
-                h.n,
-                h.k,
-                h.bytes / 1e6,
-                crate::cli::output::seconds(h.measured_s),
-                crate::cli::output::seconds(h.predicted_s),
-                h.relative_error * 100.0
-            );
-        }
-        let mut errors: Vec<f64> = held.iter().map(|h| h.relative_error.abs()).collect();
-        errors.sort_by(f64::total_cmp);
-        let _ = writeln!(
-            s,
-            "  max |error| {:.1}%, median {:.1}% over {} shapes",
-            errors.last().copied().unwrap_or(0.0) * 100.0,
-            errors[errors.len() / 2] * 100.0,
-            errors.len()
-        );
-    }
-    if !notes.is_empty() {
+    prediction_rows(
+        &mut s,
+        "Held-out shapes, predicted with the fitted profile (planner's timing)",
+        &r.held_out,
+    );
+    prediction_rows(
+        &mut s,
+        "One-row GEMMs (the GEMM library's own one-row path; in no fit), predicted as \
+         matrix-vector products",
+        &r.one_row_gemm,
+    );
+    if !r.notes.is_empty() {
         let _ = writeln!(s, "\nNotes");
-        for n in notes {
+        for n in &r.notes {
             let _ = writeln!(s, "  - {n}");
         }
     }
-    if let Some(p) = device_profile {
+    if let Some(p) = &r.device_profile {
         let _ = writeln!(
             s,
             "\nWrote device profile {p}: in a catalog's hardware/ folder a scenario names it \
@@ -397,7 +402,7 @@ fn table(
             stem(std::path::Path::new(p))
         );
     }
-    if let Some(p) = link_profile {
+    if let Some(p) = &r.link_profile {
         let _ = writeln!(
             s,
             "Wrote link profile {p}: in a catalog's hardware/links/ folder a scenario names it \

@@ -9,8 +9,9 @@ use planner::Scenario;
 use crate::common::{catalog, planner, repo, scenario_file, stdout};
 
 /// A device whose reads take 20 us + bytes / 25 GB/s, whose GEMMs follow the roofline
-/// with 400 GFLOP/s x m / (m + 8) (fp32) and 800 x m / (m + 8) (fp16), and whose
-/// dispatches cost 10 us each.
+/// with 400 GFLOP/s x m / (m + 8) (fp32) and 800 x m / (m + 16) (fp16), whose
+/// matrix-vector kernel streams at 0.8 x the read law, and whose dispatches cost 10 us
+/// each.
 fn synthetic_rows() -> Vec<MicrobenchRow> {
     let mut rows = vec![MicrobenchRow::memory_capacity("cpu", "synthetic", 64e9)];
     let memory = |bytes: f64| 20e-6 + bytes / 25e9;
@@ -27,15 +28,15 @@ fn synthetic_rows() -> Vec<MicrobenchRow> {
             &[memory(bytes)],
         ));
     }
-    for (dtype, peak, bpe) in [
-        (planner::hardware::ComputeDtype::Fp32, 400e9, 4.0),
-        (planner::hardware::ComputeDtype::Fp16, 800e9, 2.0),
+    for (dtype, peak, half, bpe) in [
+        (planner::hardware::ComputeDtype::Fp32, 400e9, 8.0, 4.0),
+        (planner::hardware::ComputeDtype::Fp16, 800e9, 16.0, 2.0),
     ] {
         for m in [1u64, 4, 16, 64, 256, 1024, 4096] {
             for (n, k) in [(4096u64, 4096u64), (14336, 4096), (4096, 14336)] {
                 let flops = 2.0 * (m * n * k) as f64;
                 let bytes = bpe * (m * k + n * k + m * n) as f64;
-                let compute = flops * (m as f64 + 8.0) / (peak * m as f64);
+                let compute = flops * (m as f64 + half) / (peak * m as f64);
                 let t = compute.max(memory(bytes));
                 rows.push(MicrobenchRow::timed(
                     "cpu",
@@ -49,6 +50,24 @@ fn synthetic_rows() -> Vec<MicrobenchRow> {
                 ));
             }
         }
+    }
+    for (n, k) in [
+        (3072u64, 3072u64),
+        (4096, 4096),
+        (14336, 4096),
+        (4096, 14336),
+    ] {
+        let bytes = 4.0 * (n * k + k + n) as f64;
+        rows.push(MicrobenchRow::timed(
+            "cpu",
+            "synthetic",
+            Kernel::Gemv,
+            Some(planner::hardware::ComputeDtype::Fp32),
+            [1, n, k],
+            bytes,
+            2.0 * (n * k) as f64,
+            &[memory(bytes) / 0.8],
+        ));
     }
     for launches in [1u64, 4, 16, 64, 256, 1024] {
         let t = 2e-6 + launches as f64 * 10e-6;
@@ -124,6 +143,20 @@ fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
         (rows["value"].as_f64().unwrap() - 8.0).abs() < 0.05,
         "{rows}"
     );
+    let rows16 = fit(&json, "compute.fp16.half_rows");
+    assert!(
+        (rows16["value"].as_f64().unwrap() - 16.0).abs() < 0.1,
+        "{rows16}"
+    );
+    // The gemv rows take 1 / 0.8 of the read law's time: fraction 0.8, exactly.
+    let matvec = fit(&json, "efficiency.matvec_bandwidth_fraction");
+    assert!(
+        (matvec["value"].as_f64().unwrap() - 0.8).abs() < 1e-9,
+        "{matvec}"
+    );
+    // One-row GEMMs are in no fit and come back as a separate comparison: 21 per type
+    // of which the 3 one-row shapes per type are set aside.
+    assert_eq!(json["one_row_gemm"].as_array().unwrap().len(), 6);
     let dispatch = fit(&json, "efficiency.dispatch_overhead_us");
     assert!((dispatch["value"].as_f64().unwrap() - 10.0).abs() < 1e-6);
     // Every key the contract names is there.
@@ -140,6 +173,18 @@ fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
     let device = planner::hardware::Device::from_toml("synthetic-device", "out", &text).unwrap();
     assert_eq!(device.family, "cpu");
     assert!((device.memory_bandwidth_gb_s - 25.0).abs() < 1e-9);
+    assert!((device.efficiency.matvec_bandwidth_fraction - 0.8).abs() < 1e-3);
+    // fp32 is the CPU's primary type (compute_half_rows); fp16's own half point is
+    // listed per type and is what the timing uses for fp16.
+    assert!((device.efficiency.compute_half_rows - 8.0).abs() < 0.05);
+    assert!(
+        (device
+            .efficiency
+            .half_rows_for(planner::hardware::ComputeDtype::Fp16)
+            - 16.0)
+            .abs()
+            < 0.1
+    );
     assert!(text.contains("fitted from"), "{text}");
 }
 
