@@ -144,8 +144,18 @@ fn unknown_device(catalog: &Catalog, id: &str) -> anyhow::Error {
 }
 
 /// The command as typed, for the profile's sources.
+/// An argument as a POSIX shell would need it to come back unchanged.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
 fn provenance(files: &[PathBuf]) -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     format!(
         "fitted from {} by `planner {}`",
@@ -411,4 +421,17 @@ fn table(r: &Report) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn arguments_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("--out"), "--out");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        // A quote inside: close, escaped quote, reopen.
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
 }
