@@ -131,6 +131,11 @@ enum Command {
         /// Also write cases.csv, validation.json, accuracy.md and the parity chart here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print the scenario the suite builds for case ID (e.g. V025), with its
+        /// measurement and source as comments, instead of running the suite; pipe it to
+        /// a file and `planner simulate` it to see the prediction's breakdown.
+        #[arg(long, value_name = "ID")]
+        show_case: Option<String>,
     },
 }
 
@@ -262,12 +267,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{text}");
             Ok(())
         }
-        Command::Validate { suite, format, out } => {
+        Command::Validate {
+            suite,
+            format,
+            out,
+            show_case,
+        } => {
             let suite = if suite.is_relative() && !suite.exists() {
                 root.join(suite)
             } else {
                 suite
             };
+            if let Some(id) = show_case {
+                print!("{}", cli::validate::show_case(&catalog, &suite, &id)?);
+                return Ok(());
+            }
             let result = cli::validate::run_suite(&catalog, &suite)?;
             if let Some(dir) = out {
                 cli::validate::write_outputs(&result, &dir)?;

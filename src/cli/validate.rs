@@ -55,16 +55,57 @@ pub fn load_suite(
         }
     }
     let (cases, unmapped) = build_suite(&rows, &suite, catalog, &files);
-    if let Ok(id) = std::env::var("PLANNER_DUMP_CASE") {
-        for c in cases.iter().filter(|c| c.id == id) {
-            eprintln!("{}", c.scenario_text);
-        }
-    }
     Ok(LoadedSuite {
         suite,
         cases,
         unmapped,
     })
+}
+
+/// The scenario the suite builds for case `id`, headed by the measurement it is
+/// checked against; an error naming the nearest ids (or the reason the row has no
+/// case) when there is no such case.
+pub fn show_case(catalog: &Catalog, suite_path: &Path, id: &str) -> Result<String> {
+    let loaded = load_suite(catalog, suite_path, None)?;
+    if let Some(c) = loaded.cases.iter().find(|c| c.id == id) {
+        return Ok(format!(
+            "# case {} ({} half): {} {} {} measured {} {} on {} with {}\n# source: {}\n{}",
+            c.id,
+            match c.split {
+                Split::Fit => "fit",
+                Split::Check => "check",
+            },
+            c.model,
+            c.phase,
+            c.metric_name,
+            c.measured,
+            c.unit,
+            c.device,
+            c.runtime,
+            c.source,
+            c.scenario_text
+        ));
+    }
+    let ids: Vec<&str> = loaded.cases.iter().map(|c| c.id.as_str()).collect();
+    let expected = match loaded.unmapped.iter().find(|u| u.id == id) {
+        Some(u) => format!("that row has no case: {}", u.reason),
+        None => format!(
+            "a case id of the suite ({} of them, {} to {})",
+            ids.len(),
+            ids.first().unwrap_or(&"-"),
+            ids.last().unwrap_or(&"-")
+        ),
+    };
+    Err(planner::InputError::InvalidValue {
+        origin: planner::error::Origin {
+            file: suite_path.display().to_string(),
+            location: None,
+        },
+        key: "--show-case".to_string(),
+        value: id.to_string(),
+        expected,
+    }
+    .into())
 }
 
 /// Loads the suite at `suite_path` and runs every case.

@@ -101,3 +101,24 @@ fn readme_accuracy_table_is_the_commands_output() {
         "README accuracy table is stale: regenerate it"
     );
 }
+
+#[test]
+fn show_case_prints_a_scenario_that_simulates_and_refuses_unknown_ids() {
+    let o = crate::common::planner(&["validate", "--show-case", "V025"]);
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    let text = crate::common::stdout(&o);
+    // V025 is llama.cpp's pp512 of LLaMA-2 7B F16 on the 76-core M2 Ultra.
+    assert!(text.starts_with("# case V025 (check half)"), "{text}");
+    assert!(text.contains("preset = \"llama-2-7b\""), "{text}");
+    let file = crate::common::scenario_file(&text);
+    let o = crate::common::planner(&["simulate", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+
+    let o = crate::common::planner(&["validate", "--show-case", "V999"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        crate::common::stderr(&o).contains("`--show-case` = V999"),
+        "{}",
+        crate::common::stderr(&o)
+    );
+}
