@@ -10,6 +10,14 @@
 //!   it has read them all; the prober times from the first byte sent to the answer;
 //! - op 0: goodbye.
 //!
+//! Messages are cold: both ends evict their message buffers from the CPU caches
+//! (`kernels::Evictor`) between repetitions, untimed. The messages the planner sends
+//! (expert outputs, activations, KV cache) come from accelerator memory, which the
+//! host's network stack reads from DRAM, not from its caches; over loopback on the
+//! development VM hot buffers made messages of 8 KiB to 512 KiB move at cache speed
+//! (~10 GB/s) and larger ones at 3 GB/s, and the alpha-beta line fitted them with
+//! R squared 0.71-0.75; cold, 0.85-0.88 (24 sizes) and 0.92-0.97 (`--quick`, 9).
+//!
 //! Bounded by construction: the server binds 127.0.0.1 unless told otherwise, serves
 //! at most `max_connections` connections one after another, stops after `timeout`,
 //! refuses messages above 1 GiB, and drops a connection idle for 30 s. The prober
@@ -21,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use planner::microbench::{Kernel, MicrobenchRow};
+
+use crate::kernels::{default_flush_bytes, Evictor};
 
 const MAX_MESSAGE: u64 = 1 << 30;
 const IDLE: Duration = Duration::from_secs(30);
@@ -51,6 +61,7 @@ pub fn serve(listener: TcpListener, max_connections: usize, timeout: Duration) -
 }
 
 fn handle(mut stream: TcpStream, deadline: Instant) -> Result<()> {
+    let mut evictor = Evictor::new(default_flush_bytes());
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE))?;
@@ -77,11 +88,15 @@ fn handle(mut stream: TcpStream, deadline: Instant) -> Result<()> {
                 for _ in 0..count {
                     stream.read_exact(message)?;
                     stream.write_all(message)?;
+                    // Cold for the next round trip, as the prober's buffers are: the
+                    // prober evicts twice as many bytes before it sends again.
+                    evictor.evict(&[&message[..]]);
                 }
             }
             2 => {
                 stream.read_exact(message)?;
                 stream.write_all(&[1])?;
+                evictor.evict(&[&message[..]]);
             }
             other => bail!("unknown request {other}"),
         }
@@ -148,6 +163,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
         .unwrap_or(0);
     let mut out = vec![0x5au8; max as usize];
     let mut back = vec![0u8; max as usize];
+    let mut evictor = Evictor::new(default_flush_bytes());
     let mut rows = Vec::new();
 
     for &size in &plan.pingpong_sizes {
@@ -156,6 +172,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
         request(&mut stream, 1, size, reps)?;
         let mut samples = Vec::with_capacity(reps as usize);
         for _ in 0..reps {
+            evictor.evict(&[&out[..size as usize], &back[..size as usize]]);
             let start = Instant::now();
             stream.write_all(&out[..size as usize])?;
             stream.read_exact(&mut back[..size as usize])?;
@@ -182,6 +199,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
         let reps = plan.reps(size).min(20) + 1;
         let mut samples = Vec::with_capacity(reps as usize);
         for _ in 0..reps {
+            evictor.evict(&[&out[..size as usize]]);
             request(&mut stream, 2, size, 1)?;
             let start = Instant::now();
             stream.write_all(&out[..size as usize])?;
