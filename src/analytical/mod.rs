@@ -259,8 +259,9 @@ pub fn shortfall_reason(memory: &GroupMemory) -> String {
 pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     if scenario.workload.serving.is_some() {
         return Err(RunError::Unsupported(
-            "serving mode (`requests`, `arrival_rate_per_s` or `trace`) needs the request-level \
-             discrete-event engine, which this build does not have yet"
+            "serving mode (`requests`, `arrival_rate_per_s` or `trace`) runs in the \
+             request-level discrete-event engine (planner::simulate_scenario), not the \
+             analytical model"
                 .to_string(),
         ));
     }

@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use planner::analytical::{simulate, RunError};
+use planner::analytical::RunError;
 use planner::report::Report;
 use planner::scenario::ScenarioFile;
 use planner::{Catalog, InputError, Scenario};
@@ -200,7 +200,13 @@ pub fn compute(catalog: &Catalog, path: &Path, args: &[String]) -> Result<Sweep>
         toml::from_str::<ScenarioFile>(&edited_text)
             .map_err(|e| input_error(&name, e.message().to_string()))?;
         let scenario = Scenario::from_toml(&name, &edited_text, catalog)?;
-        let (report, cannot_run) = match simulate(&scenario) {
+        let trace = super::serve::read_trace(path, &scenario).map_err(|f| match f {
+            crate::Failure::Input(e) | crate::Failure::Other(e) => {
+                input_error(&name, format!("{e:#}"))
+            }
+            crate::Failure::CannotRun(why) => input_error(&name, why),
+        })?;
+        let (report, cannot_run) = match planner::simulate_scenario(&scenario, trace.as_deref()) {
             Ok(r) => (Some(r), None),
             Err(RunError::Unsupported(why)) => (None, Some(why)),
         };

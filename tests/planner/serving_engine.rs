@@ -363,3 +363,27 @@ fn tensor_parallel_instances_serve_and_unsupported_layouts_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("split"), "{}", stderr(&out));
 }
+
+#[test]
+fn sweep_runs_serving_scenarios_in_the_request_level_engine() {
+    // Two points of a serving scenario: each is simulated request by request (a
+    // serving report has no decode-step breakdown, so those columns are empty).
+    let out = crate::common::planner(&[
+        "sweep",
+        "scenarios/trtllm-8x-h100-llama-3.1-405b-fp8.toml",
+        "--vary",
+        "workload.output_tokens=128,256",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let text = crate::common::stdout(&out);
+    assert!(!text.contains("cannot run"), "{text}");
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let rates: Vec<f64> = rows
+        .records()
+        .map(|r| r.unwrap()[4].parse().unwrap())
+        .collect();
+    assert_eq!(rates.len(), 2);
+    assert!(rates.iter().all(|r| *r > 0.0), "{text}");
+}
