@@ -177,4 +177,23 @@ pub struct ExpertReport {
     /// moe_layers x (expert_compute_s + communication_s + everything_else_s): the
     /// decode time per step.
     pub time_per_token_s: f64,
+    /// The same step as one node's own timers divide it, averaged over the nodes.
+    pub node_view: NodeView,
+}
+
+/// A decode MoE layer as a node's own timers see it, averaged over the nodes: the
+/// device time of its own experts; communication from its first send to the last
+/// output received, which holds the exchange and the wait for nodes with more experts
+/// than it has; everything else. The three add up to the same layer time as the
+/// critical-path decomposition (busiest node's experts + exchange + everything else),
+/// which puts the wait under compute instead. A per-node instrumentation, which a
+/// decomposition that adds up to the wall time on a node has to be, measures this
+/// view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeView {
+    pub expert_compute_s: f64,
+    pub communication_s: f64,
+    /// Of `communication_s`, waiting for the busiest node's experts (and wiring).
+    pub waiting_s: f64,
+    pub everything_else_s: f64,
 }

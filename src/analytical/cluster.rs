@@ -19,8 +19,8 @@ use super::stage::{kv_split, StageKind, StageTime};
 use super::tensor::split_op;
 use super::{report_skeleton, shortfall_reason, RunError, Spend};
 use crate::report::{
-    Breakdown, ClusterReport, ExpertReport, LayerView, MemoryReport, PhaseBreakdown, Report,
-    StageReport, TimeParts,
+    Breakdown, ClusterReport, ExpertReport, LayerView, MemoryReport, NodeView, PhaseBreakdown,
+    Report, StageReport, TimeParts,
 };
 use crate::scenario::{AttentionLayout, Scenario, WiredMemory};
 
@@ -265,6 +265,17 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
                 everything_else_s: per_layer - phase.expert_compute_s - phase.exchange_s,
                 wiring_s: (local.overhead_s - dispatch).max(0.0) + phase.expert_wiring_s,
                 time_per_token_s: time_per_token,
+                node_view: {
+                    let waiting = (phase.expert_compute_s + phase.expert_wiring_s)
+                        - (phase.mean_node_compute_s + phase.mean_node_wiring_s);
+                    let communication = phase.exchange_s + waiting;
+                    NodeView {
+                        expert_compute_s: phase.mean_node_compute_s,
+                        communication_s: communication,
+                        waiting_s: waiting,
+                        everything_else_s: per_layer - phase.mean_node_compute_s - communication,
+                    }
+                },
             })
         }
         StageModel::Tensor(_) => None,

@@ -48,6 +48,10 @@ pub struct ExpertPhase {
     pub expert_compute_s: f64,
     /// Wiring overhead of the experts on that node.
     pub expert_wiring_s: f64,
+    /// Expert device time of a node, averaged over the nodes (a node's own timer).
+    pub mean_node_compute_s: f64,
+    /// Wiring overhead of a node, averaged over the nodes.
+    pub mean_node_wiring_s: f64,
     /// The exchange (send-to-all, or dispatch + combine).
     pub exchange_s: f64,
     /// Expected distinct experts run by the busiest node.
@@ -199,11 +203,12 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
             busiest_experts: expected_busiest_experts(&samples),
             ..ExpertPhase::default()
         };
+        let share = 1.0 / self.n() as f64;
         for sample in &samples {
             let mut slowest = (f64::NEG_INFINITY, 0.0, 0.0);
             for (node, load) in self.nodes.iter().zip(&sample.loads) {
                 let distinct = load.distinct_experts() as f64;
-                phase.mean_experts += sample.weight * distinct / self.n() as f64;
+                phase.mean_experts += sample.weight * distinct * share;
                 if distinct == 0.0 {
                     slowest = slowest.max_by_first((0.0, 0.0, 0.0));
                     continue;
@@ -214,6 +219,8 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
                     .wiring
                     .overhead_s(distinct * expert_bytes * node.exec.weights.bytes_per_weight());
                 slowest = slowest.max_by_first((t.time_s + wiring, t.time_s, wiring));
+                phase.mean_node_compute_s += sample.weight * t.time_s * share;
+                phase.mean_node_wiring_s += sample.weight * wiring * share;
                 phase.flops += sample.weight * t.flops;
                 phase.bytes += sample.weight * t.bytes;
             }

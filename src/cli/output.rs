@@ -512,6 +512,16 @@ fn cluster_view(s: &mut String, c: &ClusterReport) {
             "  everything else includes memory wiring (\"driver processing\") of {} per layer",
             seconds(e.wiring_s)
         );
+        let v = &e.node_view;
+        let _ = writeln!(
+            s,
+            "  as a node's own timers see it (mean node): expert compute {} + communication {} \
+             (of which waiting for the busiest node {}) + everything else {}",
+            seconds(v.expert_compute_s),
+            seconds(v.communication_s),
+            seconds(v.waiting_s),
+            seconds(v.everything_else_s)
+        );
     }
 }
 

@@ -81,6 +81,37 @@ fn the_study_decomposition_adds_up() {
 }
 
 #[test]
+fn a_nodes_own_timers_count_the_wait_for_the_busiest_node_as_communication() {
+    for nodes in [2, 3, 4] {
+        let j = study(nodes);
+        let e = &j["cluster"]["expert_parallel"];
+        let v = &e["node_view"];
+        let f = |x: &serde_json::Value, k: &str| x[k].as_f64().unwrap();
+        // Both views divide the same layer time.
+        let critical =
+            f(e, "expert_compute_s") + f(e, "communication_s") + f(e, "everything_else_s");
+        let node = f(v, "expert_compute_s") + f(v, "communication_s") + f(v, "everything_else_s");
+        assert!((critical - node).abs() < 1e-12, "{nodes}: {e}");
+        // Communication = the exchange + the wait.
+        assert!(
+            (f(v, "communication_s") - f(e, "communication_s") - f(v, "waiting_s")).abs() < 1e-12
+        );
+    }
+    // Two nodes, resident weights (no wiring), one token: a node's expert time is
+    // memory-bound and proportional to its expert count k (k x 396 MB, each expert a
+    // stream), so the busiest node's time is 2.646 tau and the mean node's 2 tau: the
+    // wait is 0.646 / 2.646 of the busiest node's expert time.
+    let e = &study(2)["cluster"]["expert_parallel"];
+    let busiest = e["expert_compute_s"].as_f64().unwrap();
+    let waiting = e["node_view"]["waiting_s"].as_f64().unwrap();
+    let expected = busiest * (2.646 - 2.0) / 2.646;
+    assert!(
+        (waiting - expected).abs() < 0.01 * expected,
+        "{waiting} vs {expected}"
+    );
+}
+
+#[test]
 fn resident_weights_beat_driver_wiring_most_on_two_nodes() {
     let mut gaps = Vec::new();
     for nodes in [2, 3, 4] {

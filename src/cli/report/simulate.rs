@@ -509,16 +509,24 @@ pub fn write(
                 secs(Some(c.layer_decode.overhead_s))
             ));
             if let Some(e) = &c.expert_parallel {
+                let v = &e.node_view;
                 files.doc.paragraph(format!(
                     "Expert parallelism: time per token = {} layers x (expert compute {} + \
                      communication {} + everything else {}) = {}; the busiest node expects \
-                     {:.3} experts per layer.",
+                     {:.3} experts per layer against a mean of {:.3}. A node's own timers \
+                     divide the same layer as expert compute {} + communication {} (the \
+                     exchange and {} of waiting for the busiest node) + everything else {}.",
                     e.moe_layers,
                     secs(Some(e.expert_compute_s)),
                     secs(Some(e.communication_s)),
                     secs(Some(e.everything_else_s)),
                     secs(Some(e.time_per_token_s)),
-                    e.expected_busiest_experts
+                    e.expected_busiest_experts,
+                    e.mean_experts_per_node,
+                    secs(Some(v.expert_compute_s)),
+                    secs(Some(v.communication_s)),
+                    secs(Some(v.waiting_s)),
+                    secs(Some(v.everything_else_s))
                 ));
             }
         }
