@@ -48,3 +48,22 @@ fn pipeline_stages_overlap_with_several_sequences() {
     let (one, eight) = (batch(1), batch(8));
     assert!(eight > 3.0 * one, "{one} {eight}");
 }
+
+#[test]
+fn the_readme_table_is_the_models_output() {
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let one = decode_rate("scenarios/qwen3-235b-1x-m3-ultra.toml");
+    let mut rows = vec![format!("| 1 | {one:.2} tok/s | {one:.2} tok/s |")];
+    for n in [2, 4] {
+        let pipeline = decode_rate(&format!(
+            "scenarios/qwen3-235b-{n}x-m3-ultra-pipeline-tb5.toml"
+        ));
+        let tensor = decode_rate(&format!(
+            "scenarios/qwen3-235b-{n}x-m3-ultra-tensor-rdma.toml"
+        ));
+        rows.push(format!("| {n} | {pipeline:.2} tok/s | {tensor:.2} tok/s |"));
+    }
+    for row in rows {
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+}

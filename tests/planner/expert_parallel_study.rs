@@ -206,3 +206,40 @@ fn the_readme_quotes_the_sweep_as_it_runs() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), quoted);
 }
+
+#[test]
+fn the_readme_study_tables_are_the_models_output() {
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let ms = |s: f64| format!("{:.2} ms", s * 1e3);
+    for nodes in [2u32, 3, 4] {
+        let j = study(nodes);
+        let (compute, comm, total) = (
+            decode(&j, "compute_s"),
+            decode(&j, "communication_s"),
+            decode(&j, "total_s"),
+        );
+        let e = &j["cluster"]["expert_parallel"];
+        let f = |x: &serde_json::Value, k: &str| x[k].as_f64().unwrap();
+        let row = format!(
+            "| {nodes} | {:.2} | {} | {} | {:.2} | {:.1}% | {:.3} |",
+            j["decode_tokens_per_s"].as_f64().unwrap(),
+            ms(compute),
+            ms(comm),
+            comm / compute,
+            100.0 * comm / total,
+            f(e, "expected_busiest_experts")
+        );
+        assert!(readme.contains(&row), "README lacks the row {row}");
+        let v = &e["node_view"];
+        let row = format!(
+            "| {nodes} | {} / {} | {} / {} ({}) | {:.2} |",
+            ms(f(e, "expert_compute_s")),
+            ms(f(e, "communication_s")),
+            ms(f(v, "expert_compute_s")),
+            ms(f(v, "communication_s")),
+            ms(f(v, "waiting_s")),
+            f(v, "communication_s") / f(v, "expert_compute_s")
+        );
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+}
