@@ -137,3 +137,20 @@ fn disaggregation_without_a_network_is_invalid_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(crate::common::stderr(&out).contains("[cluster.network]"));
 }
+
+#[test]
+fn the_readme_excerpt_is_the_commands_output() {
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let command = "$ planner simulate scenarios/exo-disaggregated.toml\n";
+    let start = readme.find(command).expect("README quotes the command") + command.len();
+    let excerpt = &readme[start..start + readme[start..].find("```").unwrap()];
+    let out = crate::common::planner(&["simulate", "scenarios/exo-disaggregated.toml"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let text = crate::common::stdout(&out);
+    for line in excerpt.lines() {
+        assert!(
+            text.lines().any(|l| l == line),
+            "not in the output: {line}\n{text}"
+        );
+    }
+}

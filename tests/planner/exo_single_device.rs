@@ -70,3 +70,18 @@ fn decode_is_memory_bound_and_prefill_compute_bound() {
     assert!(!ffn_prefill.memory_bound());
     assert!(ffn_decode.memory_bound());
 }
+
+#[test]
+fn the_readme_layer_excerpt_is_the_commands_output() {
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let head = "Layer 0 in decode (1 new tokens per sequence after 8208 in cache)\n";
+    let start = readme.find(head).expect("README shows the M3 Ultra layer");
+    let excerpt = &readme[start..start + readme[start..].find("```").unwrap()];
+    let out = crate::common::planner(&["simulate", "scenarios/exo-m3-ultra-alone.toml"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let text = crate::common::stdout(&out);
+    assert!(
+        text.contains(excerpt),
+        "README excerpt:\n{excerpt}\noutput:\n{text}"
+    );
+}

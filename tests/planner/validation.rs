@@ -122,3 +122,48 @@ fn show_case_prints_a_scenario_that_simulates_and_refuses_unknown_ids() {
         crate::common::stderr(&o)
     );
 }
+
+#[test]
+fn readme_tensor_parallel_table_is_the_suites_output() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let (_, cases, _, _) = suite();
+    let thousands = |v: f64| {
+        let n = v.round() as u64;
+        if n >= 1000 {
+            format!("{},{:03}", n / 1000, n % 1000)
+        } else {
+            n.to_string()
+        }
+    };
+    for (label, first, last) in [
+        ("2x H100, Llama-3.3 70B FP8", 366, 375),
+        ("8x H100, Llama-3.1 405B FP8", 396, 405),
+    ] {
+        let ids: Vec<String> = (first..=last).map(|i| format!("V{i}")).collect();
+        let picked: Vec<_> = cases
+            .iter()
+            .filter(|c| ids.contains(&c.id))
+            .cloned()
+            .collect();
+        assert_eq!(picked.len(), 10, "{label}");
+        let results = evaluate(&picked, &run_scenario);
+        let mut errors: Vec<f64> = results.iter().map(|r| r.error_pct.unwrap()).collect();
+        errors.sort_by(f64::total_cmp);
+        let mut abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+        abs.sort_by(f64::total_cmp);
+        let median = |v: &[f64]| (v[4] + v[5]) / 2.0;
+        // The first row of each table is 128/128.
+        let r = results
+            .iter()
+            .find(|r| r.id == format!("V{first}"))
+            .unwrap();
+        let row = format!(
+            "| {label} (V{first}-V{last}) | {} tok/s | {} tok/s | {:.1}% | {:+.1}% |",
+            thousands(r.measured),
+            thousands(r.predicted.unwrap()),
+            median(&abs),
+            median(&errors)
+        );
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+}
