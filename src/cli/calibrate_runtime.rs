@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use planner::runtime::RuntimeFile;
 use planner::runtime_fit::{fit_runtime, render_profile, RuntimeFit};
 use planner::validate::run_scenario;
@@ -39,15 +39,20 @@ pub fn calibrate(
         .filter(|s| runtime == "all" || s.runtime == runtime)
         .collect();
     if specs.is_empty() {
-        bail!(
-            "the suite has no [[fit]] entry for runtime `{runtime}`; it fits: {}",
-            suite
-                .fit
-                .iter()
-                .map(|s| s.runtime.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let fitted: Vec<&str> = suite.fit.iter().map(|s| s.runtime.as_str()).collect();
+        return Err(planner::InputError::InvalidValue {
+            origin: planner::error::Origin {
+                file: suite_path.display().to_string(),
+                location: None,
+            },
+            key: "--runtime".to_string(),
+            value: runtime.to_string(),
+            expected: format!(
+                "a runtime with a [[fit]] entry in the suite ({}), or `all`",
+                fitted.join(", ")
+            ),
+        }
+        .into());
     }
     let mut out = Calibration {
         fits: Vec::new(),

@@ -126,3 +126,25 @@ fn missing_file_is_invalid_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no/such/scenario.toml"));
 }
+
+#[test]
+fn calibrate_inputs_that_cannot_be_fitted_are_invalid_input() {
+    // A runtime the suite does not fit, and a harness CSV missing a column.
+    let out = planner(&[
+        "calibrate",
+        "--runtime",
+        "nope",
+        "--from",
+        "validation/measurements.csv",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`--runtime` = nope"), "{err}");
+    let csv = scenario_file("backend,device\ncpu,x\n").with_extension("csv");
+    std::fs::write(&csv, "backend,device\ncpu,x\n").unwrap();
+    let out = planner(&["calibrate", csv.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing field `kernel`"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
