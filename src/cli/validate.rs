@@ -40,13 +40,16 @@ pub fn load_suite(
     suite_path: &Path,
     measurements: Option<&Path>,
 ) -> Result<LoadedSuite> {
-    let suite_text = std::fs::read_to_string(suite_path)
-        .with_context(|| format!("cannot read suite {}", suite_path.display()))?;
+    let unreadable = |path: &Path, e: std::io::Error| planner::InputError::Parse {
+        file: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    };
+    let suite_text =
+        std::fs::read_to_string(suite_path).map_err(|e| unreadable(suite_path, e))?;
     let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
     let dir = suite_path.parent().unwrap_or(Path::new("."));
     let csv_path = measurements.map_or_else(|| dir.join(&suite.measurements), Path::to_path_buf);
-    let csv_text = std::fs::read_to_string(&csv_path)
-        .with_context(|| format!("cannot read measurements {}", csv_path.display()))?;
+    let csv_text = std::fs::read_to_string(&csv_path).map_err(|e| unreadable(&csv_path, e))?;
     let rows = parse_measurements(&csv_path.display().to_string(), &csv_text)?;
     let mut files = BTreeMap::new();
     for s in &suite.scenario_rows {
