@@ -44,8 +44,7 @@ pub fn load_suite(
         file: path.display().to_string(),
         message: format!("cannot read: {e}"),
     };
-    let suite_text =
-        std::fs::read_to_string(suite_path).map_err(|e| unreadable(suite_path, e))?;
+    let suite_text = std::fs::read_to_string(suite_path).map_err(|e| unreadable(suite_path, e))?;
     let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
     let dir = suite_path.parent().unwrap_or(Path::new("."));
     let csv_path = measurements.map_or_else(|| dir.join(&suite.measurements), Path::to_path_buf);
