@@ -165,14 +165,22 @@ pub fn write(dir: &Path, path: &Path, args: &[String], sweep: &Sweep) -> Result<
             .join(", ")
     });
     let (tput, categories) = lines(sweep, |r| r.decode_tokens_per_s, 1.0);
+    // A serving scenario's decode rate is its output throughput over the whole run
+    // (arrivals, queueing and prefill included), not one batch's decode speed.
+    let serving = sweep.scenario.workload.serving.is_some();
+    let (what, y_desc) = if serving {
+        ("Output throughput", "output tokens/s (whole run)")
+    } else {
+        ("Decode throughput", "decode tokens/s")
+    };
     files.doc.heading("Throughput and latency");
     files.chart(
         "throughput",
-        "Decode tokens/s against the first swept key",
+        &format!("{what} against the first swept key"),
         &LineChart {
-            title: format!("Decode throughput against {}", first.key),
+            title: format!("{what} against {}", first.key),
             x_desc: first.key.clone(),
-            y_desc: "decode tokens/s".to_string(),
+            y_desc: y_desc.to_string(),
             x_categories: categories.clone(),
             legend_heading: heading.clone(),
             series: tput,
