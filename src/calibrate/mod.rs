@@ -23,7 +23,7 @@
 //!   streams the weights at its own rate: `t = (bytes + half) / (B f)` with the read
 //!   law's `B` and `half`, and `f` (`matvec_bandwidth_fraction`) by least squares.
 //!   Why not one law for both: on the development machine (2-vCPU EPYC) a GEMM's
-//!   time is `flops / P + 2 n k h / P` with `h` about 50 rows (the `gemm` crate packs
+//!   time is `flops / P + 2 n k h / P` with `h` about 45 rows (the `gemm` crate packs
 //!   the whole weight matrix on every call, a cost per weight, which is exactly what
 //!   the `h` term is), so a GEMM at `m = 8` runs at 3% of `P`, while the gemv kernel
 //!   streams the same weights at 80% of the read bandwidth. A single `P, h` through
