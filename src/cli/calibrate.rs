@@ -85,13 +85,31 @@ pub struct CalibrateArgs {
     /// runtime the validation suite has a fit spec for.
     #[arg(long, requires = "from")]
     pub runtime: Option<String>,
-    /// End-to-end measurements for `--runtime` (validation/measurements.csv format).
+    /// End-to-end measurements for `--runtime`: validation/measurements.csv rows, or
+    /// llama-bench output (`-o csv`, `-o json` or `-o jsonl`; then give --device and
+    /// --model).
     #[arg(long, requires = "runtime")]
     pub from: Option<PathBuf>,
+    /// llama-bench input: the catalog device the records ran on.
+    #[arg(long, requires = "from")]
+    pub device: Option<String>,
+    /// llama-bench input: the catalog model the records ran (checked against their
+    /// parameter count).
+    #[arg(long, requires = "from")]
+    pub model: Option<String>,
+    /// llama-bench input: the weight format id, where the record's quantisation label
+    /// has no catalog format.
+    #[arg(long, requires = "from")]
+    pub weights: Option<String>,
+    /// With `--runtime`: the parameters to fit for the input's device families,
+    /// comma-separated (default: the suite's list for the runtime).
+    #[arg(long, requires = "from", value_delimiter = ',')]
+    pub params: Option<Vec<String>>,
     /// The suite mapping measurements to scenarios, for `--runtime`.
     #[arg(long, default_value = "validation/suite.toml")]
     pub suite: PathBuf,
-    /// With `--runtime`: rewrite runtimes/ID.toml with the fitted values.
+    /// With `--runtime`: rewrite runtimes/ID.toml with the fitted values (with
+    /// `--out`, write the profile there instead).
     #[arg(long)]
     pub write: bool,
 }
@@ -145,7 +163,7 @@ fn unknown_device(catalog: &Catalog, id: &str) -> anyhow::Error {
 
 /// The command as typed, for the profile's sources.
 /// An argument as a POSIX shell would need it to come back unchanged.
-fn shell_quote(arg: &str) -> String {
+pub fn shell_quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
     if !arg.is_empty() && arg.chars().all(plain) {
         arg.to_string()
@@ -188,8 +206,24 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         } else {
             args.suite.clone()
         };
-        let c = crate::cli::calibrate_runtime::calibrate(catalog, root, runtime, from, &suite)?;
-        if args.write {
+        let import = match (&args.device, &args.model) {
+            (Some(device), Some(model)) => Some(planner::validate::llama_bench::Import {
+                device: device.clone(),
+                model: model.clone(),
+                weights: args.weights.clone(),
+            }),
+            _ => None,
+        };
+        let request = crate::cli::calibrate_runtime::Request {
+            runtime,
+            from,
+            suite_path: &suite,
+            import,
+            params: args.params.clone(),
+            out: args.out.as_deref(),
+        };
+        let c = crate::cli::calibrate_runtime::calibrate(catalog, root, &request)?;
+        if args.write || args.out.is_some() {
             crate::cli::calibrate_runtime::write(&c)?;
         }
         let text = match args.format {

@@ -7,8 +7,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use planner::runtime::RuntimeFile;
-use planner::runtime_fit::{fit_runtime, render_profile, RuntimeFit};
-use planner::validate::run_scenario;
+use std::collections::BTreeMap;
+
+use planner::runtime_fit::{fit_runtime, render_profile, FitError, RuntimeFit};
+use planner::validate::llama_bench::{self, Import};
+use planner::validate::{build_suite, parse_suite, run_scenario, Case, SuiteFile, Unmapped};
 use planner::Catalog;
 
 use crate::cli::validate::{load_suite, LoadedSuite};
@@ -22,17 +25,109 @@ pub struct Calibration {
     pub fits: Vec<RuntimeFit>,
     /// (path, new file text) for each fitted runtime.
     pub files: Vec<(std::path::PathBuf, String)>,
+    /// Rows of the input that are not cases, with the reason.
+    pub skipped: Vec<Unmapped>,
+}
+
+/// What `planner calibrate --runtime` was asked.
+pub struct Request<'a> {
+    /// A runtime id, or "all".
+    pub runtime: &'a str,
+    /// `measurements.csv` rows, or llama-bench output.
+    pub from: &'a Path,
+    pub suite_path: &'a Path,
+    /// For llama-bench input: the catalog device and model the records ran on.
+    pub import: Option<Import>,
+    /// Parameters to fit instead of the suite's, for the input's device families.
+    pub params: Option<Vec<String>>,
+    /// Where the fitted profile goes instead of `runtimes/ID.toml` (one runtime only).
+    pub out: Option<&'a Path>,
+}
+
+fn invalid(file: &Path, key: &str, value: &str, expected: String) -> anyhow::Error {
+    planner::InputError::InvalidValue {
+        origin: planner::error::Origin {
+            file: file.display().to_string(),
+            location: None,
+        },
+        key: key.to_string(),
+        value: value.to_string(),
+        expected,
+    }
+    .into()
+}
+
+/// The cases of a llama-bench file: every imported record is a fit-half case of
+/// llama.cpp on the named device and model.
+fn llama_bench_cases(
+    catalog: &Catalog,
+    suite: &SuiteFile,
+    from: &Path,
+    text: &str,
+    import: Option<&Import>,
+) -> Result<(SuiteFile, Vec<Case>, Vec<Unmapped>)> {
+    let file = from.display().to_string();
+    let import = import.ok_or_else(|| {
+        invalid(
+            from,
+            "--device, --model",
+            "(missing)",
+            "llama-bench records do not name a catalog device and model: give --device ID \
+             and --model ID"
+                .to_string(),
+        )
+    })?;
+    let records = llama_bench::parse(&file, text)?;
+    let (rows, mut skipped) = llama_bench::to_measurements(&records, &file, import, catalog)?;
+    let suite = llama_bench::import_suite(suite, &rows);
+    let (cases, unmapped) = build_suite(&rows, &suite, catalog, &BTreeMap::new());
+    skipped.extend(unmapped);
+    Ok((suite, cases, skipped))
 }
 
 /// Fits `runtime` ("all" for every runtime the suite has a fit spec for).
-pub fn calibrate(
-    catalog: &Catalog,
-    root: &Path,
-    runtime: &str,
-    from: &Path,
-    suite_path: &Path,
-) -> Result<Calibration> {
-    let LoadedSuite { suite, cases, .. } = load_suite(catalog, suite_path, Some(from))?;
+pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibration> {
+    let text = std::fs::read_to_string(req.from).map_err(|e| planner::InputError::Parse {
+        file: req.from.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let llama_bench = llama_bench::looks_like_llama_bench(&text);
+    let (suite, cases, skipped, command) = if llama_bench {
+        if !matches!(req.runtime, "llama.cpp" | "all") {
+            return Err(invalid(
+                req.from,
+                "--runtime",
+                req.runtime,
+                "llama.cpp (the input is llama-bench output)".to_string(),
+            ));
+        }
+        let suite_text =
+            std::fs::read_to_string(req.suite_path).map_err(|e| planner::InputError::Parse {
+                file: req.suite_path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            })?;
+        let base = parse_suite(&req.suite_path.display().to_string(), &suite_text)?;
+        let (suite, cases, skipped) =
+            llama_bench_cases(catalog, &base, req.from, &text, req.import.as_ref())?;
+        (suite, cases, skipped, invocation())
+    } else {
+        let LoadedSuite {
+            suite,
+            cases,
+            unmapped,
+        } = load_suite(catalog, req.suite_path, Some(req.from))?;
+        let command = if req.params.is_none() && req.out.is_none() {
+            REGENERATE.to_string()
+        } else {
+            invocation()
+        };
+        (suite, cases, unmapped, command)
+    };
+    let runtime = if llama_bench {
+        "llama.cpp"
+    } else {
+        req.runtime
+    };
     let specs: Vec<_> = suite
         .fit
         .iter()
@@ -40,46 +135,110 @@ pub fn calibrate(
         .collect();
     if specs.is_empty() {
         let fitted: Vec<&str> = suite.fit.iter().map(|s| s.runtime.as_str()).collect();
-        return Err(planner::InputError::InvalidValue {
-            origin: planner::error::Origin {
-                file: suite_path.display().to_string(),
-                location: None,
-            },
-            key: "--runtime".to_string(),
-            value: runtime.to_string(),
-            expected: format!(
+        return Err(invalid(
+            req.suite_path,
+            "--runtime",
+            runtime,
+            format!(
                 "a runtime with a [[fit]] entry in the suite ({}), or `all`",
                 fitted.join(", ")
             ),
-        }
-        .into());
+        ));
+    }
+    if req.out.is_some() && specs.len() > 1 {
+        return Err(invalid(
+            req.from,
+            "--out",
+            &req.out.map_or(String::new(), |p| p.display().to_string()),
+            "one runtime (`--runtime ID`, not `all`): --out names one profile".to_string(),
+        ));
     }
     let mut out = Calibration {
         fits: Vec::new(),
         files: Vec::new(),
+        skipped,
     };
     for spec in specs {
-        let fit = fit_runtime(
-            &spec.runtime,
-            &spec.family_params,
-            &spec.joint_params,
-            &cases,
-            &run_scenario,
-        )?;
+        // The parameters to fit for each device family of the input.
+        let families: std::collections::BTreeSet<String> = cases
+            .iter()
+            .filter(|c| c.runtime == spec.runtime && c.split == planner::validate::Split::Fit)
+            .flat_map(|c| c.scenario.groups.iter().map(|g| g.device.family.clone()))
+            .collect();
+        let family_params: BTreeMap<String, Vec<String>> = match &req.params {
+            Some(params) => families
+                .iter()
+                .map(|f| (f.clone(), params.clone()))
+                .collect(),
+            None => spec
+                .family_params
+                .iter()
+                .filter(|(f, _)| families.contains(*f))
+                .map(|(f, p)| (f.clone(), p.clone()))
+                .collect(),
+        };
+        let joint: &[String] = if req.params.is_some() {
+            &[]
+        } else {
+            &spec.joint_params
+        };
+        let fit = fit_runtime(&spec.runtime, &family_params, joint, &cases, &run_scenario)
+            .map_err(|e| match e {
+                FitError::TooFewPoints(n, p) => invalid(
+                    req.from,
+                    "--params",
+                    &family_params
+                        .values()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    format!(
+                        "at most {} parameters: {p} need more than {p} fit cases and the \
+                         input has {n} (e.g. --params compute_fraction,bandwidth_fraction)",
+                        n.saturating_sub(1)
+                    ),
+                ),
+                FitError::UnknownParam(name) => invalid(
+                    req.from,
+                    "--params",
+                    &name,
+                    "compute_fraction, bandwidth_fraction, attention_fraction, \
+                     dispatch_scale, per_step_overhead_us, gemm_half_rows or overlap_fraction"
+                        .to_string(),
+                ),
+                other => anyhow::Error::new(other),
+            })?;
         let path = root.join("runtimes").join(format!("{}.toml", spec.runtime));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let file: RuntimeFile =
             toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
-        let new_text = render_profile(&file, &fit, REGENERATE)?;
-        out.files.push((path, new_text));
+        let new_text = render_profile(&file, &fit, &command)?;
+        out.files
+            .push((req.out.map_or(path, Path::to_path_buf), new_text));
         out.fits.push(fit);
     }
     Ok(out)
 }
 
+/// This command line, shell-quoted, for the profile's sources.
+fn invocation() -> String {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|a| crate::cli::calibrate::shell_quote(&a))
+        .collect();
+    format!("planner {}", args.join(" "))
+}
+
 pub fn table(c: &Calibration) -> String {
     let mut s = String::new();
+    if !c.skipped.is_empty() {
+        let _ = writeln!(s, "{} rows of the input are not cases:", c.skipped.len());
+        for u in &c.skipped {
+            let _ = writeln!(s, "  {}: {}", u.id, u.reason);
+        }
+    }
     for fit in &c.fits {
         let _ = writeln!(
             s,
@@ -128,7 +287,10 @@ pub fn json(c: &Calibration) -> Result<String> {
             })
         })
         .collect();
-    Ok(serde_json::to_string_pretty(&serde_json::json!({ "fits": fits }))? + "\n")
+    Ok(
+        serde_json::to_string_pretty(&serde_json::json!({ "fits": fits, "skipped": c.skipped }))?
+            + "\n",
+    )
 }
 
 pub fn write(c: &Calibration) -> Result<()> {

@@ -6,6 +6,7 @@
 //! p90 and maximum absolute percentage error overall, per split (fit and check), and
 //! per device, runtime and phase. Rows that cannot be cases are listed with the reason.
 
+pub mod llama_bench;
 pub mod measurements;
 pub mod suite;
 

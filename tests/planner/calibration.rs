@@ -6,7 +6,7 @@ use planner::analytical::simulate;
 use planner::microbench::{write_csv, Kernel, MicrobenchRow};
 use planner::Scenario;
 
-use crate::common::{catalog, planner, repo, scenario_file, stdout};
+use crate::common::{catalog, planner, repo, scenario_file, stderr, stdout};
 
 /// A device whose reads take 20 us + bytes / 25 GB/s, whose GEMMs follow the roofline
 /// with 400 GFLOP/s x m / (m + 8) (fp32) and 800 x m / (m + 16) (fp16), whose
@@ -242,4 +242,120 @@ fn json_has_a_band_for_calibrated_devices_and_null_otherwise() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(json["band"].is_null());
     assert!(json.get("band").is_some());
+}
+
+/// LLaMA-2 7B on the 76-core M2 Ultra as llama-bench `-o csv` records: the published
+/// pp512 and tg128 figures of discussion #4167 (validation cases V025-V030), with the
+/// GGUF sizes llama-bench reports for F16, Q8_0 and Q4_0 (12.55, 6.67 and 3.56 GiB).
+const LLAMA_BENCH: &str = "\
+build_commit,model_type,model_size,model_n_params,n_ubatch,type_k,type_v,n_prompt,n_gen,avg_ts
+8e672ef,llama 7B F16,13476839424,6738415616,512,f16,f16,512,0,1401.85
+8e672ef,llama 7B F16,13476839424,6738415616,512,f16,f16,0,128,41.02
+8e672ef,llama 7B Q8_0,7161089280,6738415616,512,f16,f16,512,0,1248.59
+8e672ef,llama 7B Q8_0,7161089280,6738415616,512,f16,f16,0,128,66.64
+8e672ef,llama 7B Q4_0,3825065984,6738415616,512,f16,f16,512,0,1238.48
+8e672ef,llama 7B Q4_0,3825065984,6738415616,512,f16,f16,0,128,94.27
+8e672ef,llama 7B Q4_0,3825065984,6738415616,512,f16,f16,512,128,80.0
+";
+
+#[test]
+fn llama_bench_output_fits_a_runtime_profile_that_scenarios_can_use() {
+    let dir = scenario_file("").with_extension("d");
+    let catalog_dir = dir.join("catalog");
+    for sub in [
+        "hardware",
+        "hardware/links",
+        "models",
+        "runtimes",
+        "formats",
+    ] {
+        std::fs::create_dir_all(catalog_dir.join(sub)).unwrap();
+        for entry in std::fs::read_dir(repo().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                std::fs::copy(&path, catalog_dir.join(sub).join(path.file_name().unwrap()))
+                    .unwrap();
+            }
+        }
+    }
+    let bench = dir.join("bench.csv");
+    std::fs::write(&bench, LLAMA_BENCH).unwrap();
+    let out = catalog_dir.join("runtimes/llama.cpp-m2u.toml");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--catalog",
+            catalog_dir.to_str().unwrap(),
+            "calibrate",
+            "--runtime",
+            "llama.cpp",
+            "--from",
+            bench.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| planner(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Records do not name a catalog device and model: the user must.
+    let o = run(args(&[]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--device"), "{}", stderr(&o));
+    // Six records cannot fit the suite's seven Apple parameters.
+    let o = run(args(&["--device", "m2-ultra-76c", "--model", "llama-2-7b"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("at most 5 parameters"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(args(&[
+        "--device",
+        "m2-ultra-76c",
+        "--model",
+        "llama-2-7b",
+        "--params",
+        "compute_fraction,bandwidth_fraction,dispatch_scale",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let fits = json["fits"].as_array().unwrap();
+    assert_eq!(fits.len(), 3, "{json}");
+    assert!(fits
+        .iter()
+        .all(|f| f["family"] == "apple" && f["n_points"] == 6));
+    // The combined pp512+tg128 record is listed, not fitted.
+    assert_eq!(json["skipped"][0]["id"], "LB007", "{json}");
+
+    // The written profile is a runtime a scenario can name by its file stem, and it
+    // reproduces the records it was fitted to: tg128 of F16 within 10% of 41.02 tok/s.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("--params compute_fraction,bandwidth_fraction"),
+        "{text}"
+    );
+    let scenario = dir.join("tg128.toml");
+    std::fs::write(
+        &scenario,
+        "[model]\npreset = \"llama-2-7b\"\nweights = \"f16\"\n\n[runtime]\npreset = \"llama.cpp-m2u\"\n\n\
+         [[cluster.groups]]\ndevice = \"m2-ultra-76c\"\ncount = 1\n\n\
+         [workload]\nprompt_tokens = 1\noutput_tokens = 128\nbatch = 1\n",
+    )
+    .unwrap();
+    let o = planner(&[
+        "--catalog",
+        catalog_dir.to_str().unwrap(),
+        "simulate",
+        scenario.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rate = j["decode_tokens_per_s"].as_f64().unwrap();
+    assert!((rate / 41.02 - 1.0).abs() < 0.10, "{rate}");
 }
