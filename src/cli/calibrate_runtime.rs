@@ -78,9 +78,10 @@ fn llama_bench_cases(
         )
     })?;
     let records = llama_bench::parse(&file, text)?;
-    let (rows, mut skipped) = llama_bench::to_measurements(&records, &file, import, catalog)?;
-    let suite = llama_bench::import_suite(suite, &rows);
-    let (cases, unmapped) = build_suite(&rows, &suite, catalog, &BTreeMap::new());
+    let imported = llama_bench::to_measurements(&records, &file, import, catalog)?;
+    let suite = llama_bench::import_suite(suite, &imported);
+    let (cases, unmapped) = build_suite(&imported.rows, &suite, catalog, &BTreeMap::new());
+    let mut skipped = imported.skipped;
     skipped.extend(unmapped);
     Ok((suite, cases, skipped))
 }

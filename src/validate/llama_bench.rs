@@ -120,14 +120,25 @@ pub struct Import {
     pub weights: Option<String>,
 }
 
-/// The records as measurement rows (ids `LB001`, ...; framework `llama.cpp`; source
-/// `llama-bench FILE (build ..., ub N)`), and the records that are not imported.
+/// Records turned into measurement rows.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// Ids `LB001`, ... (the record's position); framework `llama.cpp`; source
+    /// `llama-bench FILE (build ..., ub N)`.
+    pub rows: Vec<Measurement>,
+    /// Records that are not imported, with the reason.
+    pub skipped: Vec<Unmapped>,
+    /// One rule per distinct `n_ubatch`: the rows' micro-batch, matched by source.
+    pub micro_batch: Vec<MicroBatch>,
+}
+
+/// The records as measurement rows, and the records that are not imported.
 pub fn to_measurements(
     rows: &[LlamaBenchRow],
     file: &str,
     import: &Import,
     catalog: &Catalog,
-) -> Result<(Vec<Measurement>, Vec<Unmapped>), InputError> {
+) -> Result<Imported, InputError> {
     let invalid = |key: &str, value: &str, expected: String| InputError::InvalidValue {
         origin: crate::error::Origin {
             file: file.to_string(),
@@ -163,6 +174,7 @@ pub fn to_measurements(
     let catalog_params = model.total_params() as f64;
     let mut out = Vec::new();
     let mut skipped = Vec::new();
+    let mut micro_batch: Vec<MicroBatch> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let id = format!("LB{:03}", i + 1);
         let mut skip = |reason: String| {
@@ -232,6 +244,15 @@ pub fn to_measurements(
         }
         let build = r.build_commit.as_deref().unwrap_or("unknown");
         let ub = r.n_ubatch.map_or_else(String::new, |u| format!(", ub {u}"));
+        if let Some(u) = r.n_ubatch {
+            if !micro_batch.iter().any(|m| m.tokens == u) {
+                micro_batch.push(MicroBatch {
+                    source_contains: format!(", ub {u})"),
+                    tokens: u,
+                    reason: "the record's n_ubatch".to_string(),
+                });
+            }
+        }
         out.push(Measurement {
             id,
             hardware: import.device.clone(),
@@ -252,12 +273,17 @@ pub fn to_measurements(
             source: format!("llama-bench {file} (build {build}{ub})"),
         });
     }
-    Ok((out, skipped))
+    Ok(Imported {
+        rows: out,
+        skipped,
+        micro_batch,
+    })
 }
 
 /// The suite for imported rows: the catalog ids map to themselves, every row is in the
 /// fit half, and each row's micro-batch is its record's `n_ubatch`.
-pub fn import_suite(base: &SuiteFile, rows: &[Measurement]) -> SuiteFile {
+pub fn import_suite(base: &SuiteFile, imported: &Imported) -> SuiteFile {
+    let rows = &imported.rows;
     let mut suite = base.clone();
     let identity = |map: &mut BTreeMap<String, String>, key: &str| {
         map.insert(key.to_string(), key.to_string());
@@ -276,17 +302,7 @@ pub fn import_suite(base: &SuiteFile, rows: &[Measurement]) -> SuiteFile {
     suite.excluded.clear();
     suite.scenario_rows.clear();
     suite.kv_cache.clear();
-    suite.micro_batch = rows
-        .iter()
-        .filter_map(|r| {
-            let ub = r.source.rsplit_once(", ub ")?.1.trim_end_matches(')');
-            Some(MicroBatch {
-                source_contains: format!(", ub {ub})"),
-                tokens: ub.parse().ok()?,
-                reason: "the record's n_ubatch".to_string(),
-            })
-        })
-        .collect();
+    suite.micro_batch = imported.micro_batch.clone();
     suite
 }
 
@@ -297,7 +313,7 @@ mod tests {
     const CSV: &str = "\
 build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,model_size,model_n_params,n_batch,n_ubatch,n_threads,type_k,type_v,n_gpu_layers,flash_attn,n_prompt,n_gen,n_depth,test_time,avg_ns,stddev_ns,avg_ts,stddev_ts
 \"8e672ef\",\"1\",\"Apple M2 Ultra\",\"Apple M2 Ultra\",\"Metal,BLAS\",\"llama-2-7b.Q4_0.gguf\",\"llama 7B Q4_0\",\"3825065984\",\"6738415616\",\"2048\",\"512\",\"16\",\"f16\",\"f16\",\"99\",\"0\",\"512\",\"0\",\"0\",\"2024-01-01T00:00:00Z\",\"413000000\",\"1000\",\"1238.48\",\"2.0\"
-\"8e672ef\",\"1\",\"Apple M2 Ultra\",\"Apple M2 Ultra\",\"Metal,BLAS\",\"llama-2-7b.Q4_0.gguf\",\"llama 7B Q4_0\",\"3825065984\",\"6738415616\",\"2048\",\"512\",\"16\",\"f16\",\"f16\",\"99\",\"0\",\"0\",\"128\",\"4096\",\"2024-01-01T00:00:00Z\",\"1357000000\",\"1000\",\"94.27\",\"0.1\"
+\"8e672ef\",\"1\",\"Apple M2 Ultra\",\"Apple M2 Ultra\",\"Metal,BLAS\",\"llama-2-7b.Q4_0.gguf\",\"llama 7B Q4_0\",\"3825065984\",\"6738415616\",\"2048\",\"512\",\"16\",\"f16\",\"f16\",\"99\",\"0\",\"0\",\"128\",\"2048\",\"2024-01-01T00:00:00Z\",\"1357000000\",\"1000\",\"94.27\",\"0.1\"
 \"8e672ef\",\"1\",\"Apple M2 Ultra\",\"Apple M2 Ultra\",\"Metal,BLAS\",\"llama-2-7b.Q4_0.gguf\",\"llama 7B Q4_0\",\"3825065984\",\"6738415616\",\"2048\",\"512\",\"16\",\"q8_0\",\"q8_0\",\"99\",\"0\",\"0\",\"128\",\"0\",\"2024-01-01T00:00:00Z\",\"1357000000\",\"1000\",\"90.0\",\"0.1\"
 ";
 
@@ -310,7 +326,7 @@ build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,m
             (rows[0].n_prompt, rows[0].n_gen, rows[0].n_depth),
             (512, 0, 0)
         );
-        assert_eq!(rows[1].n_depth, 4096);
+        assert_eq!(rows[1].n_depth, 2048);
         assert_eq!(rows[0].n_ubatch, Some(512));
         let json = r#"[{"model_type": "llama 7B F16", "model_size": 13476839424,
             "model_n_params": 6738415616, "n_prompt": 0, "n_gen": 128, "avg_ts": 41.02,
@@ -346,13 +362,16 @@ build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,m
             model: "llama-2-7b".to_string(),
             weights: None,
         };
-        let (m, skipped) = to_measurements(&rows, "b.csv", &import, &catalog).unwrap();
+        let imported = to_measurements(&rows, "b.csv", &import, &catalog).unwrap();
+        let (m, skipped) = (&imported.rows, &imported.skipped);
+        assert_eq!(imported.micro_batch.len(), 1);
+        assert_eq!(imported.micro_batch[0].tokens, 512);
         assert_eq!(m.len(), 2);
         assert_eq!(
             (m[0].phase.as_str(), m[0].metric.as_str()),
             ("prefill", "pp512")
         );
-        assert_eq!(m[1].metric, "tg128 @ depth 4096");
+        assert_eq!(m[1].metric, "tg128 @ depth 2048");
         assert_eq!(m[0].dtype, "q4_0");
         // 3,825,065,984 B x 8 / 6,738,415,616 parameters = 4.541 bits.
         assert_eq!(m[0].bits_per_weight, "4.54");
@@ -363,6 +382,35 @@ build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,m
         );
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].reason.contains("q8_0"), "{:?}", skipped);
+        // Through the suite: fit-half cases of llama.cpp at the record's micro-batch.
+        let base = crate::validate::parse_suite(
+            "suite.toml",
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/validation/suite.toml"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let suite = import_suite(&base, &imported);
+        let (cases, unmapped) = crate::validate::build_suite(m, &suite, &catalog, &BTreeMap::new());
+        assert!(unmapped.is_empty(), "{unmapped:?}");
+        assert_eq!(cases.len(), 2);
+        for c in &cases {
+            assert_eq!(c.split, crate::validate::Split::Fit);
+            assert_eq!(c.runtime, "llama.cpp");
+            assert!(
+                c.scenario_text.contains("prefill_chunk_tokens = 512"),
+                "{}",
+                c.scenario_text
+            );
+        }
+        // tg128 at depth 2048: 2048 tokens of prompt, then 128 decode steps.
+        assert!(
+            cases[1].scenario_text.contains("prompt_tokens = 2048"),
+            "{}",
+            cases[1].scenario_text
+        );
         // The wrong model is refused by its parameter count.
         let wrong = Import {
             model: "llama-3.1-8b".to_string(),
