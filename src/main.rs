@@ -96,7 +96,8 @@ enum Command {
         #[arg(long)]
         reference: Option<String>,
     },
-    /// Fit device and link profiles to planner-harness measurements.
+    /// Fit device and link profiles to planner-harness measurements, or a runtime
+    /// profile to end-to-end measurements (`--runtime`: measurements.csv or llama-bench).
     Calibrate(Box<cli::calibrate::CalibrateArgs>),
     /// List devices and links, or show one with every source.
     Hardware {

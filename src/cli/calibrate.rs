@@ -51,7 +51,8 @@ pub struct CalibrateArgs {
     /// efficiency fractions.
     #[arg(long)]
     pub base: Option<String>,
-    /// Where to write the device profile (e.g. hardware/NAME.toml).
+    /// Where to write the device profile (e.g. hardware/NAME.toml); with `--runtime`,
+    /// the fitted runtime profile (e.g. runtimes/NAME.toml, one runtime).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Where to write the link profile from network rows (e.g. hardware/links/NAME.toml).
