@@ -17,6 +17,10 @@
 //! development VM hot buffers made messages of 8 KiB to 512 KiB move at cache speed
 //! (~10 GB/s) and larger ones at 3 GB/s, and the alpha-beta line fitted them with
 //! R squared 0.71-0.75; cold, 0.85-0.88 (24 sizes) and 0.92-0.97 (`--quick`, 9).
+//! What is left is a step of the copy rate between 512 KiB and 4 MiB. Socket buffers
+//! fixed at the system's 4 MiB maximum (SO_SNDBUF/SO_RCVBUF, tried and dropped) did not
+//! remove it (R squared 0.76 and 0.90), so it is not TCP's buffer autotuning: the
+//! message, its copies and the kernel's buffers outgrow the caches.
 //!
 //! Bounded by construction: the server binds 127.0.0.1 unless told otherwise, serves
 //! at most `max_connections` connections one after another, stops after `timeout`,
