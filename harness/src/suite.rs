@@ -6,7 +6,11 @@
 //!   down (`n = hidden`, `k = ffn`), at token rows `m` from 1 to 8192 (quick: 1 to
 //!   2048), in every data type the backend has, skipping GEMMs above the backend's
 //!   FLOP budget.
-//! - **GEMV**: the same weight shapes at `m = 1`, fp32.
+//! - **GEMV**: the same weight shapes at `m = 1`, fp32, and each model's LM head
+//!   (`n = vocabulary`, `k = hidden`). The head multiplies one row per sequence, the
+//!   last position, in prefill as in decode, so it is timed only as a GEMV; with a
+//!   short `k` it streams a little slower than the layers' shapes and it is the
+//!   largest single matrix of a small model's decode step.
 //! - **Bandwidth**: `read`, `copy`, `triad` over 1 MiB to 4 GiB (quick: 1 GiB),
 //!   doubling.
 //! - **Dispatch**: chains of 1 to 1024 empty launches.
@@ -57,6 +61,15 @@ pub fn weight_shapes(model: &Model) -> Vec<WeightShape> {
     ]
 }
 
+/// The LM head of `model`: vocabulary x hidden.
+pub fn lm_head_shape(model: &Model) -> WeightShape {
+    WeightShape {
+        label: format!("{} lm_head", model.id),
+        n: model.vocab_size,
+        k: model.hidden_size,
+    }
+}
+
 /// Reads `models/<id>.toml` from the catalog root.
 pub fn load_model(catalog: &Path, id: &str) -> Result<Model> {
     let path = catalog.join("models").join(format!("{id}.toml"));
@@ -85,7 +98,10 @@ pub fn catalog_root(flag: Option<&Path>) -> std::path::PathBuf {
 pub struct Plan {
     /// Kernels to run (all when empty).
     pub kernels: Vec<Kernel>,
+    /// GEMM shapes (the models' linear layers).
     pub shapes: Vec<WeightShape>,
+    /// GEMV shapes: the linear layers and the LM heads.
+    pub gemv_shapes: Vec<WeightShape>,
     pub rows: Vec<u64>,
     pub stream_bytes: Vec<u64>,
     pub dispatch_chains: Vec<u64>,
@@ -94,13 +110,20 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(models: &[Model], quick: bool, max_stream_bytes: u64) -> Plan {
+        let add = |list: &mut Vec<WeightShape>, s: WeightShape| {
+            if !list.iter().any(|t| t.n == s.n && t.k == s.k) {
+                list.push(s);
+            }
+        };
         let mut shapes: Vec<WeightShape> = Vec::new();
         for model in models {
             for s in weight_shapes(model) {
-                if !shapes.iter().any(|t| t.n == s.n && t.k == s.k) {
-                    shapes.push(s);
-                }
+                add(&mut shapes, s);
             }
+        }
+        let mut gemv_shapes = shapes.clone();
+        for model in models {
+            add(&mut gemv_shapes, lm_head_shape(model));
         }
         let rows = if quick {
             vec![1, 8, 32, 128, 512, 2048]
@@ -116,6 +139,7 @@ impl Plan {
         Plan {
             kernels: Vec::new(),
             shapes,
+            gemv_shapes,
             rows,
             stream_bytes,
             dispatch_chains: vec![1, 4, 16, 64, 256, 1024],
@@ -220,7 +244,7 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
         }
     }
 
-    for shape in plan.shapes.iter().filter(|_| wanted(Kernel::Gemv)) {
+    for shape in plan.gemv_shapes.iter().filter(|_| wanted(Kernel::Gemv)) {
         let dtype = ComputeDtype::Fp32;
         let flops = 2.0 * (shape.n * shape.k) as f64;
         let bytes = 4.0 * (shape.k + shape.n * shape.k + shape.n) as f64;
@@ -257,6 +281,18 @@ mod tests {
             shapes,
             vec![(5120, 3072), (3072, 3072), (16384, 3072), (3072, 8192)]
         );
+    }
+
+    #[test]
+    fn lm_heads_are_gemv_shapes_only() {
+        // llama-3.2-3b: vocabulary 128256 x hidden 3072.
+        let root = catalog_root(None);
+        let model = load_model(&root, "llama-3.2-3b").unwrap();
+        let plan = Plan::new(std::slice::from_ref(&model), true, 1 << 20);
+        assert_eq!(plan.shapes.len(), 4);
+        assert_eq!(plan.gemv_shapes.len(), 5);
+        let head = plan.gemv_shapes.last().unwrap();
+        assert_eq!((head.n, head.k), (128256, 3072));
     }
 
     #[test]
