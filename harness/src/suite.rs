@@ -106,6 +106,8 @@ pub struct Plan {
     pub stream_bytes: Vec<u64>,
     pub dispatch_chains: Vec<u64>,
     pub quick: bool,
+    /// Passes over the whole plan; each row's samples come from all of them.
+    pub passes: usize,
 }
 
 impl Plan {
@@ -144,72 +146,130 @@ impl Plan {
             stream_bytes,
             dispatch_chains: vec![1, 4, 16, 64, 256, 1024],
             quick,
+            passes: 5,
         }
     }
 }
 
-/// Runs the plan, printing progress to stderr.
+/// One timed kernel and shape: what becomes a CSV row once every pass has run.
+struct Measured {
+    kernel: Kernel,
+    dtype: Option<ComputeDtype>,
+    shape: [u64; 3],
+    bytes: f64,
+    flops: f64,
+    label: String,
+    samples: Vec<f64>,
+}
+
+/// Runs the plan in `plan.passes` passes, each timing every kernel and shape, and
+/// gives each row the samples of all passes, printing progress to stderr.
+///
+/// Why passes: on a shared machine the host's state drifts over the run (the
+/// development VM's memory bandwidth moved between 35 and 72 GB/s within minutes).
+/// Timed back to back, a row's repetitions all see one state and rows measured a
+/// minute apart see different ones, which a fit reads as a difference between
+/// shapes. Spread over the run, every row samples the same states, so the median
+/// and the minimum of each row describe the same machine.
 pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>> {
-    let policy = Policy::new(plan.quick);
+    let policy = Policy::per_pass(plan.quick);
     let name = backend.backend();
     let device = backend.device();
-    eprintln!("planner-harness: {name} backend, device `{device}`");
-    let wanted = |k: Kernel| plan.kernels.is_empty() || plan.kernels.contains(&k);
+    eprintln!(
+        "planner-harness: {name} backend, device `{device}`, {} passes",
+        plan.passes
+    );
+    let mut measured: Vec<Measured> = Vec::new();
+    for pass in 0..plan.passes {
+        let start = std::time::Instant::now();
+        let this = run_pass(backend, plan, &policy)?;
+        if pass == 0 {
+            measured = this;
+        } else {
+            for (m, t) in measured.iter_mut().zip(this) {
+                m.samples.extend(t.samples);
+            }
+        }
+        eprintln!(
+            "  pass {}/{} took {:.1} s",
+            pass + 1,
+            plan.passes,
+            start.elapsed().as_secs_f64()
+        );
+    }
     let mut rows = Vec::new();
     if let Some(bytes) = backend.memory_capacity_bytes() {
         rows.push(MicrobenchRow::memory_capacity(name, &device, bytes));
     }
+    for m in measured {
+        let row = MicrobenchRow::timed(
+            name, &device, m.kernel, m.dtype, m.shape, m.bytes, m.flops, &m.samples,
+        );
+        match m.kernel {
+            Kernel::Dispatch => eprintln!(
+                "  dispatch x{:<5} {:>10.2} us each",
+                m.shape[0],
+                row.median_s / m.shape[0] as f64 * 1e6
+            ),
+            Kernel::Gemm => eprintln!(
+                "  gemm {} {:<22} m={:<5} {:>8.3} TFLOPS {:>8.2} GB/s",
+                m.dtype.map_or("-", |d| d.name()),
+                m.label,
+                m.shape[0],
+                row.tflops,
+                row.gb_s
+            ),
+            Kernel::Gemv => eprintln!("  gemv fp32 {:<22} {:>8.2} GB/s", m.label, row.gb_s),
+            _ => eprintln!(
+                "  {:<6} {:>10.1} MB {:>9.2} GB/s",
+                m.kernel.name(),
+                row.bytes / 1e6,
+                row.gb_s
+            ),
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
 
+/// Times every kernel and shape of the plan once (with `policy`'s repetitions), in a
+/// fixed order.
+fn run_pass(backend: &mut dyn Backend, plan: &Plan, policy: &Policy) -> Result<Vec<Measured>> {
+    let wanted = |k: Kernel| plan.kernels.is_empty() || plan.kernels.contains(&k);
+    let mut out = Vec::new();
     for kernel in [Kernel::Read, Kernel::Copy, Kernel::Triad] {
         if !wanted(kernel) {
             continue;
         }
         // Largest first, so buffers are allocated once.
         for &bytes in plan.stream_bytes.iter().rev() {
-            let timed = backend.stream(kernel, bytes, &policy)?;
-            let row = MicrobenchRow::timed(
-                name,
-                &device,
+            let timed = backend.stream(kernel, bytes, policy)?;
+            out.push(Measured {
                 kernel,
-                Some(ComputeDtype::Fp32),
-                [(timed.bytes / 4.0) as u64, 0, 0],
-                timed.bytes,
-                0.0,
-                &timed.samples_s,
-            );
-            eprintln!(
-                "  {:<6} {:>10.1} MB {:>9.2} GB/s",
-                kernel.name(),
-                row.bytes / 1e6,
-                row.gb_s
-            );
-            rows.push(row);
+                dtype: Some(ComputeDtype::Fp32),
+                shape: [(timed.bytes / 4.0) as u64, 0, 0],
+                bytes: timed.bytes,
+                flops: 0.0,
+                label: String::new(),
+                samples: timed.samples_s,
+            });
         }
     }
-
     for &launches in plan
         .dispatch_chains
         .iter()
         .filter(|_| wanted(Kernel::Dispatch))
     {
-        let samples = backend.dispatch(launches, &policy)?;
-        let row = MicrobenchRow::timed(
-            name,
-            &device,
-            Kernel::Dispatch,
-            None,
-            [launches, 0, 0],
-            0.0,
-            0.0,
-            &samples,
-        );
-        eprintln!(
-            "  dispatch x{launches:<5} {:>10.2} us each",
-            row.median_s / launches as f64 * 1e6
-        );
-        rows.push(row);
+        out.push(Measured {
+            kernel: Kernel::Dispatch,
+            dtype: None,
+            shape: [launches, 0, 0],
+            bytes: 0.0,
+            flops: 0.0,
+            label: String::new(),
+            samples: backend.dispatch(launches, policy)?,
+        });
     }
-
     let max_flops = backend.max_gemm_flops(plan.quick);
     for dtype in backend
         .gemm_dtypes()
@@ -223,46 +283,31 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
                 if flops > max_flops {
                     continue;
                 }
-                let bytes = bpe * (m * shape.k + shape.n * shape.k + m * shape.n) as f64;
-                let samples = backend.gemm(dtype, m, shape.n, shape.k, &policy)?;
-                let row = MicrobenchRow::timed(
-                    name,
-                    &device,
-                    Kernel::Gemm,
-                    Some(dtype),
-                    [m, shape.n, shape.k],
-                    bytes,
+                out.push(Measured {
+                    kernel: Kernel::Gemm,
+                    dtype: Some(dtype),
+                    shape: [m, shape.n, shape.k],
+                    bytes: bpe * (m * shape.k + shape.n * shape.k + m * shape.n) as f64,
                     flops,
-                    &samples,
-                );
-                eprintln!(
-                    "  gemm {dtype} {:<22} m={m:<5} {:>8.3} TFLOPS {:>8.2} GB/s",
-                    shape.label, row.tflops, row.gb_s
-                );
-                rows.push(row);
+                    label: shape.label.clone(),
+                    samples: backend.gemm(dtype, m, shape.n, shape.k, policy)?,
+                });
             }
         }
     }
-
     for shape in plan.gemv_shapes.iter().filter(|_| wanted(Kernel::Gemv)) {
         let dtype = ComputeDtype::Fp32;
-        let flops = 2.0 * (shape.n * shape.k) as f64;
-        let bytes = 4.0 * (shape.k + shape.n * shape.k + shape.n) as f64;
-        let samples = backend.gemv(dtype, shape.n, shape.k, &policy)?;
-        let row = MicrobenchRow::timed(
-            name,
-            &device,
-            Kernel::Gemv,
-            Some(dtype),
-            [1, shape.n, shape.k],
-            bytes,
-            flops,
-            &samples,
-        );
-        eprintln!("  gemv {dtype} {:<22} {:>8.2} GB/s", shape.label, row.gb_s);
-        rows.push(row);
+        out.push(Measured {
+            kernel: Kernel::Gemv,
+            dtype: Some(dtype),
+            shape: [1, shape.n, shape.k],
+            bytes: 4.0 * (shape.k + shape.n * shape.k + shape.n) as f64,
+            flops: 2.0 * (shape.n * shape.k) as f64,
+            label: shape.label.clone(),
+            samples: backend.gemv(dtype, shape.n, shape.k, policy)?,
+        });
     }
-    Ok(rows)
+    Ok(out)
 }
 
 #[cfg(test)]
