@@ -5,36 +5,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use planner::{Catalog, CatalogSources, Scenario, SourceText};
-
-fn texts(sub: &str) -> Vec<SourceText> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(sub);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| SourceText {
-            id: p.file_stem().unwrap().to_string_lossy().into_owned(),
-            file: p.display().to_string(),
-            text: std::fs::read_to_string(&p).unwrap(),
-        })
-        .collect()
-}
+use planner::{Catalog, CatalogSources, Scenario};
 
 fn scenario() -> Scenario {
-    let catalog = Catalog::from_sources(&CatalogSources {
-        devices: texts("hardware"),
-        links: texts("hardware/links"),
-        models: texts("models"),
-        runtimes: texts("runtimes"),
-        formats: texts("formats"),
-    })
-    .unwrap();
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/serving-100k-h100.toml");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::from_sources(&CatalogSources::read_dir(&root).unwrap()).unwrap();
+    let file = root.join("scenarios/serving-100k-h100.toml");
     Scenario::from_toml(
         "serving-100k-h100.toml",
         &std::fs::read_to_string(file).unwrap(),

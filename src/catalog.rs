@@ -1,7 +1,11 @@
 //! The catalog: every device, link, model, weight format and runtime the planner
-//! knows, built from TOML texts the caller has read (the library reads no files).
+//! knows, built from TOML texts. [`CatalogSources::read_dir`] reads them from a
+//! catalog root (`hardware/`, `hardware/links/`, `models/`, `runtimes/`, `formats/`):
+//! the one place the library touches the file system, so that the binaries, the tests
+//! and the benchmarks read a catalog the same way.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::error::{nearest_ids, InputError};
 use crate::formats::{formats_from_toml, WeightFormat};
@@ -26,6 +30,89 @@ pub struct CatalogSources {
     pub runtimes: Vec<SourceText>,
     /// The weight-format table (one file).
     pub formats: Vec<SourceText>,
+}
+
+/// A catalog file or directory that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogReadError {
+    #[error("cannot read catalog directory {}", .path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}", .path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CatalogSources {
+    /// Every `*.toml` file of the catalog directories under `root`, each directory
+    /// sorted by file name; a file's id is its stem and its display name
+    /// `<dir>/<file>`.
+    pub fn read_dir(root: &Path) -> Result<CatalogSources, CatalogReadError> {
+        Ok(CatalogSources {
+            devices: read_tomls(root, "hardware")?,
+            links: read_tomls(root, "hardware/links")?,
+            models: read_tomls(root, "models")?,
+            runtimes: read_tomls(root, "runtimes")?,
+            formats: read_tomls(root, "formats")?,
+        })
+    }
+}
+
+fn read_tomls(root: &Path, sub: &str) -> Result<Vec<SourceText>, CatalogReadError> {
+    let dir = root.join(sub);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|source| CatalogReadError::Dir {
+            path: dir.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|source| CatalogReadError::File {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(SourceText {
+                id: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                file: format!(
+                    "{sub}/{}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ),
+                text,
+            })
+        })
+        .collect()
+}
+
+/// The catalog root a program uses: `flag` (`--catalog DIR`), else
+/// `$PLANNER_CATALOG`, else the current directory when it holds `hardware/` and
+/// `models/`, else `checkout` (the source tree the program was built from).
+pub fn catalog_root(flag: Option<&Path>, checkout: &Path) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os("PLANNER_CATALOG") {
+        return PathBuf::from(dir);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd.join("hardware").is_dir() && cwd.join("models").is_dir() {
+            return cwd;
+        }
+    }
+    checkout.to_path_buf()
 }
 
 #[derive(Debug, Clone, Default)]

@@ -82,6 +82,32 @@ fn suggestion_text(suggestions: &[String]) -> String {
 }
 
 impl InputError {
+    /// A value of the right type that breaks a rule, in `file` (no line known).
+    pub fn invalid(
+        file: &str,
+        key: &str,
+        value: impl fmt::Display,
+        expected: impl Into<String>,
+    ) -> InputError {
+        InputError::InvalidValue {
+            origin: Origin {
+                file: file.to_string(),
+                location: None,
+            },
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    /// An input file that cannot be read.
+    pub fn unreadable(path: &std::path::Path, error: std::io::Error) -> InputError {
+        InputError::Parse {
+            file: path.display().to_string(),
+            message: format!("cannot read: {error}"),
+        }
+    }
+
     /// Wraps a toml deserialisation error from file `file`.
     pub fn parse(file: &str, error: toml::de::Error) -> InputError {
         InputError::Parse {

@@ -215,18 +215,6 @@ impl HardwareEfficiency {
     }
 }
 
-fn invalid(file: &str, key: &str, value: impl fmt::Display, expected: &str) -> InputError {
-    InputError::InvalidValue {
-        origin: crate::error::Origin {
-            file: file.to_string(),
-            location: None,
-        },
-        key: key.to_string(),
-        value: value.to_string(),
-        expected: expected.to_string(),
-    }
-}
-
 /// Checks `value` is finite and > 0 (or >= 0 when `allow_zero`).
 pub(crate) fn check_positive(
     file: &str,
@@ -238,9 +226,19 @@ pub(crate) fn check_positive(
     if ok {
         Ok(value)
     } else if allow_zero {
-        Err(invalid(file, key, value, "expected a number >= 0"))
+        Err(InputError::invalid(
+            file,
+            key,
+            value,
+            "expected a number >= 0",
+        ))
     } else {
-        Err(invalid(file, key, value, "expected a number > 0"))
+        Err(InputError::invalid(
+            file,
+            key,
+            value,
+            "expected a number > 0",
+        ))
     }
 }
 
@@ -248,7 +246,12 @@ fn check_fraction(file: &str, key: &str, value: f64) -> Result<f64, InputError> 
     if value.is_finite() && value > 0.0 && value <= 1.0 {
         Ok(value)
     } else {
-        Err(invalid(file, key, value, "expected a fraction in (0, 1]"))
+        Err(InputError::invalid(
+            file,
+            key,
+            value,
+            "expected a fraction in (0, 1]",
+        ))
     }
 }
 
@@ -256,7 +259,7 @@ fn check_spread(file: &str, key: &str, value: f64) -> Result<f64, InputError> {
     if value.is_finite() && (0.0..1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(invalid(
+        Err(InputError::invalid(
             file,
             key,
             value,
@@ -282,7 +285,7 @@ impl Device {
         if !peak_tflops.contains_key(&ComputeDtype::Fp16)
             && !peak_tflops.contains_key(&ComputeDtype::Bf16)
         {
-            return Err(invalid(
+            return Err(InputError::invalid(
                 file,
                 "peak_tflops",
                 "(no fp16 or bf16)",
@@ -290,7 +293,7 @@ impl Device {
             ));
         }
         if raw.memory.variants.is_empty() {
-            return Err(invalid(
+            return Err(InputError::invalid(
                 file,
                 "memory.variants",
                 "[]",

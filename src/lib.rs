@@ -5,8 +5,9 @@
 //! [`runtime`]), the scenario contract ([`scenario`]), the analytical model
 //! ([`analytical`]), costing ([`cost`]), the microbenchmark CSV schema shared with
 //! `planner-harness` ([`microbench`]) and the calibration fits ([`calibrate`]). It
-//! prints nothing and reads no files: the `planner` binary reads catalog, scenario
-//! and CSV texts and formats the results.
+//! prints nothing and reads no files but the catalog directories
+//! ([`CatalogSources::read_dir`]): the `planner` binary reads scenario and CSV texts
+//! and formats the results.
 
 pub mod analytical;
 pub mod calibrate;
@@ -30,7 +31,7 @@ pub mod stats;
 mod test_support;
 pub mod validate;
 
-pub use catalog::{Catalog, CatalogSources, SourceText};
+pub use catalog::{catalog_root, Catalog, CatalogSources, SourceText};
 
 /// Runs a scenario with the engine it needs: the request-level discrete-event engine
 /// in serving mode, the analytical model otherwise. `trace` holds the rows of the

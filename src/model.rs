@@ -119,18 +119,6 @@ pub enum AttentionSpan {
     Local { window: u64 },
 }
 
-fn invalid(file: &str, key: &str, value: impl std::fmt::Display, expected: &str) -> InputError {
-    InputError::InvalidValue {
-        origin: crate::error::Origin {
-            file: file.to_string(),
-            location: None,
-        },
-        key: key.to_string(),
-        value: value.to_string(),
-        expected: expected.to_string(),
-    }
-}
-
 impl Model {
     pub fn from_toml(id: &str, file: &str, text: &str) -> Result<Model, InputError> {
         let raw: ModelFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
@@ -149,15 +137,20 @@ impl Model {
             ("max_context", raw.max_context),
         ] {
             if value == 0 {
-                return Err(invalid(file, key, value, "expected a positive integer"));
+                return Err(InputError::invalid(
+                    file,
+                    key,
+                    value,
+                    "expected a positive integer",
+                ));
             }
         }
         if !raw.attention_heads.is_multiple_of(raw.kv_heads) {
-            return Err(invalid(
+            return Err(InputError::invalid(
                 file,
                 "kv_heads",
                 raw.kv_heads,
-                &format!(
+                format!(
                     "expected a divisor of attention_heads ({})",
                     raw.attention_heads
                 ),
@@ -171,7 +164,7 @@ impl Model {
         )?;
         if let Some(moe) = &raw.moe {
             if moe.experts == 0 || moe.experts_per_token == 0 || moe.expert_ffn_hidden == 0 {
-                return Err(invalid(
+                return Err(InputError::invalid(
                     file,
                     "moe",
                     "0",
@@ -179,15 +172,15 @@ impl Model {
                 ));
             }
             if moe.experts_per_token > moe.experts {
-                return Err(invalid(
+                return Err(InputError::invalid(
                     file,
                     "moe.experts_per_token",
                     moe.experts_per_token,
-                    &format!("expected at most moe.experts ({})", moe.experts),
+                    format!("expected at most moe.experts ({})", moe.experts),
                 ));
             }
             if moe.dense_layers > raw.layers {
-                return Err(invalid(
+                return Err(InputError::invalid(
                     file,
                     "moe.dense_layers",
                     moe.dense_layers,
@@ -197,7 +190,7 @@ impl Model {
         }
         if let Some(sw) = &raw.sliding_window {
             if sw.window == 0 || sw.global_every == 0 {
-                return Err(invalid(
+                return Err(InputError::invalid(
                     file,
                     "sliding_window",
                     "0",

@@ -152,6 +152,22 @@ fn request(stream: &mut TcpStream, op: u8, size: u64, count: u32) -> Result<()> 
     Ok(())
 }
 
+/// A probe row of `size`-byte messages from `samples`, less the first (the warm-up:
+/// slow start, page faults).
+fn link_row(device: &str, kernel: Kernel, size: u64, samples: &mut Vec<f64>) -> MicrobenchRow {
+    samples.remove(0);
+    MicrobenchRow::timed(
+        "net",
+        device,
+        kernel,
+        None,
+        [0, 0, 0],
+        size as f64,
+        0.0,
+        samples,
+    )
+}
+
 /// Probes the server at `peer` and returns the rows (backend `net`).
 pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<MicrobenchRow>> {
     let mut stream = TcpStream::connect(peer).context("cannot connect to the net server")?;
@@ -171,7 +187,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
     let mut rows = Vec::new();
 
     for &size in &plan.pingpong_sizes {
-        // One extra round trip as warm-up (slow start, page faults), dropped.
+        // One extra round trip as warm-up, dropped by `link_row`.
         let reps = plan.reps(size) + 1;
         request(&mut stream, 1, size, reps)?;
         let mut samples = Vec::with_capacity(reps as usize);
@@ -182,17 +198,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
             stream.read_exact(&mut back[..size as usize])?;
             samples.push(start.elapsed().as_secs_f64());
         }
-        samples.remove(0);
-        let row = MicrobenchRow::timed(
-            "net",
-            &device,
-            Kernel::TcpPingpong,
-            None,
-            [0, 0, 0],
-            size as f64,
-            0.0,
-            &samples,
-        );
+        let row = link_row(&device, Kernel::TcpPingpong, size, &mut samples);
         eprintln!(
             "  ping-pong {size:>10} B  rtt {:>10.1} us",
             row.median_s * 1e6
@@ -211,17 +217,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
             stream.read_exact(&mut ack)?;
             samples.push(start.elapsed().as_secs_f64());
         }
-        samples.remove(0);
-        let row = MicrobenchRow::timed(
-            "net",
-            &device,
-            Kernel::TcpStream,
-            None,
-            [0, 0, 0],
-            size as f64,
-            0.0,
-            &samples,
-        );
+        let row = link_row(&device, Kernel::TcpStream, size, &mut samples);
         eprintln!(
             "  stream {:>10.1} MB  {:>8.2} GB/s",
             size as f64 / 1e6,

@@ -78,21 +78,10 @@ pub fn load_model(catalog: &Path, id: &str) -> Result<Model> {
     Ok(Model::from_toml(id, &path.display().to_string(), &text)?)
 }
 
-/// The catalog root: `--catalog`, `$PLANNER_CATALOG`, the current directory when it
-/// has `models/`, else the checkout this binary was built from.
+/// The catalog root ([`planner::catalog_root`]), with the workspace checkout this
+/// binary was built from as the last resort.
 pub fn catalog_root(flag: Option<&Path>) -> std::path::PathBuf {
-    if let Some(dir) = flag {
-        return dir.to_path_buf();
-    }
-    if let Some(dir) = std::env::var_os("PLANNER_CATALOG") {
-        return dir.into();
-    }
-    if let Ok(cwd) = std::env::current_dir() {
-        if cwd.join("models").is_dir() {
-            return cwd;
-        }
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    planner::catalog_root(flag, &Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 pub struct Plan {

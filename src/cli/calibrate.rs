@@ -164,7 +164,7 @@ fn unknown_device(catalog: &Catalog, id: &str) -> anyhow::Error {
 
 /// The command as typed, for the profile's sources.
 /// An argument as a POSIX shell would need it to come back unchanged.
-pub fn shell_quote(arg: &str) -> String {
+fn shell_quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
     if !arg.is_empty() && arg.chars().all(plain) {
         arg.to_string()
@@ -173,14 +173,15 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
-fn provenance(files: &[PathBuf]) -> String {
+/// This command line, shell-quoted, for the sources of what it writes.
+pub fn invocation() -> String {
     let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    format!("planner {}", args.join(" "))
+}
+
+fn provenance(files: &[PathBuf]) -> String {
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    format!(
-        "fitted from {} by `planner {}`",
-        names.join(", "),
-        args.join(" ")
-    )
+    format!("fitted from {} by `{}`", names.join(", "), invocation())
 }
 
 fn write_file(path: &PathBuf, text: &str) -> Result<()> {

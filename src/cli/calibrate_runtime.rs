@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use planner::runtime_fit::{fit_runtime, render_profile, FitError, RuntimeFit};
 use planner::validate::llama_bench::{self, Import};
-use planner::validate::{build_suite, parse_suite, run_scenario, Case, SuiteFile, Unmapped};
+use planner::validate::{build_suite, run_scenario, Case, SuiteFile, Unmapped};
 use planner::Catalog;
 
-use crate::cli::validate::{load_suite, LoadedSuite};
+use crate::cli::validate::{read_suite, suite_cases, LoadedSuite};
 use crate::cli::write_atomic;
 
 /// The command line that regenerates the committed profiles (written into sources).
@@ -45,16 +45,7 @@ pub struct Request<'a> {
 }
 
 fn invalid(file: &Path, key: &str, value: &str, expected: String) -> anyhow::Error {
-    planner::InputError::InvalidValue {
-        origin: planner::error::Origin {
-            file: file.display().to_string(),
-            location: None,
-        },
-        key: key.to_string(),
-        value: value.to_string(),
-        expected,
-    }
-    .into()
+    planner::InputError::invalid(&file.display().to_string(), key, value, expected).into()
 }
 
 /// The cases of a llama-bench file: every imported record is a fit-half case of
@@ -88,10 +79,8 @@ fn llama_bench_cases(
 
 /// Fits `runtime` ("all" for every runtime the suite has a fit spec for).
 pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibration> {
-    let text = std::fs::read_to_string(req.from).map_err(|e| planner::InputError::Parse {
-        file: req.from.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = std::fs::read_to_string(req.from)
+        .map_err(|e| planner::InputError::unreadable(req.from, e))?;
     let llama_bench = llama_bench::looks_like_llama_bench(&text);
     let (suite, cases, skipped, command) = if llama_bench {
         if !matches!(req.runtime, "llama.cpp" | "all") {
@@ -102,25 +91,26 @@ pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibr
                 "llama.cpp (the input is llama-bench output)".to_string(),
             ));
         }
-        let suite_text =
-            std::fs::read_to_string(req.suite_path).map_err(|e| planner::InputError::Parse {
-                file: req.suite_path.display().to_string(),
-                message: format!("cannot read: {e}"),
-            })?;
-        let base = parse_suite(&req.suite_path.display().to_string(), &suite_text)?;
+        let base = read_suite(req.suite_path)?;
         let (suite, cases, skipped) =
             llama_bench_cases(catalog, &base, req.from, &text, req.import.as_ref())?;
-        (suite, cases, skipped, invocation())
+        (suite, cases, skipped, crate::cli::calibrate::invocation())
     } else {
         let LoadedSuite {
             suite,
             cases,
             unmapped,
-        } = load_suite(catalog, req.suite_path, Some(req.from))?;
+        } = suite_cases(
+            catalog,
+            req.suite_path,
+            read_suite(req.suite_path)?,
+            req.from,
+            &text,
+        )?;
         let command = if req.params.is_none() && req.out.is_none() {
             REGENERATE.to_string()
         } else {
-            invocation()
+            crate::cli::calibrate::invocation()
         };
         (suite, cases, unmapped, command)
     };
@@ -221,15 +211,6 @@ pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibr
         out.fits.push(fit);
     }
     Ok(out)
-}
-
-/// This command line, shell-quoted, for the profile's sources.
-fn invocation() -> String {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .map(|a| crate::cli::calibrate::shell_quote(&a))
-        .collect();
-    format!("planner {}", args.join(" "))
 }
 
 pub fn table(c: &Calibration) -> String {

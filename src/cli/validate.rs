@@ -33,6 +33,13 @@ pub struct LoadedSuite {
     pub unmapped: Vec<Unmapped>,
 }
 
+/// Reads and parses the suite file.
+pub fn read_suite(suite_path: &Path) -> Result<SuiteFile> {
+    let text = std::fs::read_to_string(suite_path)
+        .map_err(|e| planner::InputError::unreadable(suite_path, e))?;
+    Ok(parse_suite(&suite_path.display().to_string(), &text)?)
+}
+
 /// Reads the suite at `suite_path`, its measurements (`measurements`, else the file
 /// the suite names) and the scenario files its rows name, and builds the cases.
 pub fn load_suite(
@@ -40,16 +47,25 @@ pub fn load_suite(
     suite_path: &Path,
     measurements: Option<&Path>,
 ) -> Result<LoadedSuite> {
-    let unreadable = |path: &Path, e: std::io::Error| planner::InputError::Parse {
-        file: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    };
-    let suite_text = std::fs::read_to_string(suite_path).map_err(|e| unreadable(suite_path, e))?;
-    let suite = parse_suite(&suite_path.display().to_string(), &suite_text)?;
+    let suite = read_suite(suite_path)?;
     let dir = suite_path.parent().unwrap_or(Path::new("."));
     let csv_path = measurements.map_or_else(|| dir.join(&suite.measurements), Path::to_path_buf);
-    let csv_text = std::fs::read_to_string(&csv_path).map_err(|e| unreadable(&csv_path, e))?;
-    let rows = parse_measurements(&csv_path.display().to_string(), &csv_text)?;
+    let csv_text = std::fs::read_to_string(&csv_path)
+        .map_err(|e| planner::InputError::unreadable(&csv_path, e))?;
+    suite_cases(catalog, suite_path, suite, &csv_path, &csv_text)
+}
+
+/// The cases `suite` (read from `suite_path`) builds from the measurements text
+/// `csv_text` of `csv_path`, reading the scenario files its rows name.
+pub fn suite_cases(
+    catalog: &Catalog,
+    suite_path: &Path,
+    suite: SuiteFile,
+    csv_path: &Path,
+    csv_text: &str,
+) -> Result<LoadedSuite> {
+    let rows = parse_measurements(&csv_path.display().to_string(), csv_text)?;
+    let dir = suite_path.parent().unwrap_or(Path::new("."));
     let mut files = BTreeMap::new();
     for s in &suite.scenario_rows {
         if let Ok(text) = std::fs::read_to_string(dir.join(&s.scenario)) {
@@ -98,15 +114,12 @@ pub fn show_case(catalog: &Catalog, suite_path: &Path, id: &str) -> Result<Strin
             ids.last().unwrap_or(&"-")
         ),
     };
-    Err(planner::InputError::InvalidValue {
-        origin: planner::error::Origin {
-            file: suite_path.display().to_string(),
-            location: None,
-        },
-        key: "--show-case".to_string(),
-        value: id.to_string(),
+    Err(planner::InputError::invalid(
+        &suite_path.display().to_string(),
+        "--show-case",
+        id,
         expected,
-    }
+    )
     .into())
 }
 

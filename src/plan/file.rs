@@ -116,18 +116,6 @@ pub struct Plan {
 pub const DEFAULT_MAX_NODES: u32 = 8;
 pub const DEFAULT_VERIFY_TOP: usize = 3;
 
-fn invalid(file: &str, key: &str, value: impl ToString, expected: &str) -> InputError {
-    InputError::InvalidValue {
-        origin: Origin {
-            file: file.to_string(),
-            location: None,
-        },
-        key: key.to_string(),
-        value: value.to_string(),
-        expected: expected.to_string(),
-    }
-}
-
 fn check_ids(
     file: &str,
     key: &str,
@@ -172,7 +160,7 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         CatalogKind::Format,
     )?;
     if raw.model.weights.is_empty() {
-        return Err(invalid(
+        return Err(InputError::invalid(
             file,
             "model.weights",
             "[]",
@@ -193,7 +181,7 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
     )?;
     let w = &raw.workload;
     if w.prompt_tokens == 0 || w.output_tokens == 0 {
-        return Err(invalid(
+        return Err(InputError::invalid(
             file,
             "workload",
             "0 tokens",
@@ -204,7 +192,7 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         (Some(r), None) if r > 0.0 => r,
         (None, Some(t)) if t > 0.0 => t / w.output_tokens as f64,
         _ => {
-            return Err(invalid(
+            return Err(InputError::invalid(
                 file,
                 "workload.requests_per_s",
                 "missing or both",
@@ -213,7 +201,7 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         }
     };
     if raw.slo.ttft_p90_s <= 0.0 || raw.slo.tpot_p90_s <= 0.0 {
-        return Err(invalid(
+        return Err(InputError::invalid(
             file,
             "slo",
             "<= 0",
@@ -266,7 +254,12 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         .and_then(|s| s.max_nodes)
         .unwrap_or(DEFAULT_MAX_NODES);
     if max_nodes == 0 {
-        return Err(invalid(file, "search.max_nodes", 0, "expected at least 1"));
+        return Err(InputError::invalid(
+            file,
+            "search.max_nodes",
+            0,
+            "expected at least 1",
+        ));
     }
     let mut cost = CostAssumptions::default();
     if let Some(c) = &raw.cost {

@@ -139,15 +139,8 @@ pub fn to_measurements(
     import: &Import,
     catalog: &Catalog,
 ) -> Result<Imported, InputError> {
-    let invalid = |key: &str, value: &str, expected: String| InputError::InvalidValue {
-        origin: crate::error::Origin {
-            file: file.to_string(),
-            location: None,
-        },
-        key: key.to_string(),
-        value: value.to_string(),
-        expected,
-    };
+    let invalid =
+        |key: &str, value: &str, expected: String| InputError::invalid(file, key, value, expected);
     if !catalog.devices.contains_key(&import.device) {
         return Err(invalid(
             "--device",

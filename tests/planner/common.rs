@@ -5,39 +5,15 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use planner::{Catalog, CatalogSources, SourceText};
+use planner::{Catalog, CatalogSources};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn texts(sub: &str) -> Vec<SourceText> {
-    let dir = repo().join(sub);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| SourceText {
-            id: p.file_stem().unwrap().to_string_lossy().into_owned(),
-            file: p.display().to_string(),
-            text: std::fs::read_to_string(&p).unwrap(),
-        })
-        .collect()
-}
-
 pub fn catalog() -> Catalog {
-    Catalog::from_sources(&CatalogSources {
-        devices: texts("hardware"),
-        links: texts("hardware/links"),
-        models: texts("models"),
-        runtimes: texts("runtimes"),
-        formats: texts("formats"),
-    })
-    .expect("the shipped catalog parses")
+    Catalog::from_sources(&CatalogSources::read_dir(&repo()).expect("catalog directories"))
+        .expect("the shipped catalog parses")
 }
 
 /// Writes `text` to a fresh file and returns its path.

@@ -9,8 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    compact, plot_err, side_legend, time_unit, titled_with_legend, truncate, Chart, Mark,
-    FONT_FAMILY,
+    compact, plot_err, row_label, side_legend, time_unit, titled_with_legend, truncate, Chart,
+    Mark, FONT_FAMILY,
 };
 use planner::report::PhaseBreakdown;
 
@@ -82,15 +82,7 @@ where
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n * 2 + 1)
-        .y_label_formatter(&|y| {
-            // Labels at bar centres (k + 0.5), top bar first.
-            let k = (*y - 0.5).round();
-            if (*y - 0.5 - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
-                labels[n - 1 - k as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&|y| row_label(&labels, *y))
         .x_label_formatter(&|x| compact(*x))
         .x_desc(format!("time ({unit})"))
         .label_style((FONT_FAMILY, 14))

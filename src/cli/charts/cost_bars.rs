@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{compact, plot_err, series_color, truncate, Chart, FONT_FAMILY};
+use super::{compact, plot_err, row_label, series_color, truncate, Chart, FONT_FAMILY};
 
 pub struct CostBar {
     pub label: String,
@@ -54,14 +54,7 @@ impl Chart for CostBarsChart {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(n * 2 + 1)
-            .y_label_formatter(&|y| {
-                let k = (*y - 0.5).round();
-                if (*y - 0.5 - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
-                    labels[n - 1 - k as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .y_label_formatter(&|y| row_label(&labels, *y))
             .x_label_formatter(&|x| compact(*x))
             .x_desc(self.x_desc.as_str())
             .label_style((FONT_FAMILY, 14))

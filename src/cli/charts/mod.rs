@@ -107,6 +107,18 @@ pub fn render_in_memory(chart: &impl Chart, size: (u32, u32)) -> Result<Rendered
     Ok(Rendered { png, svg })
 }
 
+/// The label of the horizontal bar (or row) whose centre is at `y`: bars sit at
+/// `k + 0.5` with the first label at the top; other ticks stay blank.
+pub fn row_label(labels: &[String], y: f64) -> String {
+    let n = labels.len();
+    let k = (y - 0.5).round();
+    if (y - 0.5 - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
+        labels[n - 1 - k as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 /// Compact number for axis ticks and labels: 3 significant figures, SI suffixes
 /// above ten thousand.
 pub fn compact(v: f64) -> String {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{plot_err, Chart, FONT_FAMILY};
+use super::{plot_err, row_label, Chart, FONT_FAMILY};
 use planner::serving::{Phase, Timeline};
 
 pub struct TimelineChart<'a> {
@@ -75,15 +75,7 @@ impl Chart for TimelineChart<'_> {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(n * 2 + 1)
-            .y_label_formatter(&|y| {
-                // Labels sit at row centres (k + 0.5); other ticks stay blank.
-                let k = (*y - 0.5).round();
-                if (*y - 0.5 - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < names.len() {
-                    names[n - 1 - k as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .y_label_formatter(&|y| row_label(&names, *y))
             .x_desc("time (s)")
             .label_style((FONT_FAMILY, 13))
             .axis_desc_style((FONT_FAMILY, 14))
