@@ -17,7 +17,7 @@ use super::plan::Plan;
 use super::replica::{Replica, StageModel};
 use super::stage::{kv_split, StageKind, StageTime};
 use super::tensor::split_op;
-use super::{report_skeleton, shortfall_reason, RunError, Spend};
+use super::{report_skeleton, shortfall_reason, timed_report, RunError, RunTimes, Spend};
 use crate::report::{
     Breakdown, ClusterReport, ExpertReport, LayerView, MemoryReport, NodeView, PhaseBreakdown,
     Report, StageReport, TimeParts,
@@ -154,11 +154,13 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         )
     });
 
-    let ttft = prefill.total_s();
-    let decode_s = decode.total_s();
-    let e2e = ttft + decode_s;
-    let all_sequences = w.batch as f64;
-    let throughput = all_sequences * steps / e2e;
+    let times = RunTimes {
+        sequences: w.batch as f64,
+        new_tokens: uncached,
+        steps,
+        ttft_s: prefill.total_s(),
+        decode_s: decode.total_s(),
+    };
     let step = decode.scaled(1.0 / steps);
 
     // Views of one layer: the first MoE layer, in the stage that runs it.
@@ -313,21 +315,14 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         expert_parallel,
     };
 
+    let breakdown = Breakdown {
+        prefill: phase(&prefill),
+        decode: phase(&step),
+    };
     Ok(Report {
-        ttft_s: Some(ttft),
-        tpot_s: Some(decode_s / steps),
-        e2e_s: Some(e2e),
-        prefill_tokens_per_s: Some(all_sequences * uncached / ttft),
-        decode_tokens_per_s: Some(all_sequences * steps / decode_s),
-        throughput_tokens_per_s: Some(throughput),
-        breakdown: Some(Breakdown {
-            prefill: phase(&prefill),
-            decode: phase(&step),
-        }),
-        cost: spend.report(Some(throughput), scenario.cost),
         layers: Some(layers),
         cluster: Some(cluster),
-        ..base
+        ..timed_report(base, scenario, &spend, times, breakdown)
     })
 }
 

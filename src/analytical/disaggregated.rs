@@ -26,8 +26,8 @@ use super::pass::{
 };
 use super::timing::Executor;
 use super::{
-    executor, layer_view, phase, report_skeleton, shortfall_reason, single_node_memory, RunError,
-    Spend,
+    executor, layer_view, phase, report_skeleton, shortfall_reason, single_node_memory,
+    timed_report, RunError, RunTimes, Spend,
 };
 use crate::model::Model;
 use crate::network::{LinkModel, StreamMessage, StreamTiming};
@@ -343,10 +343,6 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     );
     let decode = decode_time(&exec_d, model, &shard, sequences, prompt, steps);
     let ttft = stream.ttft_s;
-    let decode_s = decode.total_s();
-    let e2e = ttft + decode_s;
-    let throughput = sequences * steps / e2e;
-
     let mut prefill_phase = phase(&stream.prefill);
     prefill_phase.communication_s = stream.transfer.busy_s + link.latency_s;
     prefill_phase.exposed_communication_s = stream.exposed_s;
@@ -355,21 +351,20 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     let layers = layer_view(
         &exec_p, &exec_d, model, sequences, prompt, cached, steps, chunk,
     );
-
+    let times = RunTimes {
+        sequences,
+        new_tokens: prompt - cached,
+        steps,
+        ttft_s: ttft,
+        decode_s: decode.total_s(),
+    };
+    let breakdown = Breakdown {
+        prefill: prefill_phase,
+        decode: phase(&decode.scaled(1.0 / steps)),
+    };
     Ok(Report {
-        ttft_s: Some(ttft),
-        tpot_s: Some(decode_s / steps),
-        e2e_s: Some(e2e),
-        prefill_tokens_per_s: Some(sequences * (prompt - cached) / ttft),
-        decode_tokens_per_s: Some(sequences * steps / decode_s),
-        throughput_tokens_per_s: Some(throughput),
-        breakdown: Some(Breakdown {
-            prefill: prefill_phase,
-            decode: phase(&decode.scaled(1.0 / steps)),
-        }),
-        cost: spend.report(Some(throughput), scenario.cost),
         layers: Some(layers),
-        ..base
+        ..timed_report(base, scenario, &spend, times, breakdown)
     })
 }
 

@@ -36,7 +36,9 @@ pub(crate) mod test_support;
 pub mod timing;
 pub mod wiring;
 
-use crate::report::{GroupMemory, LayerView, MemoryReport, PhaseBreakdown, Report, WorkloadEcho};
+use crate::report::{
+    Breakdown, GroupMemory, LayerView, MemoryReport, PhaseBreakdown, Report, WorkloadEcho,
+};
 use crate::scenario::{Group, Scenario};
 
 use self::pass::PassTime;
@@ -195,6 +197,43 @@ pub fn report_skeleton(
         layers: None,
         serving: None,
         cluster: None,
+    }
+}
+
+/// What a run took, in the units a report's rates come from.
+#[derive(Debug, Clone, Copy)]
+pub struct RunTimes {
+    /// Sequences in the batch (over all replicas).
+    pub sequences: f64,
+    /// Prompt tokens each sequence prefills (the uncached part).
+    pub new_tokens: f64,
+    /// Decode steps (output tokens per sequence).
+    pub steps: f64,
+    pub ttft_s: f64,
+    /// All decode steps together.
+    pub decode_s: f64,
+}
+
+/// `base` with the latencies, rates, breakdown and cost at the run's throughput.
+pub fn timed_report(
+    base: Report,
+    scenario: &Scenario,
+    spend: &Spend,
+    t: RunTimes,
+    breakdown: Breakdown,
+) -> Report {
+    let e2e = t.ttft_s + t.decode_s;
+    let throughput = t.sequences * t.steps / e2e;
+    Report {
+        ttft_s: Some(t.ttft_s),
+        tpot_s: Some(t.decode_s / t.steps),
+        e2e_s: Some(e2e),
+        prefill_tokens_per_s: Some(t.sequences * t.new_tokens / t.ttft_s),
+        decode_tokens_per_s: Some(t.sequences * t.steps / t.decode_s),
+        throughput_tokens_per_s: Some(throughput),
+        breakdown: Some(breakdown),
+        cost: spend.report(Some(throughput), scenario.cost),
+        ..base
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::pass::{decode_time, prefill_time, Shard};
 use super::{
-    executor, layer_view, phase, report_skeleton, shortfall_reason, single_node_memory, RunError,
-    Spend,
+    executor, layer_view, phase, report_skeleton, shortfall_reason, single_node_memory,
+    timed_report, RunError, RunTimes, Spend,
 };
 use crate::report::{Breakdown, MemoryReport, Report};
 use crate::scenario::Scenario;
@@ -42,26 +42,20 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let chunk = group.runtime.prefill_chunk_tokens;
     let prefill = prefill_time(&exec, model, &shard, sequences, prompt, cached, chunk);
     let decode = decode_time(&exec, model, &shard, sequences, prompt, steps);
-    let ttft = prefill.total_s();
-    let decode_s = decode.total_s();
-    let e2e = ttft + decode_s;
-    let throughput = sequences * steps / e2e;
-
     let layers = layer_view(&exec, &exec, model, sequences, prompt, cached, steps, chunk);
-
+    let times = RunTimes {
+        sequences,
+        new_tokens: prompt - cached,
+        steps,
+        ttft_s: prefill.total_s(),
+        decode_s: decode.total_s(),
+    };
+    let breakdown = Breakdown {
+        prefill: phase(&prefill),
+        decode: phase(&decode.scaled(1.0 / steps)),
+    };
     Ok(Report {
-        ttft_s: Some(ttft),
-        tpot_s: Some(decode_s / steps),
-        e2e_s: Some(e2e),
-        prefill_tokens_per_s: Some(sequences * (prompt - cached) / ttft),
-        decode_tokens_per_s: Some(sequences * steps / decode_s),
-        throughput_tokens_per_s: Some(throughput),
-        breakdown: Some(Breakdown {
-            prefill: phase(&prefill),
-            decode: phase(&decode.scaled(1.0 / steps)),
-        }),
-        cost: spend.report(Some(throughput), scenario.cost),
         layers: Some(layers),
-        ..base
+        ..timed_report(base, scenario, &spend, times, breakdown)
     })
 }
