@@ -247,7 +247,15 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {display}"))
             .map_err(|e| input_error(&display, format!("{e:#}")))?;
-        rows.extend(read_csv(text.as_bytes()).map_err(|e| input_error(&display, e))?);
+        let file_rows = read_csv(text.as_bytes()).map_err(|e| input_error(&display, e))?;
+        if file_rows.is_empty() {
+            return Err(input_error(
+                &display,
+                "no measurement rows: expected the CSV that `planner-harness run` or \
+                 `planner-harness net probe` writes (header and at least one row)",
+            ));
+        }
+        rows.extend(file_rows);
     }
     if args.statistic == Statistic::Min {
         for row in &mut rows {

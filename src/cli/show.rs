@@ -2,30 +2,24 @@
 
 use std::fmt::Write;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use planner::analytical::ops::{head_ops, layer_ops, Pass};
 use planner::catalog::CatalogKind;
 use planner::hardware::ComputeDtype;
 use planner::Catalog;
 
-fn not_found(catalog: &Catalog, kind: CatalogKind, id: &str) -> anyhow::Error {
-    let suggestions = catalog.suggestions(kind, id);
-    let hint = if suggestions.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
-    };
+/// An id given on the command line that the catalog does not have (exit 2).
+fn unknown_id(key: &str, kind: &'static str, id: &str, suggestions: Vec<String>) -> anyhow::Error {
     anyhow::Error::new(planner::InputError::UnknownId {
         origin: Box::new(planner::error::Origin {
             file: "command line".to_string(),
             location: None,
         }),
-        key: "id".to_string(),
-        kind: kind.noun(),
+        key: key.to_string(),
+        kind,
         value: id.to_string(),
         suggestions,
     })
-    .context(format!("no {} `{id}`{hint}", kind.noun()))
 }
 
 pub fn hardware_list(catalog: &Catalog) -> String {
@@ -94,16 +88,12 @@ pub fn hardware_show(catalog: &Catalog, id: &str) -> Result<String> {
     let mut known: Vec<String> = catalog.devices.keys().cloned().collect();
     known.extend(catalog.links.keys().cloned());
     let suggestions = planner::error::nearest_ids(id, known.iter());
-    bail!(planner::InputError::UnknownId {
-        origin: Box::new(planner::error::Origin {
-            file: "command line".to_string(),
-            location: None
-        }),
-        key: "hardware show".to_string(),
-        kind: "device or link",
-        value: id.to_string(),
+    Err(unknown_id(
+        "hardware show",
+        "device or link",
+        id,
         suggestions,
-    })
+    ))
 }
 
 pub fn models_list(catalog: &Catalog) -> String {
@@ -135,10 +125,10 @@ pub fn models_list(catalog: &Catalog) -> String {
 }
 
 pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
-    let m = catalog
-        .models
-        .get(id)
-        .ok_or_else(|| not_found(catalog, CatalogKind::Model, id))?;
+    let m = catalog.models.get(id).ok_or_else(|| {
+        let suggestions = catalog.suggestions(CatalogKind::Model, id);
+        unknown_id("models show", "model", id, suggestions)
+    })?;
     let mut s = format!("# model `{id}`\n{}\n", toml::to_string_pretty(&m.file)?);
     let b = |x: u64| x as f64 / 1e9;
     let _ = writeln!(s, "# derived");

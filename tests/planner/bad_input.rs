@@ -148,3 +148,43 @@ fn calibrate_inputs_that_cannot_be_fitted_are_invalid_input() {
     assert!(err.contains("missing field `kernel`"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn catalog_lookups_name_the_command_and_suggest_once() {
+    let out = planner(&["models", "show", "dbrx2"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`models show`: unknown model `dbrx2` (did you mean dbrx?)"),
+        "{err}"
+    );
+    assert_eq!(err.matches("did you mean").count(), 1, "{err}");
+    let out = planner(&["hardware", "show", "m2-ultra"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("did you mean m2-ultra-60c, m2-ultra-76c"),
+        "{err}"
+    );
+}
+
+#[test]
+fn calibrating_an_empty_measurement_file_is_an_input_error() {
+    // A header and no rows: nothing to fit, so no profile and exit 2.
+    let path = scenario_file(
+        "backend,device,kernel,dtype,m,n,k,bytes,flops,repetitions,median_s,min_s,gb_s,tflops\n",
+    );
+    let out_toml = path.with_extension("out.toml");
+    let out = planner(&[
+        "calibrate",
+        path.to_str().unwrap(),
+        "--name",
+        "empty",
+        "--out",
+        out_toml.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no measurement rows"), "{err}");
+    assert!(!out_toml.exists());
+}
