@@ -88,8 +88,51 @@ pub struct Cuda {
     capability: (i32, i32),
 }
 
+/// Fails (rather than letting cudarc panic on first use) when one of the libraries
+/// the backend loads at run time cannot be found.
+fn check_libraries() -> Result<()> {
+    // SAFETY: each probe only tries `dlopen` on cudarc's candidate names.
+    let present = unsafe {
+        [
+            ("cuda", cudarc::driver::sys::is_culib_present()),
+            ("cublas", cudarc::cublas::sys::is_culib_present()),
+            ("cublasLt", cudarc::cublaslt::sys::is_culib_present()),
+            ("nvrtc", cudarc::nvrtc::sys::is_culib_present()),
+        ]
+    };
+    let missing: Vec<&str> = present
+        .iter()
+        .filter(|(_, found)| !found)
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let tried: Vec<String> = missing
+        .iter()
+        .map(|name| {
+            // The Linux names (cudarc also tries Windows-style ones).
+            let prefix = format!("lib{name}.so");
+            let mut names: Vec<String> = cudarc::get_lib_name_candidates(name)
+                .into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
+            names.dedup();
+            format!("{name} (tried {})", names.join(", "))
+        })
+        .collect();
+    bail!(
+        "the cuda backend cannot load {}: install the NVIDIA driver and the CUDA \
+         libraries, or add the folder that holds them to LD_LIBRARY_PATH (a library \
+         present only under another name, such as libcublas.so.13, needs a link named \
+         like one of those tried)",
+        tried.join("; ")
+    )
+}
+
 impl Cuda {
     pub fn new(ordinal: usize) -> Result<Cuda> {
+        check_libraries()?;
         let ctx = CudaContext::new(ordinal)
             .context("cannot open CUDA device (is the driver installed?)")?;
         let stream = ctx.default_stream();
@@ -402,5 +445,30 @@ impl Backend for Cuda {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_libraries_are_an_error_not_a_panic() {
+        // SAFETY: only probes dlopen.
+        let driver = unsafe { cudarc::driver::sys::is_culib_present() };
+        match check_libraries() {
+            Ok(()) => assert!(driver, "Ok although libcuda is absent"),
+            Err(e) => {
+                let text = format!("{e:#}");
+                assert!(text.contains("LD_LIBRARY_PATH"), "{text}");
+                if !driver {
+                    assert!(text.contains("cuda (tried libcuda.so"), "{text}");
+                }
+            }
+        }
+        // Opening the backend must not panic either way.
+        if !driver {
+            assert!(Cuda::new(0).is_err());
+        }
     }
 }
