@@ -100,6 +100,27 @@ impl InputError {
         }
     }
 
+    /// An id that is not in the catalog, given in `file` (or "command line") at no
+    /// known line.
+    pub fn unknown_id(
+        file: &str,
+        key: &str,
+        kind: &'static str,
+        value: &str,
+        suggestions: Vec<String>,
+    ) -> InputError {
+        InputError::UnknownId {
+            origin: Box::new(Origin {
+                file: file.to_string(),
+                location: None,
+            }),
+            key: key.to_string(),
+            kind,
+            value: value.to_string(),
+            suggestions,
+        }
+    }
+
     /// An input file that cannot be read.
     pub fn unreadable(path: &std::path::Path, error: std::io::Error) -> InputError {
         InputError::Parse {

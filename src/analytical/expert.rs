@@ -62,6 +62,20 @@ pub struct ExpertPhase {
     pub bytes: f64,
 }
 
+impl ExpertPhase {
+    /// The phase as part of a layer: the slowest node's experts as compute, its wiring
+    /// as overhead, the exchange as (exposed) communication.
+    pub fn stage_time(&self) -> StageTime {
+        StageTime {
+            compute_s: self.expert_compute_s,
+            overhead_s: self.expert_wiring_s,
+            flops: self.flops,
+            bytes: self.bytes,
+            ..StageTime::communication(self.exchange_s)
+        }
+    }
+}
+
 /// A group of nodes sharing the experts of its layers.
 pub struct ExpertGroup<'a, 'b> {
     pub model: &'a Model,
@@ -262,14 +276,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
     pub fn layer_time(&self, layer: u32, pass: &Pass) -> StageTime {
         let mut t = self.local_part(layer, pass);
         if self.model.is_moe_layer(layer) {
-            let phase = self.expert_phase(pass);
-            t.add(&StageTime {
-                compute_s: phase.expert_compute_s,
-                overhead_s: phase.expert_wiring_s,
-                flops: phase.flops,
-                bytes: phase.bytes,
-                ..StageTime::communication(phase.exchange_s)
-            });
+            t.add(&self.expert_phase(pass).stage_time());
         }
         t
     }
@@ -297,14 +304,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
             .map(|n| n.exec.dispatch_overhead_s(&launched))
             .fold(0.0, f64::max);
         if moe {
-            let phase = self.expert_phase(&merged);
-            t.add(&StageTime {
-                compute_s: phase.expert_compute_s,
-                overhead_s: phase.expert_wiring_s,
-                flops: phase.flops,
-                bytes: phase.bytes,
-                ..StageTime::communication(phase.exchange_s)
-            });
+            t.add(&self.expert_phase(&merged).stage_time());
         }
         t
     }

@@ -150,16 +150,13 @@ fn input_error(file: &str, message: impl ToString) -> anyhow::Error {
 
 fn unknown_device(catalog: &Catalog, id: &str) -> anyhow::Error {
     let suggestions = catalog.suggestions(CatalogKind::Device, id);
-    anyhow::Error::new(InputError::UnknownId {
-        origin: Box::new(planner::error::Origin {
-            file: "command line".to_string(),
-            location: None,
-        }),
-        key: "--base".to_string(),
-        kind: CatalogKind::Device.noun(),
-        value: id.to_string(),
+    anyhow::Error::new(InputError::unknown_id(
+        "command line",
+        "--base",
+        CatalogKind::Device.noun(),
+        id,
         suggestions,
-    })
+    ))
 }
 
 /// The command as typed, for the profile's sources.

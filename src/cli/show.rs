@@ -6,21 +6,7 @@ use anyhow::Result;
 use planner::analytical::ops::{head_ops, layer_ops, Pass};
 use planner::catalog::CatalogKind;
 use planner::hardware::ComputeDtype;
-use planner::Catalog;
-
-/// An id given on the command line that the catalog does not have (exit 2).
-fn unknown_id(key: &str, kind: &'static str, id: &str, suggestions: Vec<String>) -> anyhow::Error {
-    anyhow::Error::new(planner::InputError::UnknownId {
-        origin: Box::new(planner::error::Origin {
-            file: "command line".to_string(),
-            location: None,
-        }),
-        key: key.to_string(),
-        kind,
-        value: id.to_string(),
-        suggestions,
-    })
-}
+use planner::{Catalog, InputError};
 
 pub fn hardware_list(catalog: &Catalog) -> String {
     let mut s = String::new();
@@ -88,12 +74,14 @@ pub fn hardware_show(catalog: &Catalog, id: &str) -> Result<String> {
     let mut known: Vec<String> = catalog.devices.keys().cloned().collect();
     known.extend(catalog.links.keys().cloned());
     let suggestions = planner::error::nearest_ids(id, known.iter());
-    Err(unknown_id(
+    Err(InputError::unknown_id(
+        "command line",
         "hardware show",
         "device or link",
         id,
         suggestions,
-    ))
+    )
+    .into())
 }
 
 pub fn models_list(catalog: &Catalog) -> String {
@@ -127,7 +115,7 @@ pub fn models_list(catalog: &Catalog) -> String {
 pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
     let m = catalog.models.get(id).ok_or_else(|| {
         let suggestions = catalog.suggestions(CatalogKind::Model, id);
-        unknown_id("models show", "model", id, suggestions)
+        InputError::unknown_id("command line", "models show", "model", id, suggestions)
     })?;
     let mut s = format!("# model `{id}`\n{}\n", toml::to_string_pretty(&m.file)?);
     let b = |x: u64| x as f64 / 1e9;

@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use crate::catalog::{Catalog, CatalogKind};
 use crate::cost::CostAssumptions;
-use crate::error::{nearest_ids, InputError, Origin};
+use crate::error::{nearest_ids, InputError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,16 +125,13 @@ fn check_ids(
 ) -> Result<(), InputError> {
     for id in ids {
         if !known.contains(id) {
-            return Err(InputError::UnknownId {
-                origin: Box::new(Origin {
-                    file: file.to_string(),
-                    location: None,
-                }),
-                key: key.to_string(),
-                kind: kind.noun(),
-                value: id.clone(),
-                suggestions: nearest_ids(id, known.iter()),
-            });
+            return Err(InputError::unknown_id(
+                file,
+                key,
+                kind.noun(),
+                id,
+                nearest_ids(id, known.iter()),
+            ));
         }
     }
     Ok(())

@@ -9,8 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    compact, plot_err, row_label, side_legend, time_unit, titled_with_legend, truncate, Chart,
-    Mark, FONT_FAMILY,
+    compact, label_area_width, plot_err, row_label, side_legend, time_unit, titled_with_legend,
+    truncate, Chart, Mark, FONT_FAMILY,
 };
 use planner::report::PhaseBreakdown;
 
@@ -37,7 +37,7 @@ pub const OVERHEAD: RGBColor = RGBColor(127, 127, 127);
 const LABEL_CHARS: usize = 44;
 
 impl BreakdownChart {
-    /// Pixels for the bar labels: about 7.5 px per character at the label size.
+    /// Pixels for the bar labels of every panel.
     fn label_width(&self) -> u32 {
         let chars = self
             .panels
@@ -46,7 +46,7 @@ impl BreakdownChart {
             .max()
             .unwrap_or(8)
             .min(LABEL_CHARS);
-        (chars as u32 * 15 / 2 + 20).max(80)
+        label_area_width(chars)
     }
 }
 

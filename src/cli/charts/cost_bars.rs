@@ -7,7 +7,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{compact, plot_err, row_label, series_color, truncate, Chart, FONT_FAMILY};
+use super::{
+    compact, label_area_width, plot_err, row_label, series_color, truncate, Chart, FONT_FAMILY,
+};
 
 pub struct CostBar {
     pub label: String,
@@ -46,7 +48,7 @@ impl Chart for CostBarsChart {
             .caption(&self.title, (FONT_FAMILY, 22))
             .margin(16)
             .x_label_area_size(50)
-            .y_label_area_size((chars as u32 * 15 / 2 + 20).max(80))
+            .y_label_area_size(label_area_width(chars))
             // Room after the longest bar for its value and note.
             .build_cartesian_2d(0.0..max * 1.45, 0.0..n as f64)
             .map_err(plot_err)?;

@@ -119,6 +119,12 @@ pub fn row_label(labels: &[String], y: f64) -> String {
     }
 }
 
+/// Pixels for a bar chart's row labels, the longest `chars` characters long: about
+/// 7.5 px per character at the 14-pt label size, plus a margin.
+pub fn label_area_width(chars: usize) -> u32 {
+    (chars as u32 * 15 / 2 + 20).max(80)
+}
+
 /// Compact number for axis ticks and labels: 3 significant figures, SI suffixes
 /// above ten thousand.
 pub fn compact(v: f64) -> String {
