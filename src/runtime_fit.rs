@@ -81,6 +81,14 @@ impl Param {
         }
     }
 
+    /// Whether `value` sits at a bound: within 1% of the upper bound, or within 0.1%
+    /// of it (of the starting value, for unbounded parameters) above zero.
+    fn at_bound(self, value: f64) -> bool {
+        let max = self.max();
+        let scale = if max.is_finite() { max } else { self.start() };
+        (max.is_finite() && value >= 0.99 * max) || value <= 1e-3 * scale
+    }
+
     /// Where every fit starts, whatever the profile on disk holds, so that a fit
     /// reproduces byte for byte: mid-range for fractions, neutral elsewhere.
     fn start(self) -> f64 {
@@ -348,7 +356,7 @@ pub fn fit_runtime(
         .iter()
         .enumerate()
         .map(|(k, fp)| FittedParam {
-            at_bound: values[k] >= 0.99 * fp.param.max() || values[k] <= 1e-3 * fp.param.max(),
+            at_bound: fp.param.at_bound(values[k]),
             family: fp.family.clone().unwrap_or_else(|| "all".to_string()),
             parameter: fp.param.name().to_string(),
             value: values[k],
@@ -422,12 +430,24 @@ pub fn apply_fit_to_file(file: &RuntimeFile, fit: &RuntimeFit, command: &str) ->
                 ""
             };
             let error = if fp.at_bound {
-                format!("at its bound {}", param.max())
+                let bound = if fp.value >= 0.99 * param.max() {
+                    param.max()
+                } else {
+                    0.0
+                };
+                format!("at its bound {bound}")
             } else {
                 format!("std error {}", round4(fp.std_error))
             };
+            // A parameter pinned at zero comes back from the log coordinate as 1e-20 or
+            // so: write the bound itself.
+            let value = if fp.value.abs() < 1e-9 {
+                0.0
+            } else {
+                round4(fp.value)
+            };
             *param.sourced(entry) = Sourced {
-                value: round4(fp.value),
+                value,
                 source: format!(
                     "fitted from {} fit-half cases{shared} by `{command}`: {error}, R^2 {:.3} over the fit",
                     fit.n_points,
@@ -442,6 +462,22 @@ pub fn apply_fit_to_file(file: &RuntimeFile, fit: &RuntimeFit, command: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_values_at_a_bound_are_reported_at_one() {
+        // Bounded: bandwidth fraction in [0, 1.15]; 0.99 x 1.15 = 1.1385.
+        assert!(Param::BandwidthFraction.at_bound(1.15));
+        assert!(Param::BandwidthFraction.at_bound(1.14));
+        assert!(!Param::BandwidthFraction.at_bound(1.02));
+        assert!(Param::BandwidthFraction.at_bound(0.0005));
+        // Unbounded above: only zero (within 0.1% of the start, 16 rows) is a bound.
+        assert!(!Param::GemmHalfRows.at_bound(24.0));
+        assert!(!Param::GemmHalfRows.at_bound(1e6));
+        assert!(Param::GemmHalfRows.at_bound(0.01));
+        // 0.1% of the 1000 us start is 1 us.
+        assert!(Param::PerStepOverheadUs.at_bound(0.0));
+        assert!(!Param::PerStepOverheadUs.at_bound(5.0));
+    }
 
     #[test]
     fn round4_keeps_four_significant_digits() {
