@@ -81,12 +81,19 @@ impl Param {
         }
     }
 
-    /// Whether `value` sits at a bound: within 1% of the upper bound, or within 0.1%
-    /// of it (of the starting value, for unbounded parameters) above zero.
-    fn at_bound(self, value: f64) -> bool {
+    /// The bound `value` sits at, if any: the upper bound when within 1% of it, zero
+    /// when within 0.1% of the upper bound (of the starting value, for unbounded
+    /// parameters) above it.
+    fn bound_at(self, value: f64) -> Option<f64> {
         let max = self.max();
         let scale = if max.is_finite() { max } else { self.start() };
-        (max.is_finite() && value >= 0.99 * max) || value <= 1e-3 * scale
+        if max.is_finite() && value >= 0.99 * max {
+            Some(max)
+        } else if value <= 1e-3 * scale {
+            Some(0.0)
+        } else {
+            None
+        }
     }
 
     /// Where every fit starts, whatever the profile on disk holds, so that a fit
@@ -356,7 +363,7 @@ pub fn fit_runtime(
         .iter()
         .enumerate()
         .map(|(k, fp)| FittedParam {
-            at_bound: fp.param.at_bound(values[k]),
+            at_bound: fp.param.bound_at(values[k]).is_some(),
             family: fp.family.clone().unwrap_or_else(|| "all".to_string()),
             parameter: fp.param.name().to_string(),
             value: values[k],
@@ -429,15 +436,9 @@ pub fn apply_fit_to_file(file: &RuntimeFile, fit: &RuntimeFit, command: &str) ->
             } else {
                 ""
             };
-            let error = if fp.at_bound {
-                let bound = if fp.value >= 0.99 * param.max() {
-                    param.max()
-                } else {
-                    0.0
-                };
-                format!("at its bound {bound}")
-            } else {
-                format!("std error {}", round4(fp.std_error))
+            let error = match param.bound_at(fp.value) {
+                Some(bound) => format!("at its bound {bound}"),
+                None => format!("std error {}", round4(fp.std_error)),
             };
             // A parameter pinned at zero comes back from the log coordinate as 1e-20 or
             // so: write the bound itself.
@@ -466,17 +467,17 @@ mod tests {
     #[test]
     fn only_values_at_a_bound_are_reported_at_one() {
         // Bounded: bandwidth fraction in [0, 1.15]; 0.99 x 1.15 = 1.1385.
-        assert!(Param::BandwidthFraction.at_bound(1.15));
-        assert!(Param::BandwidthFraction.at_bound(1.14));
-        assert!(!Param::BandwidthFraction.at_bound(1.02));
-        assert!(Param::BandwidthFraction.at_bound(0.0005));
+        assert!(Param::BandwidthFraction.bound_at(1.15).is_some());
+        assert!(Param::BandwidthFraction.bound_at(1.14).is_some());
+        assert!(Param::BandwidthFraction.bound_at(1.02).is_none());
+        assert!(Param::BandwidthFraction.bound_at(0.0005).is_some());
         // Unbounded above: only zero (within 0.1% of the start, 16 rows) is a bound.
-        assert!(!Param::GemmHalfRows.at_bound(24.0));
-        assert!(!Param::GemmHalfRows.at_bound(1e6));
-        assert!(Param::GemmHalfRows.at_bound(0.01));
+        assert!(Param::GemmHalfRows.bound_at(24.0).is_none());
+        assert!(Param::GemmHalfRows.bound_at(1e6).is_none());
+        assert!(Param::GemmHalfRows.bound_at(0.01).is_some());
         // 0.1% of the 1000 us start is 1 us.
-        assert!(Param::PerStepOverheadUs.at_bound(0.0));
-        assert!(!Param::PerStepOverheadUs.at_bound(5.0));
+        assert!(Param::PerStepOverheadUs.bound_at(0.0).is_some());
+        assert!(Param::PerStepOverheadUs.bound_at(5.0).is_none());
     }
 
     #[test]

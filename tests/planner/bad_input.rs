@@ -3,12 +3,18 @@
 
 use crate::common::{planner, scenario_file, stderr, BASE};
 
+/// Runs `planner args` and returns stderr after checking exit 2 (invalid input).
+fn input_error(args: &[&str]) -> String {
+    let out = planner(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    err
+}
+
 /// Runs `simulate` on `text` and returns stderr after checking exit 2 and no panic.
 fn rejected(text: &str) -> String {
     let path = scenario_file(text);
-    let out = planner(&["simulate", path.to_str().unwrap()]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let err = input_error(&["simulate", path.to_str().unwrap()]);
     assert!(!err.contains("panicked"), "{err}");
     assert!(
         err.contains(path.to_str().unwrap()),
@@ -130,38 +136,30 @@ fn missing_file_is_invalid_input() {
 #[test]
 fn calibrate_inputs_that_cannot_be_fitted_are_invalid_input() {
     // A runtime the suite does not fit, and a harness CSV missing a column.
-    let out = planner(&[
+    let err = input_error(&[
         "calibrate",
         "--runtime",
         "nope",
         "--from",
         "validation/measurements.csv",
     ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`--runtime` = nope"), "{err}");
     let csv = scenario_file("backend,device\ncpu,x\n").with_extension("csv");
     std::fs::write(&csv, "backend,device\ncpu,x\n").unwrap();
-    let out = planner(&["calibrate", csv.to_str().unwrap()]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = input_error(&["calibrate", csv.to_str().unwrap()]);
     assert!(err.contains("missing field `kernel`"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn catalog_lookups_name_the_command_and_suggest_once() {
-    let out = planner(&["models", "show", "dbrx2"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = input_error(&["models", "show", "dbrx2"]);
     assert!(
         err.contains("`models show`: unknown model `dbrx2` (did you mean dbrx?)"),
         "{err}"
     );
     assert_eq!(err.matches("did you mean").count(), 1, "{err}");
-    let out = planner(&["hardware", "show", "m2-ultra"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = input_error(&["hardware", "show", "m2-ultra"]);
     assert!(
         err.contains("did you mean m2-ultra-60c, m2-ultra-76c"),
         "{err}"
@@ -175,7 +173,7 @@ fn calibrating_an_empty_measurement_file_is_an_input_error() {
         "backend,device,kernel,dtype,m,n,k,bytes,flops,repetitions,median_s,min_s,gb_s,tflops\n",
     );
     let out_toml = path.with_extension("out.toml");
-    let out = planner(&[
+    let err = input_error(&[
         "calibrate",
         path.to_str().unwrap(),
         "--name",
@@ -183,8 +181,6 @@ fn calibrating_an_empty_measurement_file_is_an_input_error() {
         "--out",
         out_toml.to_str().unwrap(),
     ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no measurement rows"), "{err}");
     assert!(!out_toml.exists());
 }
