@@ -10,9 +10,12 @@
 //! `fraction(m) = compute_fraction * m / (m + compute_half_rows)`, where `m` is the
 //! number of token rows. Achievable bandwidth likewise saturates with transfer size:
 //! `fraction(bytes) = bandwidth_fraction * bytes / (bytes + bandwidth_half_bytes)`.
-//! Two optional refinements come from calibration: `compute_half_rows_by_dtype` (the
-//! half point per arithmetic type) and `matvec_bandwidth_fraction` (the share of that
-//! bandwidth a matrix-vector kernel streams weights at).
+//! Optional refinements come from calibration: `compute_half_rows_by_dtype` (the
+//! half point per arithmetic type), `matvec_bandwidth_fraction` (the share of that
+//! bandwidth a matrix-vector kernel streams weights at), `matvec_output_ns` (a
+//! matrix-vector kernel's cost per output element, on top of streaming its weights)
+//! and `[efficiency.bandwidth_by_size]` (a read rate that falls slowly with the
+//! transfer's size, see [`BandwidthBySize`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -154,6 +157,27 @@ pub struct EfficiencyFile {
     /// (1 where not measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matvec_bandwidth_fraction: Option<Sourced<f64>>,
+    /// Time per output element of a matrix-vector kernel (its reduction and store), on
+    /// top of streaming the weights (0 where not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matvec_output_ns: Option<Sourced<f64>>,
+    /// A read rate that depends on the transfer's size (absent: one rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_by_size: Option<BandwidthBySizeFile>,
+}
+
+/// `[efficiency.bandwidth_by_size]`: see [`BandwidthBySize`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandwidthBySizeFile {
+    /// Growth of the time per byte per doubling of the transfer size, as a fraction
+    /// of the time per byte at `to_mb` (negative: the rate rises with size).
+    pub decline_per_doubling: Sourced<f64>,
+    /// Smallest transfer the law spans (smaller ones take its rate at `from_mb`).
+    pub from_mb: Sourced<f64>,
+    /// Largest transfer the law spans, where the rate is `memory.bandwidth_gb_s`
+    /// (larger ones take that rate: the law is not extrapolated).
+    pub to_mb: Sourced<f64>,
 }
 
 /// A validated device.
@@ -203,6 +227,32 @@ pub struct HardwareEfficiency {
     /// Multiplies the achievable bandwidth for matrix-vector products (the
     /// runtime's `matvec_max_rows` regime); 1 where the file does not say.
     pub matvec_bandwidth_fraction: f64,
+    /// Seconds per output element of a matrix-vector product; 0 where not measured.
+    pub matvec_output_s: f64,
+    pub bandwidth_by_size: Option<BandwidthBySize>,
+}
+
+/// A read rate that falls slowly with the transfer's size, as a CPU's does when its
+/// buffers outgrow the caches and the TLB (measured on the development VM: 42 GB/s
+/// at 10-34 MB, 37 at 67-160 MB, 35 at 1 GB). The time per byte at a transfer of `s`
+/// bytes is the time per byte at `to_bytes` times
+/// `1 - decline_per_doubling x log2(to_bytes / s)`, with `s` held within
+/// `[from_bytes, to_bytes]`: each halving below `to_bytes` saves `decline_per_doubling`
+/// of it. Above `to_bytes` (the largest transfer measured) the rate stays at
+/// `memory.bandwidth_gb_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BandwidthBySize {
+    pub decline_per_doubling: f64,
+    pub from_bytes: f64,
+    pub to_bytes: f64,
+}
+
+impl BandwidthBySize {
+    /// Time per byte of an `s`-byte transfer relative to one of `to_bytes`.
+    pub fn time_per_byte_factor(&self, s: f64) -> f64 {
+        let s = s.clamp(self.from_bytes, self.to_bytes);
+        1.0 - self.decline_per_doubling * (self.to_bytes / s).log2()
+    }
 }
 
 impl HardwareEfficiency {
@@ -266,6 +316,50 @@ fn check_spread(file: &str, key: &str, value: f64) -> Result<f64, InputError> {
             "expected a relative spread in [0, 1)",
         ))
     }
+}
+
+/// Validates `[efficiency.bandwidth_by_size]`: a range `0 < from < to`, and a time per
+/// byte that stays positive over it.
+fn bandwidth_by_size(file: &str, b: &BandwidthBySizeFile) -> Result<BandwidthBySize, InputError> {
+    let from_mb = check_positive(
+        file,
+        "efficiency.bandwidth_by_size.from_mb",
+        b.from_mb.value,
+        false,
+    )?;
+    let to_mb = check_positive(
+        file,
+        "efficiency.bandwidth_by_size.to_mb",
+        b.to_mb.value,
+        false,
+    )?;
+    if to_mb <= from_mb {
+        return Err(InputError::invalid(
+            file,
+            "efficiency.bandwidth_by_size.to_mb",
+            to_mb,
+            format!("expected a size above from_mb ({from_mb})"),
+        ));
+    }
+    let law = BandwidthBySize {
+        decline_per_doubling: b.decline_per_doubling.value,
+        from_bytes: from_mb * 1e6,
+        to_bytes: to_mb * 1e6,
+    };
+    let at_from = law.time_per_byte_factor(law.from_bytes);
+    if !law.decline_per_doubling.is_finite() || at_from <= 0.0 {
+        return Err(InputError::invalid(
+            file,
+            "efficiency.bandwidth_by_size.decline_per_doubling",
+            law.decline_per_doubling,
+            format!(
+                "expected a decline below 1 / log2(to_mb / from_mb) = {:.4}, so that the time \
+                 per byte stays positive",
+                1.0 / (to_mb / from_mb).log2()
+            ),
+        ));
+    }
+    Ok(law)
 }
 
 impl Device {
@@ -363,6 +457,16 @@ impl Device {
             matvec_bandwidth_fraction: match &e.matvec_bandwidth_fraction {
                 Some(f) => check_fraction(file, "efficiency.matvec_bandwidth_fraction", f.value)?,
                 None => 1.0,
+            },
+            matvec_output_s: match &e.matvec_output_ns {
+                Some(c) => {
+                    check_positive(file, "efficiency.matvec_output_ns", c.value, true)? * 1e-9
+                }
+                None => 0.0,
+            },
+            bandwidth_by_size: match &e.bandwidth_by_size {
+                Some(b) => Some(bandwidth_by_size(file, b)?),
+                None => None,
             },
         };
         Ok(Device {

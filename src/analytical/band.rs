@@ -45,6 +45,8 @@ fn shifted(scenario: &Scenario, sign: f64) -> Scenario {
             let e = &mut group.device.efficiency;
             e.compute_fraction /= 1.0 + sign * u.compute;
             e.bandwidth_fraction /= 1.0 + sign * u.bandwidth;
+            // Part of the matrix-vector fit, whose spread the bandwidth sd includes.
+            e.matvec_output_s *= 1.0 + sign * u.bandwidth;
             e.dispatch_overhead_s *= 1.0 + sign * u.dispatch;
         }
     }

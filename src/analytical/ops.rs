@@ -103,6 +103,9 @@ pub struct Op {
     pub streams: f64,
     /// Kernels an unfused graph launches for this operation (see [`OpKind::kernels`]).
     pub kernels: f64,
+    /// Output elements of the weight products: token rows times the weight matrices'
+    /// output features (one dot product each; 0 without weights).
+    pub dot_products: f64,
 }
 
 impl Op {
@@ -117,18 +120,27 @@ impl Op {
             rows: 0.0,
             streams: 1.0,
             kernels: kind.kernels(),
+            dot_products: 0.0,
         }
     }
 
     /// A token-parallel matrix multiplication of `tokens` rows through `params` weights
-    /// from `in_width` to `out_width` features.
-    fn matmul(kind: OpKind, tokens: f64, params: f64, in_width: f64, out_width: f64) -> Op {
+    /// from `in_width` to `out_width` features, whose weight matrices have
+    /// `weight_outputs` output features in all.
+    fn matmul(
+        kind: OpKind,
+        tokens: f64,
+        params: f64,
+        (in_width, out_width): (f64, f64),
+        weight_outputs: f64,
+    ) -> Op {
         Op {
             flops: 2.0 * tokens * params,
             weight_params: params,
             dequant_params: params,
             activation_bytes: tokens * (in_width + out_width) * ACTIVATION_BYTES,
             rows: tokens,
+            dot_products: tokens * weight_outputs,
             ..Op::new(kind)
         }
     }
@@ -217,7 +229,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         OpKind::QkvProjection,
         n,
         qkv_params,
-        d,
+        (d, q_width + kv_width),
         q_width + kv_width,
     ));
 
@@ -226,7 +238,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         OpKind::OutputProjection,
         n,
         o_params,
-        v_width,
+        (v_width, d),
         d,
     ));
 
@@ -239,18 +251,26 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 OpKind::Router,
                 n,
                 model.router_params() as f64,
-                d,
+                (d, e),
                 e,
             ));
             let touched = expected_distinct_experts(e, k, n);
             ops.push(routed_experts_op(model, n * k, touched));
             let shared = model.shared_expert_params() as f64;
-            let shared_width = moe
+            let shared_count = f64::from(moe.shared_experts);
+            let one_shared_width = moe
                 .shared_expert_ffn_hidden
-                .unwrap_or(moe.expert_ffn_hidden) as f64
-                * f64::from(moe.shared_experts);
+                .unwrap_or(moe.expert_ffn_hidden) as f64;
+            let shared_width = one_shared_width * shared_count;
             if shared > 0.0 {
-                ops.push(Op::matmul(OpKind::SharedExperts, n, shared, d, d));
+                let outputs = shared_count * ffn_outputs(model, one_shared_width);
+                ops.push(Op::matmul(
+                    OpKind::SharedExperts,
+                    n,
+                    shared,
+                    (d, d),
+                    outputs,
+                ));
             }
             k * f64::from(moe.expert_ffn_hidden) + shared_width
         }
@@ -259,8 +279,8 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 OpKind::Ffn,
                 n,
                 model.dense_ffn_params() as f64,
-                d,
-                d,
+                (d, d),
+                ffn_outputs(model, model.ffn_hidden as f64),
             ));
             model.ffn_hidden as f64
         }
@@ -276,6 +296,14 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         ..Op::new(OpKind::Elementwise)
     });
     ops
+}
+
+/// Output features of one feed-forward block of hidden width `width`: the gate and up
+/// projections (or the up projection alone) to `width`, the down projection to the
+/// model width.
+fn ffn_outputs(model: &Model, width: f64) -> f64 {
+    let up = if model.gated_ffn { 2.0 } else { 1.0 };
+    up * width + model.hidden_size as f64
 }
 
 /// The routed experts one device runs: `picks` (token, expert) pairs over `distinct`
@@ -295,6 +323,7 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
             0.0
         },
         streams: distinct.max(1.0),
+        dot_products: picks * ffn_outputs(model, fe),
         ..Op::new(OpKind::RoutedExperts)
     }
 }
@@ -364,6 +393,7 @@ pub fn head_ops(model: &Model, pass: &Pass, logits_rows: f64) -> Vec<Op> {
             dequant_params: v * d,
             activation_bytes: logits_rows * (d + v) * ACTIVATION_BYTES,
             rows: logits_rows,
+            dot_products: logits_rows * v,
             ..Op::new(OpKind::LmHead)
         },
     ]

@@ -10,6 +10,10 @@
 //!   [`crate::network::LinkModel::all_reduce_time`] picks ring or tree by size.
 //! - Routed experts are split by their FFN width, like a dense FFN: every node runs
 //!   every picked expert, a `1/t` slice of it.
+//! - The matrix-vector output-element cost (`dot_products`, a calibrated CPU term)
+//!   is divided like the weights. That is exact for the column-split matrices; the
+//!   row-split ones (output, down) keep their outputs and shorten their rows, so it
+//!   undercounts those.
 //! - Not split: the router, norms, rotary embedding and residual adds (every node
 //!   runs them on the whole hidden state), and the embedding gather. The LM head is
 //!   split by vocabulary; gathering the logits (a few hundred kB) is not charged.
@@ -42,6 +46,7 @@ pub fn split_op(op: &Op, degree: f64, kv_split: f64) -> Op {
             flops: op.flops / degree,
             weight_params: op.weight_params / degree,
             dequant_params: op.dequant_params / degree,
+            dot_products: op.dot_products / degree,
             ..*op
         },
     }
@@ -172,12 +177,14 @@ mod tests {
             rows: 1.0,
             streams: 1.0,
             kernels: 3.0,
+            dot_products: 2.0,
         };
-        // 8 / 4 = 2 FLOPs, 4 / 4 = 1 weight; activations and rows unchanged.
+        // 8 / 4 = 2 FLOPs, 4 / 4 = 1 weight, 2 / 4 dot products; activations and rows
+        // unchanged.
         let s = split_op(&op, 4.0, 4.0);
         assert_eq!(
-            (s.flops, s.weight_params, s.dequant_params),
-            (2.0, 1.0, 1.0)
+            (s.flops, s.weight_params, s.dequant_params, s.dot_products),
+            (2.0, 1.0, 1.0, 0.5)
         );
         assert_eq!((s.activation_bytes, s.rows), (3.0, 1.0));
         let router = Op {

@@ -12,11 +12,15 @@
 //!   multiplies small batches with matrix-vector kernels (`matvec_max_rows`), those
 //!   run at the vector rate with no tile padding, and stream their weights at the
 //!   device's `matvec_bandwidth_fraction` of the achievable bandwidth (a dot-product
-//!   kernel may stream slower than a plain read; 1 unless calibrated);
+//!   kernel may stream slower than a plain read; 1 unless calibrated), plus the
+//!   device's `matvec_output_ns` per output element (token rows x the weights'
+//!   output features: each dot product's reduction and store; 0 unless calibrated);
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
-//!   `bandwidth_half_bytes / achievable bandwidth`.
+//!   `bandwidth_half_bytes / achievable bandwidth`. Where the device has a
+//!   [`crate::hardware::BandwidthBySize`] law, the time per byte also scales with the
+//!   size of each stream (`bytes / streams`).
 //!
 //! Dispatch overhead is charged per kernel: each operation's kernel count (see
 //! `OpKind::kernels`) times the device's per-kernel dispatch cost times the runtime's
@@ -96,7 +100,10 @@ impl Executor<'_> {
             * 1e9
             * e.bandwidth_fraction
             * self.runtime.bandwidth_fraction;
-        (bytes + streams * e.bandwidth_half_bytes) / rate
+        let per_byte = e
+            .bandwidth_by_size
+            .map_or(1.0, |law| law.time_per_byte_factor(bytes / streams));
+        (bytes * per_byte + streams * e.bandwidth_half_bytes) / rate
     }
 
     /// Vector (non-matrix) FLOP/s, for element-wise work, matrix-vector kernels and
@@ -144,7 +151,8 @@ impl Executor<'_> {
         }
         let mut memory_s = self.memory_time_streams(bytes, op.streams);
         if weight_matvec {
-            memory_s /= self.device.efficiency.matvec_bandwidth_fraction;
+            let e = &self.device.efficiency;
+            memory_s = memory_s / e.matvec_bandwidth_fraction + op.dot_products * e.matvec_output_s;
         }
         OpTime {
             kind: op.kind,
@@ -174,7 +182,10 @@ mod tests {
     /// A bare device: 100 GB/s, no size curve, fp32 10 TFLOPS with half point 8 rows
     /// (fp16: 20 TFLOPS, half point 32), and matrix-vector streams at half the rate.
     fn device() -> Device {
-        let text = r#"
+        Device::from_toml("t", "t.toml", DEVICE).unwrap()
+    }
+
+    const DEVICE: &str = r#"
 name = "t"
 family = "cpu"
 [peak_tflops]
@@ -197,7 +208,22 @@ matvec_bandwidth_fraction = { value = 0.5, source = "t" }
 [efficiency.compute_half_rows_by_dtype]
 fp16 = { value = 32.0, source = "t" }
 "#;
-        Device::from_toml("t", "t.toml", text).unwrap()
+
+    /// The same device with a size law (5% of the time per byte per doubling, from
+    /// 1000/512 MB to 1000 MB) and a matrix-vector cost of 10 ns per output element.
+    fn sized_device(decline: f64) -> Result<Device, crate::error::InputError> {
+        let text = DEVICE.replace(
+            "[efficiency.compute_half_rows_by_dtype]",
+            &format!(
+                "matvec_output_ns = {{ value = 10.0, source = \"t\" }}\n\
+                 [efficiency.bandwidth_by_size]\n\
+                 decline_per_doubling = {{ value = {decline:?}, source = \"t\" }}\n\
+                 from_mb = {{ value = 1.953125, source = \"t\" }}\n\
+                 to_mb = {{ value = 1000.0, source = \"t\" }}\n\
+                 [efficiency.compute_half_rows_by_dtype]"
+            ),
+        );
+        Device::from_toml("t", "t.toml", &text)
     }
 
     fn row(kernel: Kernel, dtype: ComputeDtype, m: u64, bytes: f64, flops: f64) -> MicrobenchRow {
@@ -222,6 +248,64 @@ fp16 = { value = 32.0, source = "t" }
         // A plain read of 1 GB is not a matrix-vector product: 10 ms.
         let t = predict_row(&d, &row(Kernel::Read, ComputeDtype::Fp32, 1, 1e9, 0.0)).unwrap();
         assert!((t - 0.01).abs() < 1e-12, "{t}");
+    }
+
+    #[test]
+    fn the_size_law_scales_the_time_per_byte_within_its_range() {
+        let d = sized_device(0.05).unwrap();
+        let read = |bytes: f64| {
+            predict_row(&d, &row(Kernel::Read, ComputeDtype::Fp32, 1, bytes, 0.0)).unwrap()
+        };
+        // 1 GB = to_mb: the plain rate, 1e9 / 100 GB/s = 10 ms.
+        assert!((read(1e9) - 0.01).abs() < 1e-12);
+        // 125 MB: 3 halvings below 1000 MB, factor 1 - 3 x 0.05 = 0.85: 1.25 ms x 0.85.
+        assert!((read(125e6) - 1.0625e-3).abs() < 1e-12);
+        // 4 GB: above the range, the plain rate (40 ms); 1 MB: below it, the factor at
+        // from_mb, 9 halvings: 1 - 0.45 = 0.55, so 10 us x 0.55.
+        assert!((read(4e9) - 0.04).abs() < 1e-12);
+        assert!((read(1e6) - 5.5e-6).abs() < 1e-15);
+        // Two streams of 125 MB: each at the 125 MB factor, 2.5 ms x 0.85.
+        let rt = RuntimeEfficiency {
+            matvec_max_rows: None,
+            ..crate::calibrate::IDEAL
+        };
+        let format = WeightFormat {
+            id: "f".to_string(),
+            name: "f".to_string(),
+            bits_per_weight: 32.0,
+            compute_dtype: ComputeDtype::Fp32,
+            dequant_ops_per_weight: 0.0,
+            kv_cache: true,
+        };
+        let exec = Executor {
+            device: &d,
+            runtime: rt,
+            weights: &format,
+            kv_cache: &format,
+        };
+        assert!((exec.memory_time_streams(250e6, 2.0) - 2.125e-3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn matrix_vector_products_pay_per_output_element() {
+        // 1000 outputs of a 1 GB gemv: 1 GB at 100 GB/s x 0.5 = 20 ms, plus 1000 x 10 ns.
+        let d = sized_device(0.05).unwrap();
+        let mut gemv = row(Kernel::Gemv, ComputeDtype::Fp32, 1, 1e9, 2e9);
+        gemv.n = 1000;
+        let t = predict_row(&d, &gemv).unwrap();
+        assert!((t - (0.02 + 1e-5)).abs() < 1e-12, "{t}");
+    }
+
+    #[test]
+    fn a_size_law_that_makes_reads_free_is_refused() {
+        // 9 halvings from to_mb to from_mb: a decline of 1/9 or more leaves no time per
+        // byte at from_mb.
+        let err = sized_device(0.12).unwrap_err().to_string();
+        assert!(
+            err.contains("efficiency.bandwidth_by_size.decline_per_doubling"),
+            "{err}"
+        );
+        assert!(sized_device(0.11).is_ok());
     }
 
     #[test]

@@ -5,10 +5,19 @@
 //! Each model is the one the analytical model ([`crate::analytical::timing`]) uses,
 //! written as a time so that it is linear in its coefficients ([`lsq`]):
 //!
-//! - **memory** (`read` rows): `t = a + bytes / B`. `B` is the achievable bandwidth
-//!   and `a B` the transfer size at which a read reaches half of it
-//!   (`bandwidth_half_mb`): the device file's curve `B bytes / (bytes + half)` is the
-//!   same law.
+//! - **memory** (`read` rows): `t = a + (bytes / B) (1 - d log2(S / bytes))`, where
+//!   `S` is the largest read fitted. `B` is the achievable bandwidth of a transfer of
+//!   `S` bytes, `a B` the transfer size at which a read reaches half of it
+//!   (`bandwidth_half_mb`: the device file's curve `B bytes / (bytes + half)` is the
+//!   same law), and `d` how much of the time per byte each halving of the size saves
+//!   (`[efficiency.bandwidth_by_size]`, over the sizes fitted). Linear in `a`, `1/B`
+//!   and `d/B`. Why the third term: on the development VM the read rate rises to 42
+//!   GB/s by 2.5 MB and then falls slowly with the buffer's size (37 GB/s at 67-160 MB,
+//!   35 at 1 GB), which the two-term law cannot follow: it missed the held-out 8.4 MB
+//!   read by +3 to +15% in four runs on a quiet host, and the third term put both
+//!   held-out reads within 7% in each (README, calibration). With fewer than six
+//!   reads, or where the fitted `d` would make the time per byte non-positive at the
+//!   smallest size, the two-term law `t = a + bytes / B` is fitted instead.
 //! - **compute** (`gemm` rows with two or more rows `m`, per data type): the
 //!   planner's roofline `max(flops (m + h) / (P m), memory time)` with the memory
 //!   side from the fit above; `P` and `h` by non-linear least squares ([`roofline`]).
@@ -20,8 +29,15 @@
 //!   formula.
 //! - **matrix-vector** (`gemv` rows): a one-token product is not a GEMM. Engines run
 //!   it as a matrix-vector kernel (the planner's `matvec_max_rows` regime), which
-//!   streams the weights at its own rate: `t = (bytes + half) / (B f)` with the read
-//!   law's `B` and `half`, and `f` (`matvec_bandwidth_fraction`) by least squares.
+//!   streams the weights at its own rate: `t = read(bytes) / f + n c` with the read
+//!   law above, `n` the output elements (rows of the weight matrix), and `f`
+//!   (`matvec_bandwidth_fraction`) and `c` (`matvec_output_ns`) by least squares.
+//!   The `n c` term: a dot-product kernel streams long rows faster than short ones
+//!   (on the development VM, `k` = 8192 and 14336 at 31-33 GB/s, `k` = 3072 and 4096
+//!   at 28.5-30.5), so each output row costs something beyond its bytes (its
+//!   horizontal sum and store). Without it the `4096 x 14336` product was predicted
+//!   8-13% slow in four runs. Where `c` fits at or below zero it is dropped (`f`
+//!   alone).
 //!   Why not one law for both: on the development machine (2-vCPU EPYC) a GEMM's
 //!   time is `flops / P + 2 n k h / P` with `h` about 45 rows (the `gemm` crate packs
 //!   the whole weight matrix on every call, a cost per weight, which is exactly what
@@ -53,7 +69,7 @@ use serde::Serialize;
 use crate::analytical::ops::{Op, OpKind};
 use crate::analytical::timing::Executor;
 use crate::formats::WeightFormat;
-use crate::hardware::{ComputeDtype, Device};
+use crate::hardware::{BandwidthBySize, ComputeDtype, Device};
 use crate::microbench::{Kernel, MicrobenchRow};
 use crate::runtime::RuntimeEfficiency;
 
@@ -131,6 +147,33 @@ impl AffineFit {
     }
 }
 
+/// The read law: `t = a + (bytes / B) x factor(bytes)`, the factor from the size term
+/// where one was fitted (else 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReadFit {
+    /// `a` (`fixed_s`), `B` (`rate`, at the largest size fitted when there is a size
+    /// term), `a B` (`half_x`) and the fit's statistics.
+    pub law: AffineFit,
+    pub by_size: Option<SizeTerm>,
+}
+
+/// The fitted size term of the read law.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SizeTerm {
+    pub law: BandwidthBySize,
+    pub decline_std_error: f64,
+}
+
+impl ReadFit {
+    /// The time the read law predicts for `bytes`.
+    pub fn time(&self, bytes: f64) -> f64 {
+        let factor = self
+            .by_size
+            .map_or(1.0, |t| t.law.time_per_byte_factor(bytes));
+        self.law.fixed_s + bytes * factor / self.law.rate
+    }
+}
+
 /// Achievable compute of one data type: `P m / (m + h)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ComputeFit {
@@ -144,12 +187,15 @@ pub struct ComputeFit {
     pub relative_sd: f64,
 }
 
-/// Matrix-vector weight streaming: `t = (bytes + half) / (B fraction)`.
+/// Matrix-vector weight streaming: `t = read(bytes) / fraction + outputs x output_s`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MatvecFit {
     /// Fraction of the read bandwidth, as fitted (may exceed 1; the profile clamps).
     pub fraction: f64,
     pub fraction_std_error: f64,
+    /// Seconds per output element (0 when it fitted at or below zero and was dropped).
+    pub output_s: f64,
+    pub output_s_std_error: f64,
     pub r_squared: f64,
     pub n_points: usize,
     pub relative_sd: f64,
@@ -164,7 +210,7 @@ pub struct DeviceFits {
     /// `compute_fraction`).
     pub primary_dtype: ComputeDtype,
     /// From `read` rows: the bandwidth the device profile uses.
-    pub bandwidth: AffineFit,
+    pub bandwidth: ReadFit,
     /// `copy` and `triad`, reported for comparison (writes cost more than reads).
     pub other_bandwidth: Vec<(Kernel, AffineFit)>,
     pub compute: Vec<ComputeFit>,
@@ -298,12 +344,7 @@ pub fn fit_device(
     }
     let (read_fit_rows, read_held) = split_held_out(&reads);
     held_out.extend(read_held);
-    let bandwidth = affine_of(
-        &read_fit_rows,
-        |r| r.bytes,
-        |r| r.median_s,
-        "memory bandwidth (read)",
-    )?;
+    let bandwidth = fit_read(&read_fit_rows, &mut notes)?;
 
     let mut other_bandwidth = Vec::new();
     for kernel in [Kernel::Copy, Kernel::Triad] {
@@ -425,11 +466,71 @@ pub fn fit_device(
     })
 }
 
-/// Fits `f` in `t = (bytes + half) / (B f)` to matrix-vector rows, `B` and `half`
-/// from the read law: linear through the origin in `x = (bytes + half) / B`, with
-/// coefficient `1 / f`.
-fn fit_matvec(rows: &[MicrobenchRow], read: &AffineFit) -> Result<MatvecFit, CalibrateError> {
+/// Fewest reads for the three-term law: three coefficients and at least three degrees
+/// of freedom left for their errors.
+const MIN_READS_FOR_SIZE_TERM: usize = 6;
+
+/// Fits the read law (module docs): three terms where there are enough reads and the
+/// size term keeps the time per byte positive, else `t = a + bytes / B`.
+fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, CalibrateError> {
+    let what = "memory bandwidth (read)";
+    let two_term = |notes: &mut Vec<String>, why: Option<String>| {
+        notes.extend(why);
+        affine_of(rows, |r| r.bytes, |r| r.median_s, what).map(|law| ReadFit { law, by_size: None })
+    };
+    let usable: Vec<&MicrobenchRow> = rows
+        .iter()
+        .filter(|r| r.median_s > 0.0 && r.bytes > 0.0)
+        .collect();
+    if usable.len() < MIN_READS_FOR_SIZE_TERM {
+        return two_term(notes, None);
+    }
+    let from = usable.iter().map(|r| r.bytes).fold(f64::INFINITY, f64::min);
+    let to = usable.iter().map(|r| r.bytes).fold(0.0, f64::max);
+    if to <= from {
+        return two_term(notes, None);
+    }
+    let x: Vec<Vec<f64>> = usable
+        .iter()
+        .map(|r| vec![1.0, r.bytes, r.bytes * (to / r.bytes).log2()])
+        .collect();
+    let y: Vec<f64> = usable.iter().map(|r| r.median_s).collect();
+    let fit = lsq::relative_least_squares(&x, &y)
+        .ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?;
+    let law = AffineFit::from_linear(&fit, what)?;
+    // t = a + b bytes + c bytes log2(S / bytes) = a + (bytes / B)(1 - d log2(S / bytes))
+    // with B = 1/b and d = -c/b: d/db = c/b^2, d/dc = -1/b.
+    let (b, c) = (fit.coefficients[1], fit.coefficients[2]);
+    let by_size = BandwidthBySize {
+        decline_per_doubling: -c / b,
+        from_bytes: from,
+        to_bytes: to,
+    };
+    if by_size.time_per_byte_factor(from) <= 0.0 {
+        return two_term(
+            notes,
+            Some(format!(
+                "the read law's size term ({:.3} per doubling) would make reads of {:.2} MB                  take no time per byte: fitted without it",
+                by_size.decline_per_doubling,
+                from / 1e6
+            )),
+        );
+    }
+    Ok(ReadFit {
+        law,
+        by_size: Some(SizeTerm {
+            law: by_size,
+            decline_std_error: fit.std_error_of(&[0.0, c / (b * b), -1.0 / b]),
+        }),
+    })
+}
+
+/// Fits `f` and `c` in `t = read(bytes) / f + outputs x c` to matrix-vector rows:
+/// linear through the origin in `read(bytes)` and `outputs` (`n` of the row), with
+/// coefficients `1 / f` and `c`. Where `c` comes out at or below zero, `f` alone.
+fn fit_matvec(rows: &[MicrobenchRow], read: &ReadFit) -> Result<MatvecFit, CalibrateError> {
     let what = "matrix-vector bandwidth (gemv)";
+    let with_outputs = rows.len() >= 3;
     if rows.len() < 2 {
         return Err(CalibrateError::TooFewPoints {
             what: what.to_string(),
@@ -437,22 +538,48 @@ fn fit_matvec(rows: &[MicrobenchRow], read: &AffineFit) -> Result<MatvecFit, Cal
             need: 2,
         });
     }
-    let x: Vec<Vec<f64>> = rows.iter().map(|r| vec![read.time(r.bytes)]).collect();
     let y: Vec<f64> = rows.iter().map(|r| r.median_s).collect();
-    let fit = lsq::relative_least_squares(&x, &y)
-        .ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?;
-    let c = fit.coefficients[0];
-    if c.is_nan() || c <= 0.0 {
+    let fit_with = |outputs: bool| {
+        let x: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|r| {
+                let mut x = vec![read.time(r.bytes)];
+                if outputs {
+                    x.push(output_elements(r));
+                }
+                x
+            })
+            .collect();
+        lsq::relative_least_squares(&x, &y)
+    };
+    let fit = match with_outputs.then(|| fit_with(true)).flatten() {
+        Some(fit) if fit.coefficients[1] > 0.0 => fit,
+        _ => fit_with(false).ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?,
+    };
+    let inverse = fit.coefficients[0];
+    if inverse.is_nan() || inverse <= 0.0 {
         return Err(CalibrateError::Degenerate(what.to_string()));
     }
+    let has_outputs = fit.coefficients.len() == 2;
     Ok(MatvecFit {
-        fraction: 1.0 / c,
-        // d(1/c)/dc = -1/c^2.
-        fraction_std_error: fit.std_error(0) / (c * c),
+        fraction: 1.0 / inverse,
+        // d(1/x)/dx = -1/x^2.
+        fraction_std_error: fit.std_error(0) / (inverse * inverse),
+        output_s: if has_outputs {
+            fit.coefficients[1]
+        } else {
+            0.0
+        },
+        output_s_std_error: if has_outputs { fit.std_error(1) } else { 0.0 },
         r_squared: fit.r_squared,
         n_points: fit.n_points,
         relative_sd: fit.relative_residual_sd,
     })
+}
+
+/// Output elements of a `gemm` or `gemv` row: `m` token rows times `n` outputs.
+fn output_elements(row: &MicrobenchRow) -> f64 {
+    (row.m.max(1) * row.n) as f64
 }
 
 /// Fits a link from `tcp_pingpong` (and, when present, `tcp_stream`) rows.
@@ -494,7 +621,7 @@ pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
 /// The fitted parameters as a flat list (the JSON `fits` array).
 pub fn device_fit_list(fits: &DeviceFits) -> Vec<Fit> {
     let mut list = Vec::new();
-    let bw = &fits.bandwidth;
+    let bw = &fits.bandwidth.law;
     list.push(Fit {
         parameter: "memory.bandwidth_gb_s".to_string(),
         value: bw.rate / 1e9,
@@ -509,6 +636,15 @@ pub fn device_fit_list(fits: &DeviceFits) -> Vec<Fit> {
         r_squared: bw.r_squared,
         n_points: bw.n_points,
     });
+    if let Some(term) = &fits.bandwidth.by_size {
+        list.push(Fit {
+            parameter: "efficiency.bandwidth_by_size.decline_per_doubling".to_string(),
+            value: term.law.decline_per_doubling,
+            std_error: term.decline_std_error,
+            r_squared: bw.r_squared,
+            n_points: bw.n_points,
+        });
+    }
     for (kernel, fit) in &fits.other_bandwidth {
         list.push(Fit {
             parameter: format!("memory.{}_bandwidth_gb_s", kernel.name()),
@@ -539,6 +675,13 @@ pub fn device_fit_list(fits: &DeviceFits) -> Vec<Fit> {
             parameter: "efficiency.matvec_bandwidth_fraction".to_string(),
             value: mv.fraction,
             std_error: mv.fraction_std_error,
+            r_squared: mv.r_squared,
+            n_points: mv.n_points,
+        });
+        list.push(Fit {
+            parameter: "efficiency.matvec_output_ns".to_string(),
+            value: mv.output_s * 1e9,
+            std_error: mv.output_s_std_error * 1e9,
             r_squared: mv.r_squared,
             n_points: mv.n_points,
         });
@@ -588,7 +731,7 @@ pub fn link_fit_list(fits: &LinkFits) -> Vec<Fit> {
 }
 
 /// The runtime of the bare hardware: no software loss, no overheads.
-const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
+pub(crate) const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     compute_fraction: 1.0,
     bandwidth_fraction: 1.0,
     attention_fraction: 1.0,
@@ -638,6 +781,7 @@ pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
                 rows: row.m.max(1) as f64,
                 streams: 1.0,
                 kernels: 1.0,
+                dot_products: output_elements(row),
             };
             Some(exec.time(&op).time_s)
         }
@@ -734,9 +878,13 @@ mod tests {
     fn synthetic_device_parameters_are_recovered() {
         let fits = fit_device(&synthetic(), None).unwrap();
         // Bandwidth 10 GB/s; half = 20 us x 10 GB/s = 200 kB.
-        assert!((fits.bandwidth.rate - 10e9).abs() < 1e-3 * 10e9);
-        assert!((fits.bandwidth.half_x - 200e3).abs() < 1e-3 * 200e3);
-        assert!(fits.bandwidth.r_squared > 0.999_999);
+        let read = &fits.bandwidth;
+        assert!((read.law.rate - 10e9).abs() < 1e-3 * 10e9);
+        assert!((read.law.half_x - 200e3).abs() < 1e-3 * 200e3);
+        assert!(read.law.r_squared > 0.999_999);
+        // One rate at every size: the size term comes out at zero.
+        let term = read.by_size.expect("13 reads fit the three-term law");
+        assert!(term.law.decline_per_doubling.abs() < 1e-6, "{term:?}");
         // Compute 100 GFLOP/s = 0.1 TFLOPS, half rows 4 (m = 1 and 4 are memory-bound:
         // e.g. m = 1 on 4096 x 4096 moves 67 MB, 6.7 ms, while its 33.6 MFLOP take
         // 1.7 ms at 100 x 1/5 GFLOP/s).

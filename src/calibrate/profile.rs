@@ -13,8 +13,8 @@ use std::fmt::Write;
 
 use super::{CalibrateError, DeviceFits, LinkFits};
 use crate::hardware::{
-    ComputeDtype, Device, DeviceFile, EfficiencyFile, LinkFile, MemoryFile, MemoryVariantFile,
-    PowerFile, Transport, UncertaintyFile,
+    BandwidthBySizeFile, ComputeDtype, Device, DeviceFile, EfficiencyFile, LinkFile, MemoryFile,
+    MemoryVariantFile, PowerFile, Transport, UncertaintyFile,
 };
 use crate::sourced::Sourced;
 
@@ -70,7 +70,7 @@ pub fn device_file(
             round_sig(se, 2)
         )
     };
-    let bw = &fits.bandwidth;
+    let bw = &fits.bandwidth.law;
     let bw_gb_s = bw.rate / 1e9;
     let bw_stats = stats(bw.rate_std_error / 1e9, "GB/s", bw.r_squared, bw.n_points);
     let primary = fits
@@ -111,13 +111,34 @@ pub fn device_file(
             )
         })
         .collect();
+    let read_law = match fits.bandwidth.by_size {
+        Some(_) => "t = a + (bytes/B)(1 - d log2(S/bytes)), S the largest read fitted",
+        None => "t = a + bytes/B",
+    };
     let half_mb = sourced(
         bw.half_x / 1e6,
         format!(
-            "{prov}: read sweep, t = a + bytes/B, half = aB, {}",
+            "{prov}: read sweep, {read_law}, half = aB, {}",
             stats(bw.half_x_std_error / 1e6, "MB", bw.r_squared, bw.n_points)
         ),
     );
+    let bandwidth_by_size = fits.bandwidth.by_size.map(|term| {
+        let range = |bytes: f64, end: &str| Sourced {
+            value: bytes / 1e6,
+            source: format!("{prov}: the {end} read fitted"),
+        };
+        BandwidthBySizeFile {
+            decline_per_doubling: sourced(
+                term.law.decline_per_doubling,
+                format!(
+                    "{prov}: read sweep, {read_law}, d per halving below S, {}",
+                    stats(term.decline_std_error, "", bw.r_squared, bw.n_points)
+                ),
+            ),
+            from_mb: range(term.law.from_bytes, "smallest"),
+            to_mb: range(term.law.to_bytes, "largest"),
+        }
+    });
     let mut matvec_note = None;
     let matvec = fits.matvec.map(|mv| {
         if mv.fraction > 1.0 {
@@ -130,10 +151,21 @@ pub fn device_file(
         sourced(
             mv.fraction.min(1.0),
             format!(
-                "{prov}: gemv rows, t = (bytes + half) / (B f) with the read law's B and half, {}",
+                "{prov}: gemv rows, t = read(bytes) / f + n c with the read law, {}",
                 stats(mv.fraction_std_error, "", mv.r_squared, mv.n_points)
             ),
         )
+    });
+    let matvec_output = fits.matvec.and_then(|mv| {
+        (mv.output_s > 0.0).then(|| {
+            sourced(
+                mv.output_s * 1e9,
+                format!(
+                    "{prov}: gemv rows, t = read(bytes) / f + n c, c per output row, {}",
+                    stats(mv.output_s_std_error * 1e9, "ns", mv.r_squared, mv.n_points)
+                ),
+            )
+        })
     });
     let dispatch = match &fits.dispatch {
         Some(d) => sourced(
@@ -243,6 +275,8 @@ pub fn device_file(
                 bandwidth_half_mb: half_mb,
                 dispatch_overhead_us: dispatch,
                 matvec_bandwidth_fraction: matvec,
+                matvec_output_ns: matvec_output,
+                bandwidth_by_size,
             },
             rental_usd_per_hour: base_file.rental_usd_per_hour.clone(),
             uncertainty: Some(uncertainty),
@@ -356,6 +390,8 @@ pub fn device_file(
             bandwidth_half_mb: half_mb,
             dispatch_overhead_us: dispatch,
             matvec_bandwidth_fraction: matvec,
+            matvec_output_ns: matvec_output,
+            bandwidth_by_size,
         },
         rental_usd_per_hour: None,
         uncertainty: Some(uncertainty),
@@ -470,11 +506,20 @@ pub fn device_toml(file: &DeviceFile, header: &str) -> String {
     if let Some(f) = &e.matvec_bandwidth_fraction {
         sourced_line(&mut s, "matvec_bandwidth_fraction", f);
     }
+    if let Some(c) = &e.matvec_output_ns {
+        sourced_line(&mut s, "matvec_output_ns", c);
+    }
     if !e.compute_half_rows_by_dtype.is_empty() {
         let _ = writeln!(s, "\n[efficiency.compute_half_rows_by_dtype]");
         for (dtype, half) in &e.compute_half_rows_by_dtype {
             sourced_line(&mut s, dtype.name(), half);
         }
+    }
+    if let Some(b) = &e.bandwidth_by_size {
+        let _ = writeln!(s, "\n[efficiency.bandwidth_by_size]");
+        sourced_line(&mut s, "decline_per_doubling", &b.decline_per_doubling);
+        sourced_line(&mut s, "from_mb", &b.from_mb);
+        sourced_line(&mut s, "to_mb", &b.to_mb);
     }
     if let Some(u) = &file.uncertainty {
         let _ = writeln!(s, "\n[uncertainty]");

@@ -8,13 +8,18 @@ use planner::Scenario;
 
 use crate::common::{catalog, planner, repo, scenario_file, stderr, stdout};
 
-/// A device whose reads take 20 us + bytes / 25 GB/s, whose GEMMs follow the roofline
-/// with 400 GFLOP/s x m / (m + 8) (fp32) and 800 x m / (m + 16) (fp16), whose
-/// matrix-vector kernel streams at 0.8 x the read law, and whose dispatches cost 10 us
-/// each.
+/// A device whose reads take 20 us + (bytes / 25 GB/s) (1 - 0.03 log2(2^32 / bytes))
+/// (25 GB/s at 4 GiB, the largest read, and 3% less time per byte for each halving
+/// below it), whose GEMMs follow the roofline with 400 GFLOP/s x m / (m + 8) (fp32)
+/// and 800 x m / (m + 16) (fp16), whose matrix-vector kernel streams at 0.8 x the read
+/// law and spends 50 ns per output row, and whose dispatches cost 10 us each.
 fn synthetic_rows() -> Vec<MicrobenchRow> {
     let mut rows = vec![MicrobenchRow::memory_capacity("cpu", "synthetic", 64e9)];
-    let memory = |bytes: f64| 20e-6 + bytes / 25e9;
+    let largest = 2f64.powi(32);
+    let memory = |bytes: f64| {
+        let s = bytes.clamp(2f64.powi(20), largest);
+        20e-6 + bytes / 25e9 * (1.0 - 0.03 * (largest / s).log2())
+    };
     for e in 20..=32 {
         let bytes = 2f64.powi(e);
         rows.push(MicrobenchRow::timed(
@@ -54,6 +59,8 @@ fn synthetic_rows() -> Vec<MicrobenchRow> {
     for (n, k) in [
         (3072u64, 3072u64),
         (4096, 4096),
+        (6144, 4096),
+        (3072, 8192),
         (14336, 4096),
         (4096, 14336),
     ] {
@@ -66,7 +73,7 @@ fn synthetic_rows() -> Vec<MicrobenchRow> {
             [1, n, k],
             bytes,
             2.0 * (n * k) as f64,
-            &[memory(bytes) / 0.8],
+            &[memory(bytes) / 0.8 + n as f64 * 50e-9],
         ));
     }
     for launches in [1u64, 4, 16, 64, 256, 1024] {
@@ -114,7 +121,14 @@ fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    // Bandwidth 25 GB/s; half = 20 us x 25 GB/s = 500 kB = 0.5 MB; exact data: R^2 1.
+    // Bandwidth 25 GB/s (at 4 GiB, the largest read fitted: sizes 2^20..2^32 with
+    // 2^23, 2^27 and 2^31 held out); half = 20 us x 25 GB/s = 500 kB = 0.5 MB; the
+    // size term 0.03 per doubling; exact data: R^2 1.
+    let decline = fit(&json, "efficiency.bandwidth_by_size.decline_per_doubling");
+    assert!(
+        (decline["value"].as_f64().unwrap() - 0.03).abs() < 1e-9,
+        "{decline}"
+    );
     let bw = fit(&json, "memory.bandwidth_gb_s");
     assert!((bw["value"].as_f64().unwrap() - 25.0).abs() < 1e-6, "{bw}");
     assert!(bw["r_squared"].as_f64().unwrap() > 0.999_999);
@@ -148,11 +162,17 @@ fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
         (rows16["value"].as_f64().unwrap() - 16.0).abs() < 0.1,
         "{rows16}"
     );
-    // The gemv rows take 1 / 0.8 of the read law's time: fraction 0.8, exactly.
+    // The gemv rows take 1 / 0.8 of the read law's time plus 50 ns per output row:
+    // fraction 0.8 and 50 ns, exactly (6 shapes, the 4th by shape held out).
     let matvec = fit(&json, "efficiency.matvec_bandwidth_fraction");
     assert!(
         (matvec["value"].as_f64().unwrap() - 0.8).abs() < 1e-9,
         "{matvec}"
+    );
+    let output = fit(&json, "efficiency.matvec_output_ns");
+    assert!(
+        (output["value"].as_f64().unwrap() - 50.0).abs() < 1e-6,
+        "{output}"
     );
     // One-row GEMMs are in no fit and come back as a separate comparison: 21 per type
     // of which the 3 one-row shapes per type are set aside.
@@ -174,6 +194,17 @@ fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
     assert_eq!(device.family, "cpu");
     assert!((device.memory_bandwidth_gb_s - 25.0).abs() < 1e-9);
     assert!((device.efficiency.matvec_bandwidth_fraction - 0.8).abs() < 1e-3);
+    assert!((device.efficiency.matvec_output_s - 50e-9).abs() < 1e-12);
+    let law = device.efficiency.bandwidth_by_size.unwrap();
+    // The range is the reads fitted, written unrounded.
+    assert!(
+        (law.from_bytes / 2f64.powi(20) - 1.0).abs() < 1e-12,
+        "{law:?}"
+    );
+    assert!(
+        (law.to_bytes / 2f64.powi(32) - 1.0).abs() < 1e-12,
+        "{law:?}"
+    );
     // fp32 is the CPU's primary type (compute_half_rows); fp16's own half point is
     // listed per type and is what the timing uses for fp16.
     assert!((device.efficiency.compute_half_rows - 8.0).abs() < 0.05);
@@ -358,4 +389,32 @@ fn llama_bench_output_fits_a_runtime_profile_that_scenarios_can_use() {
     let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let rate = j["decode_tokens_per_s"].as_f64().unwrap();
     assert!((rate / 41.02 - 1.0).abs() < 0.10, "{rate}");
+}
+
+#[test]
+fn the_committed_cpu_profile_is_what_calibrate_writes_from_the_committed_csv() {
+    // hardware/local-cpu.toml says it was fitted from harness/results/dev-vm/cpu-quick.csv
+    // by the command in its first line; run that command again (writing elsewhere) and
+    // compare, with the output path put back.
+    let name = "AMD EPYC, 2 vCPU KVM guest (the project's development VM), calibrated";
+    let out = scenario_file("").with_file_name("local-cpu.toml");
+    let o = planner(&[
+        "calibrate",
+        "harness/results/dev-vm/cpu-quick.csv",
+        "--name",
+        name,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&out)
+        .unwrap()
+        .replace(out.to_str().unwrap(), "hardware/local-cpu.toml");
+    let committed = std::fs::read_to_string(repo().join("hardware/local-cpu.toml")).unwrap();
+    assert!(
+        written == committed,
+        "hardware/local-cpu.toml differs from what `planner calibrate \
+         harness/results/dev-vm/cpu-quick.csv --name '{name}' --out hardware/local-cpu.toml` \
+         writes: regenerate it with that command"
+    );
 }
