@@ -403,7 +403,14 @@ mod tests {
         fn max_gemm_flops(&self, _: bool) -> f64 {
             f64::INFINITY
         }
-        fn gemm(&mut self, _: ComputeDtype, m: u64, _: u64, _: u64, _: &Policy) -> Result<Vec<f64>> {
+        fn gemm(
+            &mut self,
+            _: ComputeDtype,
+            m: u64,
+            _: u64,
+            _: u64,
+            _: &Policy,
+        ) -> Result<Vec<f64>> {
             if m == 8 && self.slow_calls_left > 0 {
                 self.slow_calls_left -= 1;
                 return Ok(vec![3.0]);
