@@ -271,6 +271,13 @@ impl Model {
         }
     }
 
+    /// Output features of one feed-forward block of hidden width `width`: the gate and
+    /// up projections (or the up projection alone) to `width`, the down projection to
+    /// the model width.
+    pub fn ffn_output_features(&self, width: u64) -> u64 {
+        (self.ffn_matrices() - 1) * width + self.hidden_size
+    }
+
     /// Weights of one dense FFN.
     pub fn dense_ffn_params(&self) -> u64 {
         self.ffn_matrices() * self.hidden_size * self.ffn_hidden

@@ -273,11 +273,11 @@ fn run_pass(
 ) -> Result<Vec<Measured>> {
     let wanted = |k: Kernel| plan.kernels.is_empty() || plan.kernels.contains(&k);
     let mut position = 0usize;
-    // The next row's position, and whether this pass times it.
+    // The next row's position, where this pass times it.
     let mut next = || {
         let index = position;
         position += 1;
-        (index, only.is_none_or(|set| set.contains(&index)))
+        only.is_none_or(|set| set.contains(&index)).then_some(index)
     };
     let mut out = Vec::new();
     for kernel in [Kernel::Read, Kernel::Copy, Kernel::Triad] {
@@ -286,10 +286,9 @@ fn run_pass(
         }
         // Largest first, so buffers are allocated once.
         for &bytes in plan.stream_bytes.iter().rev() {
-            let (index, take) = next();
-            if !take {
+            let Some(index) = next() else {
                 continue;
-            }
+            };
             let timed = backend.stream(kernel, bytes, policy)?;
             out.push(Measured {
                 index,
@@ -308,10 +307,9 @@ fn run_pass(
         .iter()
         .filter(|_| wanted(Kernel::Dispatch))
     {
-        let (index, take) = next();
-        if !take {
+        let Some(index) = next() else {
             continue;
-        }
+        };
         out.push(Measured {
             index,
             kernel: Kernel::Dispatch,
@@ -336,10 +334,9 @@ fn run_pass(
                 if flops > max_flops {
                     continue;
                 }
-                let (index, take) = next();
-                if !take {
+                let Some(index) = next() else {
                     continue;
-                }
+                };
                 out.push(Measured {
                     index,
                     kernel: Kernel::Gemm,
@@ -355,10 +352,9 @@ fn run_pass(
     }
     for shape in plan.gemv_shapes.iter().filter(|_| wanted(Kernel::Gemv)) {
         let dtype = ComputeDtype::Fp32;
-        let (index, take) = next();
-        if !take {
+        let Some(index) = next() else {
             continue;
-        }
+        };
         out.push(Measured {
             index,
             kernel: Kernel::Gemv,

@@ -258,12 +258,13 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
             ops.push(routed_experts_op(model, n * k, touched));
             let shared = model.shared_expert_params() as f64;
             let shared_count = f64::from(moe.shared_experts);
-            let one_shared_width = moe
-                .shared_expert_ffn_hidden
-                .unwrap_or(moe.expert_ffn_hidden) as f64;
-            let shared_width = one_shared_width * shared_count;
+            let one_shared_width = u64::from(
+                moe.shared_expert_ffn_hidden
+                    .unwrap_or(moe.expert_ffn_hidden),
+            );
+            let shared_width = one_shared_width as f64 * shared_count;
             if shared > 0.0 {
-                let outputs = shared_count * ffn_outputs(model, one_shared_width);
+                let outputs = shared_count * model.ffn_output_features(one_shared_width) as f64;
                 ops.push(Op::matmul(
                     OpKind::SharedExperts,
                     n,
@@ -280,7 +281,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
                 n,
                 model.dense_ffn_params() as f64,
                 (d, d),
-                ffn_outputs(model, model.ffn_hidden as f64),
+                model.ffn_output_features(model.ffn_hidden) as f64,
             ));
             model.ffn_hidden as f64
         }
@@ -298,32 +299,24 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
     ops
 }
 
-/// Output features of one feed-forward block of hidden width `width`: the gate and up
-/// projections (or the up projection alone) to `width`, the down projection to the
-/// model width.
-fn ffn_outputs(model: &Model, width: f64) -> f64 {
-    let up = if model.gated_ffn { 2.0 } else { 1.0 };
-    up * width + model.hidden_size as f64
-}
-
 /// The routed experts one device runs: `picks` (token, expert) pairs over `distinct`
 /// experts, each pick a GLU (or two-matrix) FFN of one token through one expert.
 pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
     let expert = model.expert_params() as f64;
     let d = model.hidden_size as f64;
-    let fe = model.moe.map_or(0.0, |m| f64::from(m.expert_ffn_hidden));
+    let fe = model.moe.map_or(0, |m| u64::from(m.expert_ffn_hidden));
     Op {
         flops: 2.0 * picks * expert,
         weight_params: distinct * expert,
         dequant_params: distinct * expert,
-        activation_bytes: picks * (2.0 * d + fe) * ACTIVATION_BYTES,
+        activation_bytes: picks * (2.0 * d + fe as f64) * ACTIVATION_BYTES,
         rows: if distinct > 0.0 {
             picks / distinct
         } else {
             0.0
         },
         streams: distinct.max(1.0),
-        dot_products: picks * ffn_outputs(model, fe),
+        dot_products: picks * model.ffn_output_features(fe) as f64,
         ..Op::new(OpKind::RoutedExperts)
     }
 }

@@ -176,7 +176,7 @@ impl Executor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibrate::predict_row;
+    use crate::calibrate::{predict_row, row_executor, row_format};
     use crate::microbench::{Kernel, MicrobenchRow};
 
     /// A bare device: 100 GB/s, no size curve, fp32 10 TFLOPS with half point 8 rows
@@ -265,24 +265,8 @@ fp16 = { value = 32.0, source = "t" }
         assert!((read(4e9) - 0.04).abs() < 1e-12);
         assert!((read(1e6) - 5.5e-6).abs() < 1e-15);
         // Two streams of 125 MB: each at the 125 MB factor, 2.5 ms x 0.85.
-        let rt = RuntimeEfficiency {
-            matvec_max_rows: None,
-            ..crate::calibrate::IDEAL
-        };
-        let format = WeightFormat {
-            id: "f".to_string(),
-            name: "f".to_string(),
-            bits_per_weight: 32.0,
-            compute_dtype: ComputeDtype::Fp32,
-            dequant_ops_per_weight: 0.0,
-            kv_cache: true,
-        };
-        let exec = Executor {
-            device: &d,
-            runtime: rt,
-            weights: &format,
-            kv_cache: &format,
-        };
+        let format = row_format(ComputeDtype::Fp32);
+        let exec = row_executor(&d, &format);
         assert!((exec.memory_time_streams(250e6, 2.0) - 2.125e-3).abs() < 1e-12);
     }
 

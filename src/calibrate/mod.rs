@@ -474,21 +474,17 @@ const MIN_READS_FOR_SIZE_TERM: usize = 6;
 /// size term keeps the time per byte positive, else `t = a + bytes / B`.
 fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, CalibrateError> {
     let what = "memory bandwidth (read)";
-    let two_term = |notes: &mut Vec<String>, why: Option<String>| {
-        notes.extend(why);
+    let two_term = || {
         affine_of(rows, |r| r.bytes, |r| r.median_s, what).map(|law| ReadFit { law, by_size: None })
     };
     let usable: Vec<&MicrobenchRow> = rows
         .iter()
         .filter(|r| r.median_s > 0.0 && r.bytes > 0.0)
         .collect();
-    if usable.len() < MIN_READS_FOR_SIZE_TERM {
-        return two_term(notes, None);
-    }
     let from = usable.iter().map(|r| r.bytes).fold(f64::INFINITY, f64::min);
     let to = usable.iter().map(|r| r.bytes).fold(0.0, f64::max);
-    if to <= from {
-        return two_term(notes, None);
+    if usable.len() < MIN_READS_FOR_SIZE_TERM || to <= from {
+        return two_term();
     }
     let x: Vec<Vec<f64>> = usable
         .iter()
@@ -507,14 +503,13 @@ fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, 
         to_bytes: to,
     };
     if by_size.time_per_byte_factor(from) <= 0.0 {
-        return two_term(
-            notes,
-            Some(format!(
-                "the read law's size term ({:.3} per doubling) would make reads of {:.2} MB                  take no time per byte: fitted without it",
-                by_size.decline_per_doubling,
-                from / 1e6
-            )),
-        );
+        notes.push(format!(
+            "the read law's size term ({:.3} per doubling) would make reads of {:.2} MB take \
+             no time per byte: fitted without it",
+            by_size.decline_per_doubling,
+            from / 1e6
+        ));
+        return two_term();
     }
     Ok(ReadFit {
         law,
@@ -530,7 +525,6 @@ fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, 
 /// coefficients `1 / f` and `c`. Where `c` comes out at or below zero, `f` alone.
 fn fit_matvec(rows: &[MicrobenchRow], read: &ReadFit) -> Result<MatvecFit, CalibrateError> {
     let what = "matrix-vector bandwidth (gemv)";
-    let with_outputs = rows.len() >= 3;
     if rows.len() < 2 {
         return Err(CalibrateError::TooFewPoints {
             what: what.to_string(),
@@ -552,7 +546,8 @@ fn fit_matvec(rows: &[MicrobenchRow], read: &ReadFit) -> Result<MatvecFit, Calib
             .collect();
         lsq::relative_least_squares(&x, &y)
     };
-    let fit = match with_outputs.then(|| fit_with(true)).flatten() {
+    // With two rows the two-coefficient fit has no degrees of freedom: `None`.
+    let fit = match fit_with(true) {
         Some(fit) if fit.coefficients[1] > 0.0 => fit,
         _ => fit_with(false).ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?,
     };
@@ -560,17 +555,16 @@ fn fit_matvec(rows: &[MicrobenchRow], read: &ReadFit) -> Result<MatvecFit, Calib
     if inverse.is_nan() || inverse <= 0.0 {
         return Err(CalibrateError::Degenerate(what.to_string()));
     }
-    let has_outputs = fit.coefficients.len() == 2;
+    let (output_s, output_s_std_error) = match fit.coefficients.get(1) {
+        Some(c) => (*c, fit.std_error(1)),
+        None => (0.0, 0.0),
+    };
     Ok(MatvecFit {
         fraction: 1.0 / inverse,
         // d(1/x)/dx = -1/x^2.
         fraction_std_error: fit.std_error(0) / (inverse * inverse),
-        output_s: if has_outputs {
-            fit.coefficients[1]
-        } else {
-            0.0
-        },
-        output_s_std_error: if has_outputs { fit.std_error(1) } else { 0.0 },
+        output_s,
+        output_s_std_error,
         r_squared: fit.r_squared,
         n_points: fit.n_points,
         relative_sd: fit.relative_residual_sd,
@@ -731,7 +725,7 @@ pub fn link_fit_list(fits: &LinkFits) -> Vec<Fit> {
 }
 
 /// The runtime of the bare hardware: no software loss, no overheads.
-pub(crate) const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
+const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     compute_fraction: 1.0,
     bandwidth_fraction: 1.0,
     attention_fraction: 1.0,
@@ -744,31 +738,41 @@ pub(crate) const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     overlap_fraction: 1.0,
 };
 
-/// The planner's time for a microbenchmark row on `device`: `max(compute, memory)` for
-/// GEMM and GEMV (one-row products as matrix-vector kernels, as the planner-harness
-/// runtime's `matvec_max_rows = 1` has them), the memory time for reads; `None` for
-/// other kernels.
-pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
-    // The row as one operation of the planner: its bytes as weights of a 4-byte
-    // format (so the operation moves exactly the row's bytes) computed in the row's
-    // data type. Only the timing reads the formats.
-    let format = WeightFormat {
+/// A 4-byte weight format computed in `dtype`: a microbenchmark row's bytes as weights
+/// of it, so that one operation moves exactly the row's bytes. Only the timing reads it.
+pub(crate) fn row_format(dtype: ComputeDtype) -> WeightFormat {
+    WeightFormat {
         id: "row".to_string(),
         name: "row".to_string(),
         bits_per_weight: 32.0,
-        compute_dtype: row.dtype.unwrap_or(ComputeDtype::Fp32),
+        compute_dtype: dtype,
         dequant_ops_per_weight: 0.0,
         kv_cache: true,
-    };
-    let exec = Executor {
+    }
+}
+
+/// The bare hardware (no software loss, no overheads) running one-row products as
+/// matrix-vector kernels, as the planner-harness runtime's `matvec_max_rows = 1` has
+/// them, with weights and KV cache in `format`.
+pub(crate) fn row_executor<'a>(device: &'a Device, format: &'a WeightFormat) -> Executor<'a> {
+    Executor {
         device,
         runtime: RuntimeEfficiency {
             matvec_max_rows: Some(1.0),
             ..IDEAL
         },
-        weights: &format,
-        kv_cache: &format,
-    };
+        weights: format,
+        kv_cache: format,
+    }
+}
+
+/// The planner's time for a microbenchmark row on `device` ([`row_executor`]):
+/// `max(compute, memory)` for GEMM and GEMV, the memory time for reads; `None` for
+/// other kernels.
+pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
+    // The row as one operation of the planner, computed in the row's data type.
+    let format = row_format(row.dtype.unwrap_or(ComputeDtype::Fp32));
+    let exec = row_executor(device, &format);
     match row.kernel {
         Kernel::Gemm | Kernel::Gemv => {
             let op = Op {
