@@ -13,7 +13,10 @@
 //!   kernels an unfused graph would launch (fusion and CUDA graphs hide most of it);
 //! - `per_step_overhead_us`: fixed host time per forward pass (graph build, sampling,
 //!   scheduling, synchronisation);
-//! - `reserve_gb`: memory the runtime keeps for its own buffers.
+//! - `reserve_gb`: memory the runtime keeps for its own buffers;
+//! - `matvec_max_rows`, `matvec_rows_per_pass` (from the stack's source code, not
+//!   fitted): up to how many token rows the stack multiplies with matrix-vector
+//!   kernels, and how many of those rows one pass over the weights serves.
 //!
 //! The `ideal` profile has every fraction 1, no host overhead and no reserve: the
 //! hardware's calibrated limits.
@@ -69,6 +72,12 @@ pub struct RuntimeFamilyFile {
     /// above it, with tiled GEMM kernels.
     #[serde(default)]
     pub matvec_max_rows: Option<Sourced<f64>>,
+    /// At most this many token rows share one pass of a matrix-vector kernel over the
+    /// weights; more rows (up to `matvec_max_rows`) read the weights
+    /// `ceil(rows / matvec_rows_per_pass)` times. Absent: every row of the regime in
+    /// one pass.
+    #[serde(default)]
+    pub matvec_rows_per_pass: Option<Sourced<f64>>,
     /// How much of the shorter of an operation's compute and memory time hides behind
     /// the longer: 1 is the roofline's max(), 0 their sum. Absent: 1.
     #[serde(default)]
@@ -87,6 +96,7 @@ pub struct RuntimeEfficiency {
     pub quantized_compute_dtype: Option<ComputeDtype>,
     pub gemm_half_rows: Option<f64>,
     pub matvec_max_rows: Option<f64>,
+    pub matvec_rows_per_pass: Option<f64>,
     pub overlap_fraction: f64,
 }
 
@@ -143,6 +153,21 @@ impl Runtime {
                     reserve_gb: check_positive(file, &key("reserve_gb"), f.reserve_gb.value, true)?,
                     quantized_compute_dtype: f.quantized_compute_dtype.as_ref().map(|d| d.value),
                     matvec_max_rows: f.matvec_max_rows.as_ref().map(|m| m.value.max(0.0)),
+                    matvec_rows_per_pass: match &f.matvec_rows_per_pass {
+                        Some(r) if r.value >= 1.0 => Some(r.value),
+                        Some(r) => {
+                            return Err(InputError::InvalidValue {
+                                origin: Origin {
+                                    file: file.to_string(),
+                                    location: None,
+                                },
+                                key: key("matvec_rows_per_pass"),
+                                value: r.value.to_string(),
+                                expected: "expected at least 1 token row per pass".to_string(),
+                            })
+                        }
+                        None => None,
+                    },
                     overlap_fraction: match &f.overlap_fraction {
                         Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
                         Some(o) => {
@@ -191,5 +216,42 @@ impl Runtime {
         self.families
             .get(family)
             .or_else(|| self.families.get("default"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(rows_per_pass: f64) -> Result<Runtime, InputError> {
+        let text = format!(
+            r#"
+name = "t"
+source = "t"
+default_max_batch = 4
+[families.apple]
+compute_fraction = {{ value = 1.0, source = "t" }}
+bandwidth_fraction = {{ value = 1.0, source = "t" }}
+attention_fraction = {{ value = 1.0, source = "t" }}
+dispatch_scale = {{ value = 1.0, source = "t" }}
+per_step_overhead_us = {{ value = 0.0, source = "t" }}
+reserve_gb = {{ value = 0.0, source = "t" }}
+matvec_max_rows = {{ value = 8.0, source = "t" }}
+matvec_rows_per_pass = {{ value = {rows_per_pass:?}, source = "t" }}
+"#
+        );
+        Runtime::from_toml("t", "runtimes/t.toml", &text)
+    }
+
+    #[test]
+    fn a_pass_serves_at_least_one_row() {
+        let ok = profile(5.0).unwrap();
+        assert_eq!(
+            ok.for_family("apple").unwrap().matvec_rows_per_pass,
+            Some(5.0)
+        );
+        let err = profile(0.5).unwrap_err().to_string();
+        assert!(err.contains("runtimes/t.toml"), "{err}");
+        assert!(err.contains("families.apple.matvec_rows_per_pass"), "{err}");
     }
 }

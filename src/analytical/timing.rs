@@ -14,7 +14,10 @@
 //!   device's `matvec_bandwidth_fraction` of the achievable bandwidth (a dot-product
 //!   kernel may stream slower than a plain read; 1 unless calibrated), plus the
 //!   device's `matvec_output_ns` per output element (token rows x the weights'
-//!   output features: each dot product's reduction and store; 0 unless calibrated);
+//!   output features: each dot product's reduction and store; 0 unless calibrated).
+//!   A runtime whose matrix-vector kernel serves at most `matvec_rows_per_pass` rows
+//!   per pass over the weights reads them `ceil(rows / matvec_rows_per_pass)` times
+//!   (llama.cpp's Metal `mul_mv_ext`: 6 to 8 rows take two passes);
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
@@ -123,7 +126,16 @@ impl Executor<'_> {
     }
 
     pub fn time(&self, op: &Op) -> OpTime {
-        let weight_bytes = op.weight_params * self.weights.bytes_per_weight();
+        let weight_matvec = op.weight_params > 0.0
+            && self
+                .runtime
+                .matvec_max_rows
+                .is_some_and(|max| op.rows <= max);
+        let weight_passes = match self.runtime.matvec_rows_per_pass {
+            Some(per_pass) if weight_matvec => (op.rows / per_pass).ceil().max(1.0),
+            _ => 1.0,
+        };
+        let weight_bytes = op.weight_params * self.weights.bytes_per_weight() * weight_passes;
         let kv_bytes = op.kv_elements * self.kv_cache.bytes_per_weight();
         let bytes = weight_bytes + kv_bytes + op.activation_bytes;
         let (dtype, attention) = match op.kind {
@@ -131,11 +143,6 @@ impl Executor<'_> {
             OpKind::Elementwise | OpKind::Embedding => (ComputeDtype::Fp32, false),
             _ => (self.weights_compute_dtype(), false),
         };
-        let weight_matvec = op.weight_params > 0.0
-            && self
-                .runtime
-                .matvec_max_rows
-                .is_some_and(|max| op.rows <= max);
         let matvec = weight_matvec || matches!(op.kind, OpKind::Elementwise | OpKind::Embedding);
         let mut compute_s = if op.flops <= 0.0 {
             0.0
@@ -278,6 +285,47 @@ fp16 = { value = 32.0, source = "t" }
         gemv.n = 1000;
         let t = predict_row(&d, &gemv).unwrap();
         assert!((t - (0.02 + 1e-5)).abs() < 1e-12, "{t}");
+    }
+
+    #[test]
+    fn rows_beyond_one_pass_read_the_weights_again() {
+        // 1e8 fp32 weights = 400 MB, streamed by a matrix-vector kernel at 100 GB/s x 0.5
+        // = 8 ms per pass. A runtime whose kernel serves 5 rows per pass, up to 8 rows:
+        // 5 rows, one pass (8 ms); 6 and 8 rows, ceil(6/5) = ceil(8/5) = 2 passes (16 ms);
+        // 9 rows are a tiled GEMM, one pass at the full rate (4 ms).
+        let d = device();
+        let format = row_format(ComputeDtype::Fp32);
+        let mut exec = row_executor(&d, &format);
+        exec.runtime.matvec_max_rows = Some(8.0);
+        exec.runtime.matvec_rows_per_pass = Some(5.0);
+        let memory = |exec: &Executor, rows: f64| {
+            let op = Op {
+                kind: OpKind::Ffn,
+                flops: 0.0,
+                weight_params: 1e8,
+                dequant_params: 0.0,
+                kv_elements: 0.0,
+                activation_bytes: 0.0,
+                rows,
+                streams: 1.0,
+                kernels: 1.0,
+                dot_products: 0.0,
+            };
+            exec.time(&op).memory_s
+        };
+        for (rows, expected) in [
+            (1.0, 8e-3),
+            (5.0, 8e-3),
+            (6.0, 16e-3),
+            (8.0, 16e-3),
+            (9.0, 4e-3),
+        ] {
+            let t = memory(&exec, rows);
+            assert!((t - expected).abs() < 1e-12, "{rows} rows: {t}");
+        }
+        // Without the limit, all 8 rows share one pass.
+        exec.runtime.matvec_rows_per_pass = None;
+        assert!((memory(&exec, 8.0) - 8e-3).abs() < 1e-12);
     }
 
     #[test]

@@ -735,6 +735,7 @@ const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     quantized_compute_dtype: None,
     gemm_half_rows: None,
     matvec_max_rows: None,
+    matvec_rows_per_pass: None,
     overlap_fraction: 1.0,
 };
 
