@@ -143,6 +143,17 @@ impl MicrobenchRow {
     }
 }
 
+/// A row whose median is more than this multiple of its fastest sample was disturbed
+/// in some passes (on the development VM a GEMM's median is within 5% of its fastest
+/// pass on a quiet host; a disturbed one ran at 1.5 x in three of five passes).
+/// `planner-harness` gives such rows more passes; `planner calibrate` marks them.
+pub const UNSETTLED_SPREAD: f64 = 1.15;
+
+/// Whether a row's median is over [`UNSETTLED_SPREAD`] times its minimum.
+pub fn unsettled(median: f64, min: f64) -> bool {
+    min > 0.0 && median > UNSETTLED_SPREAD * min
+}
+
 /// Median (mean of the middle two for an even count) and minimum; (0, 0) when empty.
 pub fn median_min(samples: &[f64]) -> (f64, f64) {
     if samples.is_empty() {

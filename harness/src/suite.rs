@@ -21,7 +21,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use planner::hardware::ComputeDtype;
-use planner::microbench::{median_min, Kernel, MicrobenchRow};
+use planner::microbench::{self, median_min, Kernel, MicrobenchRow, UNSETTLED_SPREAD};
 use planner::model::Model;
 
 use crate::backend::{element_bytes, Backend};
@@ -203,7 +203,7 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
             }
         }
         eprintln!(
-            "  {} of {} rows had a median over {UNSETTLED} x their fastest pass: {} more \
+            "  {} of {} rows had a median over {UNSETTLED_SPREAD} x their fastest pass: {} more \
              passes of those took {:.1} s",
             unsettled.len(),
             measured.len(),
@@ -246,14 +246,9 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
     Ok(rows)
 }
 
-/// A row whose median is more than this multiple of its fastest sample was disturbed
-/// in some passes (on the development VM a GEMM's median is within 5% of its fastest
-/// pass on a quiet host; a disturbed one ran at 1.5 x in three of five passes).
-const UNSETTLED: f64 = 1.15;
-
 fn unsettled(samples: &[f64]) -> bool {
     let (median, min) = median_min(samples);
-    min > 0.0 && median > UNSETTLED * min
+    microbench::unsettled(median, min)
 }
 
 /// Times every kernel and shape of the plan once (with `policy`'s repetitions), in a

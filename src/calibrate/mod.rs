@@ -256,6 +256,9 @@ pub struct HeldOut {
     pub predicted_s: f64,
     /// `(predicted - measured) / measured`.
     pub relative_error: f64,
+    /// The row's median over its fastest sample: above
+    /// [`crate::microbench::UNSETTLED_SPREAD`] the host disturbed the measurement.
+    pub spread: f64,
 }
 
 /// Splits rows sorted by shape into (fit, held out): every fourth is held out.
@@ -815,6 +818,11 @@ pub fn prediction_errors(rows: &[MicrobenchRow], device: &Device) -> Vec<HeldOut
                 measured_s: row.median_s,
                 predicted_s,
                 relative_error: (predicted_s - row.median_s) / row.median_s,
+                spread: if row.min_s > 0.0 {
+                    row.median_s / row.min_s
+                } else {
+                    1.0
+                },
             })
         })
         .collect()

@@ -23,7 +23,7 @@ use planner::calibrate::{
 };
 use planner::catalog::CatalogKind;
 use planner::hardware::{ComputeDtype, Device, Link};
-use planner::microbench::{read_csv, MicrobenchRow};
+use planner::microbench::{read_csv, MicrobenchRow, UNSETTLED_SPREAD};
 use planner::{Catalog, InputError};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -384,13 +384,14 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
     let _ = writeln!(s, "\n{heading}");
     let _ = writeln!(
         s,
-        "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}",
-        "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error"
+        "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}{:>8}",
+        "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error", "spread"
     );
+    let disturbed = |h: &HeldOut| h.spread > UNSETTLED_SPREAD;
     for h in rows {
         let _ = writeln!(
             s,
-            "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12.2}{:>13}{:>13}{:>8.1}%",
+            "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12.2}{:>13}{:>13}{:>8.1}%{:>7.2}{}",
             h.kernel.name(),
             h.dtype.map_or("-", |d| d.name()),
             h.m,
@@ -399,7 +400,9 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
             h.bytes / 1e6,
             crate::cli::output::seconds(h.measured_s),
             crate::cli::output::seconds(h.predicted_s),
-            h.relative_error * 100.0
+            h.relative_error * 100.0,
+            h.spread,
+            if disturbed(h) { " *" } else { "" }
         );
     }
     let mut errors: Vec<f64> = rows.iter().map(|h| h.relative_error.abs()).collect();
@@ -411,6 +414,15 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
         planner::stats::median(&errors).unwrap_or(0.0) * 100.0,
         errors.len()
     );
+    let marked = rows.iter().filter(|h| disturbed(h)).count();
+    if marked > 0 {
+        let _ = writeln!(
+            s,
+            "  * {marked} of these rows have a median over {UNSETTLED_SPREAD} x their fastest \
+             sample (spread): the host slowed them in some passes, so their error says as \
+             much about the host as about the fit; run the suite again on a quiet machine"
+        );
+    }
 }
 
 fn table(r: &Report) -> String {
@@ -466,7 +478,34 @@ fn table(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{prediction_rows, shell_quote, HeldOut};
+    use planner::microbench::Kernel;
+
+    #[test]
+    fn rows_the_host_disturbed_are_marked() {
+        let row = |spread: f64| HeldOut {
+            kernel: Kernel::Read,
+            dtype: None,
+            m: 1,
+            n: 0,
+            k: 0,
+            bytes: 1e6,
+            measured_s: 1e-3,
+            predicted_s: 1.1e-3,
+            relative_error: 0.1,
+            spread,
+        };
+        let mut s = String::new();
+        // 1.15 is the threshold itself: not marked; 1.2 is over it.
+        prediction_rows(&mut s, "h", &[row(1.0), row(1.15), row(1.2)]);
+        let lines: Vec<&str> = s.lines().collect();
+        assert!(!lines[3].ends_with('*') && !lines[4].ends_with('*'), "{s}");
+        assert!(lines[5].ends_with("1.20 *"), "{s}");
+        assert!(s.contains("* 1 of these rows"), "{s}");
+        let mut quiet = String::new();
+        prediction_rows(&mut quiet, "h", &[row(1.0)]);
+        assert!(!quiet.contains('*'), "{quiet}");
+    }
 
     #[test]
     fn arguments_are_quoted_only_when_needed() {
