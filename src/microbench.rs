@@ -149,9 +149,18 @@ impl MicrobenchRow {
 /// `planner-harness` gives such rows more passes; `planner calibrate` marks them.
 pub const UNSETTLED_SPREAD: f64 = 1.15;
 
-/// Whether a row's median is over [`UNSETTLED_SPREAD`] times its minimum.
-pub fn unsettled(median: f64, min: f64) -> bool {
-    min > 0.0 && median > UNSETTLED_SPREAD * min
+/// A row's median over its minimum (1 when there is no positive minimum).
+pub fn spread(median: f64, min: f64) -> f64 {
+    if min > 0.0 {
+        median / min
+    } else {
+        1.0
+    }
+}
+
+/// Whether a row with this [`spread`] was disturbed: over [`UNSETTLED_SPREAD`].
+pub fn unsettled(spread: f64) -> bool {
+    spread > UNSETTLED_SPREAD
 }
 
 /// Median (mean of the middle two for an even count) and minimum; (0, 0) when empty.

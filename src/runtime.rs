@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{InputError, Origin};
+use crate::error::InputError;
 use crate::hardware::{check_positive, ComputeDtype};
 use crate::sourced::Sourced;
 
@@ -121,15 +121,12 @@ impl Runtime {
                 if v.is_finite() && v > 0.0 && v <= 1.5 {
                     Ok(v)
                 } else {
-                    Err(InputError::InvalidValue {
-                        origin: Origin {
-                            file: file.to_string(),
-                            location: None,
-                        },
-                        key: key(k),
-                        value: v.to_string(),
-                        expected: "expected a fraction in (0, 1.5]".to_string(),
-                    })
+                    Err(InputError::invalid(
+                        file,
+                        &key(k),
+                        v,
+                        "expected a fraction in (0, 1.5]",
+                    ))
                 }
             };
             families.insert(
@@ -156,30 +153,24 @@ impl Runtime {
                     matvec_rows_per_pass: match &f.matvec_rows_per_pass {
                         Some(r) if r.value >= 1.0 => Some(r.value),
                         Some(r) => {
-                            return Err(InputError::InvalidValue {
-                                origin: Origin {
-                                    file: file.to_string(),
-                                    location: None,
-                                },
-                                key: key("matvec_rows_per_pass"),
-                                value: r.value.to_string(),
-                                expected: "expected at least 1 token row per pass".to_string(),
-                            })
+                            return Err(InputError::invalid(
+                                file,
+                                &key("matvec_rows_per_pass"),
+                                r.value,
+                                "expected at least 1 token row per pass",
+                            ))
                         }
                         None => None,
                     },
                     overlap_fraction: match &f.overlap_fraction {
                         Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
                         Some(o) => {
-                            return Err(InputError::InvalidValue {
-                                origin: Origin {
-                                    file: file.to_string(),
-                                    location: None,
-                                },
-                                key: key("overlap_fraction"),
-                                value: o.value.to_string(),
-                                expected: "expected a fraction in [0, 1]".to_string(),
-                            })
+                            return Err(InputError::invalid(
+                                file,
+                                &key("overlap_fraction"),
+                                o.value,
+                                "expected a fraction in [0, 1]",
+                            ))
                         }
                         None => 1.0,
                     },

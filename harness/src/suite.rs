@@ -248,7 +248,7 @@ pub fn run(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<MicrobenchRow>>
 
 fn unsettled(samples: &[f64]) -> bool {
     let (median, min) = median_min(samples);
-    microbench::unsettled(median, min)
+    microbench::unsettled(microbench::spread(median, min))
 }
 
 /// Times every kernel and shape of the plan once (with `policy`'s repetitions), in a

@@ -818,11 +818,7 @@ pub fn prediction_errors(rows: &[MicrobenchRow], device: &Device) -> Vec<HeldOut
                 measured_s: row.median_s,
                 predicted_s,
                 relative_error: (predicted_s - row.median_s) / row.median_s,
-                spread: if row.min_s > 0.0 {
-                    row.median_s / row.min_s
-                } else {
-                    1.0
-                },
+                spread: crate::microbench::spread(row.median_s, row.min_s),
             })
         })
         .collect()

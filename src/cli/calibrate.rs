@@ -23,7 +23,7 @@ use planner::calibrate::{
 };
 use planner::catalog::CatalogKind;
 use planner::hardware::{ComputeDtype, Device, Link};
-use planner::microbench::{read_csv, MicrobenchRow, UNSETTLED_SPREAD};
+use planner::microbench::{read_csv, unsettled, MicrobenchRow, UNSETTLED_SPREAD};
 use planner::{Catalog, InputError};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -387,7 +387,7 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
         "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}{:>8}",
         "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error", "spread"
     );
-    let disturbed = |h: &HeldOut| h.spread > UNSETTLED_SPREAD;
+    let disturbed = |h: &HeldOut| unsettled(h.spread);
     for h in rows {
         let _ = writeln!(
             s,
