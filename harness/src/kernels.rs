@@ -210,17 +210,22 @@ fn parse_size(s: &str) -> Option<usize> {
     })
 }
 
-/// A zeroed `Vec<f32>` of `len`, backed by transparent huge pages where Linux offers
-/// them on request (`madvise`): 2 MiB pages keep the TLB (and a virtual machine's
-/// nested page tables) from limiting streams over gigabytes of weights. The memory
-/// is touched here, so page faults are not timed later.
-pub fn zeroed(len: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = Vec::with_capacity(len);
+/// A zeroed `Vec` of `len` elements, backed by transparent huge pages where Linux
+/// offers them on request (`madvise`): 2 MiB pages keep the TLB (and a virtual
+/// machine's nested page tables) from limiting streams over gigabytes of weights. The
+/// memory is touched here, so page faults are not timed later.
+///
+/// Every buffer a kernel times comes from here, whatever its element type: the fp16
+/// GEMM operands were once collected into plain `Vec`s, which on a host whose
+/// huge pages are `madvise`-only (the development VM) left them on 4 KiB pages while
+/// the fp32 operands had 2 MiB ones.
+pub fn zeroed<T: Copy + Default>(len: usize) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
         let start = v.as_ptr() as usize;
-        let end = start + len * 4;
+        let end = start + len * std::mem::size_of::<T>();
         let aligned = start.div_ceil(HUGE) * HUGE;
         if end > aligned + HUGE {
             // SAFETY: the range lies inside the allocation just made; the advice only
@@ -234,7 +239,7 @@ pub fn zeroed(len: usize) -> Vec<f32> {
             }
         }
     }
-    v.resize(len, 0.0);
+    v.resize(len, T::default());
     v
 }
 

@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use gemm::{f16, Parallelism};
 use planner::hardware::ComputeDtype;
 use planner::microbench::Kernel;
+use rayon::prelude::*;
 
 use super::{Backend, Timed};
 use crate::kernels::{self, Evictor};
@@ -20,6 +21,85 @@ pub struct Cpu {
     evictor: Evictor,
     /// Reused by the bandwidth sweep: allocated (and touched) once.
     pool: Vec<f32>,
+    /// Operand buffers of the GEMMs and GEMVs, reused by every shape and pass.
+    fp32: Operands<f32>,
+    fp16: Operands<f16>,
+}
+
+/// A data type's GEMM operands, made once and reused by every shape and pass: each
+/// product takes the leading `m x k`, `n x k` and `m x n` elements, growing a buffer
+/// (to the largest shape of the suite, in its first pass) only when it is too small.
+///
+/// Why: making them for every product (as this backend first did) took most of a
+/// quick pass. Filling, converting and first-touching up to 2 GB (an LM head) per row
+/// came to 19 s of a pass that times 2.7 s of kernels, and the kernel's zeroing of
+/// fresh pages was a third of the suite's CPU time. Fewer seconds per pass is what
+/// lets the suite take more passes ([`crate::suite`]). Contents do not change a
+/// float kernel's time (uniform values in `[-1/64, 1/64)`, far from denormals and
+/// overflow), only sizes and placement ([`kernels::zeroed`]), and caches are evicted
+/// before every timed repetition all the same.
+struct Operands<T> {
+    /// Activations.
+    a: Vec<T>,
+    /// Weights.
+    w: Vec<T>,
+    /// Output.
+    c: Vec<T>,
+}
+
+impl<T: Copy + Default + Send + Sync> Operands<T> {
+    fn new() -> Self {
+        Operands {
+            a: Vec::new(),
+            w: Vec::new(),
+            c: Vec::new(),
+        }
+    }
+
+    /// The leading `a`, `w` and `c` elements of the buffers, growing any that is
+    /// too small with values from `make(len, seed)`.
+    fn take(
+        &mut self,
+        a: usize,
+        w: usize,
+        c: usize,
+        make: impl Fn(usize, u64) -> Vec<T>,
+    ) -> (&[T], &[T], &mut [T]) {
+        for (buffer, len, seed) in [
+            (&mut self.a, a, 2),
+            (&mut self.w, w, 3),
+            (&mut self.c, c, 4),
+        ] {
+            if buffer.len() < len {
+                // Free the old buffer before making the larger one.
+                *buffer = Vec::new();
+                *buffer = make(len, seed);
+            }
+        }
+        (&self.a[..a], &self.w[..w], &mut self.c[..c])
+    }
+}
+
+/// Uniform values in `[-1/64, 1/64)`, in fp32.
+fn uniform_fp32(len: usize, seed: u64) -> Vec<f32> {
+    let mut v = kernels::zeroed(len);
+    kernels::fill_uniform(&mut v, seed, 1.0 / 64.0);
+    v
+}
+
+/// Uniform values in `[-1/64, 1/64)`, in fp16 (converted chunk by chunk).
+fn uniform_fp16(len: usize, seed: u64) -> Vec<f16> {
+    let mut v: Vec<f16> = kernels::zeroed(len);
+    v.par_chunks_mut(1 << 20)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let mut wide = vec![0f32; chunk.len()];
+            kernels::fill_uniform(&mut wide, seed ^ ((i as u64) << 32), 1.0 / 64.0);
+            for (h, x) in chunk.iter_mut().zip(&wide) {
+                *h = f16::from_f32(*x);
+            }
+        });
+    v
 }
 
 impl Cpu {
@@ -36,6 +116,8 @@ impl Cpu {
             threads: rayon::current_num_threads(),
             evictor: Evictor::new(flush_bytes.unwrap_or_else(kernels::default_flush_bytes)),
             pool: Vec::new(),
+            fp32: Operands::new(),
+            fp16: Operands::new(),
         })
     }
 }
@@ -151,15 +233,11 @@ impl Backend for Cpu {
         policy: &Policy,
     ) -> Result<Vec<f64>> {
         let (m, n, k) = (m as usize, n as usize, k as usize);
-        let mut a32 = kernels::zeroed(m * k);
-        let mut w32 = kernels::zeroed(n * k);
-        kernels::fill_uniform(&mut a32, 2, 1.0);
-        kernels::fill_uniform(&mut w32, 3, 1.0 / (k as f32).sqrt());
         let threads = self.threads;
         let evictor = &mut self.evictor;
         Ok(match dtype {
             ComputeDtype::Fp32 => {
-                let mut state = (a32, w32, kernels::zeroed(m * n));
+                let mut state = self.fp32.take(m * k, n * k, m * n, uniform_fp32);
                 time_host(
                     policy,
                     &mut state,
@@ -168,10 +246,7 @@ impl Backend for Cpu {
                 )
             }
             ComputeDtype::Fp16 => {
-                let a: Vec<f16> = a32.iter().map(|v| f16::from_f32(*v)).collect();
-                let w: Vec<f16> = w32.iter().map(|v| f16::from_f32(*v)).collect();
-                drop((a32, w32));
-                let mut state = (a, w, vec![f16::ZERO; m * n]);
+                let mut state = self.fp16.take(m * k, n * k, m * n, uniform_fp16);
                 time_host(
                     policy,
                     &mut state,
@@ -188,17 +263,14 @@ impl Backend for Cpu {
             bail!("the cpu backend's GEMV is fp32 (the decode engine's)");
         }
         let (n, k) = (n as usize, k as usize);
-        let mut w = kernels::zeroed(n * k);
-        let mut x = vec![0f32; k];
-        kernels::fill_uniform(&mut w, 4, 1.0 / (k as f32).sqrt());
-        kernels::fill_uniform(&mut x, 5, 1.0);
         let evictor = &mut self.evictor;
-        let mut state = (w, x, vec![0f32; n]);
+        // The vector is the activations' first row, the output the output's.
+        let mut state = self.fp32.take(k, n * k, n, uniform_fp32);
         Ok(time_host(
             policy,
             &mut state,
-            |(w, x, y)| evictor.evict(&[&w[..], &x[..], &y[..]]),
-            |(w, x, y)| kernels::gemv(w, x, y),
+            |(x, w, y)| evictor.evict(&[&w[..], &x[..], &y[..]]),
+            |(x, w, y)| kernels::gemv(w, x, y),
         ))
     }
 
@@ -244,5 +316,45 @@ impl Backend for Cpu {
                 }
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_are_made_once_and_grown_only_when_too_small() {
+        let mut ops: Operands<f32> = Operands::new();
+        let made = std::cell::Cell::new(0);
+        let make = |len: usize, seed: u64| {
+            made.set(made.get() + 1);
+            uniform_fp32(len, seed)
+        };
+        // First product, 2 x 3 x 4: a 2 x 4, w 3 x 4, c 2 x 3: three buffers made.
+        let (a, w, c) = ops.take(8, 12, 6, make);
+        assert_eq!((a.len(), w.len(), c.len()), (8, 12, 6));
+        assert_eq!(made.get(), 3);
+        let weights = w.as_ptr();
+        // A smaller product reuses all three.
+        let (a, w, c) = ops.take(4, 12, 3, make);
+        assert_eq!((a.len(), w.len(), c.len()), (4, 12, 3));
+        assert_eq!((made.get(), w.as_ptr()), (3, weights));
+        // More rows grow the activations and output only.
+        let (_, w, _) = ops.take(32, 12, 24, make);
+        assert_eq!((made.get(), w.as_ptr()), (5, weights));
+    }
+
+    #[test]
+    fn fp16_operands_hold_the_fp32_values_rounded() {
+        let wide = uniform_fp32(3 << 20, 7);
+        let narrow = uniform_fp16(3 << 20, 7);
+        // Chunk 0 of the fp16 buffer draws from seed 7 ^ 0 = 7, as the fp32 one
+        // does, so its values are the fp32 ones rounded to fp16 (relative error
+        // at most 2^-11 for values in the normal range).
+        for (h, x) in narrow[..1000].iter().zip(&wide) {
+            assert!((h.to_f32() - x).abs() <= x.abs() / 2048.0 + 1e-7);
+        }
+        assert!(narrow.iter().all(|h| h.to_f32().abs() <= 1.0 / 64.0));
     }
 }
