@@ -253,6 +253,12 @@ impl BandwidthBySize {
         let s = s.clamp(self.from_bytes, self.to_bytes);
         1.0 - self.decline_per_doubling * (self.to_bytes / s).log2()
     }
+
+    /// Whether every size keeps a positive time per byte: the factor is smallest at
+    /// `from_bytes` for a positive decline.
+    pub fn time_stays_positive(&self) -> bool {
+        self.decline_per_doubling.is_finite() && self.time_per_byte_factor(self.from_bytes) > 0.0
+    }
 }
 
 impl HardwareEfficiency {
@@ -346,8 +352,7 @@ fn bandwidth_by_size(file: &str, b: &BandwidthBySizeFile) -> Result<BandwidthByS
         from_bytes: from_mb * 1e6,
         to_bytes: to_mb * 1e6,
     };
-    let at_from = law.time_per_byte_factor(law.from_bytes);
-    if !law.decline_per_doubling.is_finite() || at_from <= 0.0 {
+    if !law.time_stays_positive() {
         return Err(InputError::invalid(
             file,
             "efficiency.bandwidth_by_size.decline_per_doubling",
@@ -464,10 +469,11 @@ impl Device {
                 }
                 None => 0.0,
             },
-            bandwidth_by_size: match &e.bandwidth_by_size {
-                Some(b) => Some(bandwidth_by_size(file, b)?),
-                None => None,
-            },
+            bandwidth_by_size: e
+                .bandwidth_by_size
+                .as_ref()
+                .map(|b| bandwidth_by_size(file, b))
+                .transpose()?,
         };
         Ok(Device {
             id: id.to_string(),

@@ -98,7 +98,7 @@ pub struct Plan {
     pub quick: bool,
     /// Passes over the whole plan; each row's samples come from all of them. Quick:
     /// 9 (a pass takes about 6 s on the development VM once the CPU backend keeps
-    /// its operands, [`crate::backend::cpu`]; it took 19 s when it made them for
+    /// its operands, [`crate::backend::cpu`]; it took 13-19 s when it made them for
     /// every row, and the suite then ran 5); full: 5, of two samples each.
     pub passes: usize,
 }

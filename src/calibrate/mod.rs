@@ -170,7 +170,7 @@ impl ReadFit {
         let factor = self
             .by_size
             .map_or(1.0, |t| t.law.time_per_byte_factor(bytes));
-        self.law.fixed_s + bytes * factor / self.law.rate
+        self.law.time(bytes * factor)
     }
 }
 
@@ -505,7 +505,7 @@ fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, 
         from_bytes: from,
         to_bytes: to,
     };
-    if by_size.time_per_byte_factor(from) <= 0.0 {
+    if !by_size.time_stays_positive() {
         notes.push(format!(
             "the read law's size term ({:.3} per doubling) would make reads of {:.2} MB take \
              no time per byte: fitted without it",

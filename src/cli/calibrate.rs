@@ -387,7 +387,6 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
         "  {:<7}{:<6}{:>7}{:>7}{:>7}{:>12}{:>13}{:>13}{:>9}{:>8}",
         "kernel", "dtype", "m", "n", "k", "MB", "measured", "predicted", "error", "spread"
     );
-    let disturbed = |h: &HeldOut| unsettled(h.spread);
     for h in rows {
         let _ = writeln!(
             s,
@@ -402,7 +401,7 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
             crate::cli::output::seconds(h.predicted_s),
             h.relative_error * 100.0,
             h.spread,
-            if disturbed(h) { " *" } else { "" }
+            if unsettled(h.spread) { " *" } else { "" }
         );
     }
     let mut errors: Vec<f64> = rows.iter().map(|h| h.relative_error.abs()).collect();
@@ -414,7 +413,7 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
         planner::stats::median(&errors).unwrap_or(0.0) * 100.0,
         errors.len()
     );
-    let marked = rows.iter().filter(|h| disturbed(h)).count();
+    let marked = rows.iter().filter(|h| unsettled(h.spread)).count();
     if marked > 0 {
         let _ = writeln!(
             s,

@@ -32,12 +32,13 @@ pub struct Cpu {
 ///
 /// Why: making them for every product (as this backend first did) took most of a
 /// quick pass. Filling, converting and first-touching up to 2 GB (an LM head) per row
-/// came to 19 s of a pass that times 2.7 s of kernels, and the kernel's zeroing of
+/// came to most of a 13-19 s pass that times 2.7 s of kernels, and the kernel's zeroing of
 /// fresh pages was a third of the suite's CPU time. Fewer seconds per pass is what
 /// lets the suite take more passes ([`crate::suite`]). Contents do not change a
 /// float kernel's time (uniform values in `[-1/64, 1/64)`, far from denormals and
 /// overflow), only sizes and placement ([`kernels::zeroed`]), and caches are evicted
 /// before every timed repetition all the same.
+#[derive(Default)]
 struct Operands<T> {
     /// Activations.
     a: Vec<T>,
@@ -48,14 +49,6 @@ struct Operands<T> {
 }
 
 impl<T: Copy + Default + Send + Sync> Operands<T> {
-    fn new() -> Self {
-        Operands {
-            a: Vec::new(),
-            w: Vec::new(),
-            c: Vec::new(),
-        }
-    }
-
     /// The leading `a`, `w` and `c` elements of the buffers, growing any that is
     /// too small with values from `make(len, seed)`.
     fn take(
@@ -116,8 +109,8 @@ impl Cpu {
             threads: rayon::current_num_threads(),
             evictor: Evictor::new(flush_bytes.unwrap_or_else(kernels::default_flush_bytes)),
             pool: Vec::new(),
-            fp32: Operands::new(),
-            fp16: Operands::new(),
+            fp32: Operands::default(),
+            fp16: Operands::default(),
         })
     }
 }
@@ -325,7 +318,7 @@ mod tests {
 
     #[test]
     fn operands_are_made_once_and_grown_only_when_too_small() {
-        let mut ops: Operands<f32> = Operands::new();
+        let mut ops: Operands<f32> = Operands::default();
         let made = std::cell::Cell::new(0);
         let make = |len: usize, seed: u64| {
             made.set(made.get() + 1);
