@@ -103,6 +103,46 @@ pub struct LayerView {
     pub layer_overhead_s: f64,
 }
 
+/// One phase of the layer view: its name, operations, new tokens per sequence and
+/// tokens already in the cache.
+pub struct LayerPhase<'a> {
+    pub name: &'static str,
+    pub ops: &'a [OpTime],
+    pub new_tokens: f64,
+    pub context_before: f64,
+}
+
+impl LayerView {
+    /// Prefill (its first chunk) and one decode step.
+    pub fn phases(&self) -> [LayerPhase<'_>; 2] {
+        [
+            LayerPhase {
+                name: "prefill",
+                ops: &self.prefill,
+                new_tokens: self.prefill_new_tokens,
+                context_before: self.prefill_context_before,
+            },
+            LayerPhase {
+                name: "decode",
+                ops: &self.decode,
+                new_tokens: 1.0,
+                context_before: self.decode_context_before,
+            },
+        ]
+    }
+}
+
+impl LayerPhase<'_> {
+    /// `Layer 0 in decode (1 new token per sequence after 8208 in cache)`.
+    pub fn heading(&self, layer: u32) -> String {
+        let plural = if self.new_tokens == 1.0 { "" } else { "s" };
+        format!(
+            "Layer {layer} in {} ({} new token{plural} per sequence after {} in cache)",
+            self.name, self.new_tokens, self.context_before
+        )
+    }
+}
+
 /// Time parts of one layer (or one step), as in [`PhaseBreakdown`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct TimeParts {

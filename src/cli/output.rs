@@ -255,26 +255,14 @@ fn table(r: &Report) -> String {
     }
 
     if let Some(l) = &r.layers {
-        for (label, ops, new, before) in [
-            (
-                "prefill",
-                &l.prefill,
-                l.prefill_new_tokens,
-                l.prefill_context_before,
-            ),
-            ("decode", &l.decode, 1.0, l.decode_context_before),
-        ] {
-            let _ = writeln!(
-                s,
-                "\nLayer {} in {label} ({new} new tokens per sequence after {before} in cache)",
-                l.layer
-            );
+        for phase in l.phases() {
+            let _ = writeln!(s, "\n{}", phase.heading(l.layer));
             let _ = writeln!(
                 s,
                 "  {:<18}{:>12}{:>12}{:>12}{:>12}{:>12}  bound",
                 "operation", "GFLOP", "MB", "compute", "memory", "time"
             );
-            for op in ops.iter() {
+            for op in phase.ops {
                 let _ = writeln!(
                     s,
                     "  {:<18}{:>12.3}{:>12.2}{:>12}{:>12}{:>12}  {}",

@@ -74,7 +74,7 @@ fn decode_is_memory_bound_and_prefill_compute_bound() {
 #[test]
 fn the_readme_layer_excerpt_is_the_commands_output() {
     let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
-    let head = "Layer 0 in decode (1 new tokens per sequence after 8208 in cache)\n";
+    let head = "Layer 0 in decode (1 new token per sequence after 8208 in cache)\n";
     let start = readme.find(head).expect("README shows the M3 Ultra layer");
     let excerpt = &readme[start..start + readme[start..].find("```").unwrap()];
     let out = crate::common::planner(&["simulate", "scenarios/exo-m3-ultra-alone.toml"]);

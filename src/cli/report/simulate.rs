@@ -217,19 +217,8 @@ const LAYER_HEADER: [&str; 11] = [
 
 /// The layer view as tables for people.
 fn layer_tables(files: &mut ReportFiles, l: &LayerView) {
-    for (phase, ops, new, before) in [
-        (
-            "prefill",
-            &l.prefill,
-            l.prefill_new_tokens,
-            l.prefill_context_before,
-        ),
-        ("decode", &l.decode, 1.0, l.decode_context_before),
-    ] {
-        files.doc.subheading(format!(
-            "Layer {} in {phase} ({new} new tokens per sequence after {before} in cache)",
-            l.layer
-        ));
+    for phase in l.phases() {
+        files.doc.subheading(phase.heading(l.layer));
         let mut t = Table::new(
             &[
                 "operation",
@@ -245,7 +234,7 @@ fn layer_tables(files: &mut ReportFiles, l: &LayerView) {
             1,
         );
         t.numeric[8] = false;
-        for op in ops {
+        for op in phase.ops {
             t.row(vec![
                 op.kind.name().to_string(),
                 format!("{:.3}", op.flops / 1e9),
