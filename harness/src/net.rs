@@ -32,6 +32,17 @@
 //! of each core. Blocking stays: it is how the TCP runtimes the planner models
 //! (gRPC, exo) wait, so its latency is the one their messages see.
 //!
+//! Also tried and dropped (2026-11-21): each size's repetitions split over four
+//! passes through all sizes, as the suite spreads its rows ([`crate::suite::run`]),
+//! so that a disturbance of the host falls on every size instead of one. Seven full
+//! probes gave stream R squared 0.945-0.998 and ping-pong 0.67-0.93, against 0.922 and
+//! 0.996, and 0.857 and 0.884, in the two probes back to back before them: no better.
+//! The worst stream fit with passes (0.945) was loopback's own, not the host's: the
+//! 4 MiB stream, the size of the socket buffers, took 0.94 ms at its fastest and
+//! 2.4 ms at its median, a bimodal size in any order. And in the first pass the 8-byte ping-pong ran at
+//! 7.5 us one way against 27 us (no vCPU sleep between round trips after the
+//! preceding row's eviction), which pulled the relative fit down to 0.67-0.69.
+//!
 //! Bounded by construction: the server binds 127.0.0.1 unless told otherwise, serves
 //! at most `max_connections` connections one after another, stops after `timeout`,
 //! refuses messages above 1 GiB, and drops a connection idle for 30 s. The prober

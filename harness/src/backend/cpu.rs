@@ -5,6 +5,14 @@
 //! without fp16 arithmetic. GEMV and the streaming kernels are [`crate::kernels`],
 //! the same code the decode engine runs. Caches are evicted before every timed
 //! repetition (see [`Evictor`]).
+//!
+//! The OS places the worker threads. Pinning each to its own CPU
+//! (`sched_setaffinity` in rayon's start handler) was tried and dropped (2026-11-21):
+//! on the development VM the `8 x 4096 x 14336` fp32 GEMM, whose two-thread product
+//! is sometimes 1.3-1.65 times its balanced 29 ms, kept its slow calls pinned (three
+//! A/B pairs of a standalone program: medians 28.8-29.2 ms pinned, 28.7-28.9 not), the
+//! suite's GEMM rows were no steadier (median over fastest 1.017-1.025 pinned against
+//! 1.017-1.055, four pairs), and a pinned full run still missed that row by 19%.
 
 use anyhow::{bail, Result};
 use gemm::{f16, Parallelism};
