@@ -8,11 +8,21 @@ use planner::catalog::CatalogKind;
 use planner::hardware::ComputeDtype;
 use planner::{Catalog, InputError};
 
+/// Width of a left-aligned text column: its longest entry (or header) and two spaces.
+fn column<'a>(header: &str, entries: impl Iterator<Item = &'a str>) -> usize {
+    entries.map(str::len).max().unwrap_or(0).max(header.len()) + 2
+}
+
 pub fn hardware_list(catalog: &Catalog) -> String {
     let mut s = String::new();
+    let devices = catalog.devices.values();
+    let (iw, nw) = (
+        column("device", devices.clone().map(|d| d.id.as_str())),
+        column("name", devices.map(|d| d.name.as_str())),
+    );
     let _ = writeln!(
         s,
-        "{:<16}{:<52}{:>10}{:>10}{:>12}  memory variants (GB: USD)",
+        "{:<iw$}{:<nw$}{:>8}{:>10}{:>10}  memory variants (GB: USD)",
         "device", "name", "fp16 TF", "fp8 TF", "GB/s"
     );
     for d in catalog.devices.values() {
@@ -30,7 +40,7 @@ pub fn hardware_list(catalog: &Catalog) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:<16}{:<52}{:>10.1}{:>10}{:>12.0}  {}",
+            "{:<iw$}{:<nw$}{:>8.1}{:>10}{:>10.0}  {}",
             d.id,
             d.name,
             d.peak_tflops_for(ComputeDtype::Fp16).1,
@@ -39,15 +49,20 @@ pub fn hardware_list(catalog: &Catalog) -> String {
             variants.join(", ")
         );
     }
+    let links = catalog.links.values();
+    let (iw, nw) = (
+        column("link", links.clone().map(|l| l.id.as_str())),
+        column("name", links.map(|l| l.name.as_str())),
+    );
     let _ = writeln!(
         s,
-        "\n{:<22}{:<44}{:>8}{:>14}{:>14}",
+        "\n{:<iw$}{:<nw$}{:>6}{:>15}{:>12}",
         "link", "name", "kind", "GB/s each way", "latency us"
     );
     for l in catalog.links.values() {
         let _ = writeln!(
             s,
-            "{:<22}{:<44}{:>8}{:>14.2}{:>14.1}",
+            "{:<iw$}{:<nw$}{:>6}{:>15.2}{:>12.1}",
             l.id,
             l.name,
             format!("{:?}", l.transport).to_lowercase(),
@@ -188,4 +203,41 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
         );
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardware_list_columns_line_up_whatever_the_names() {
+        // The catalog's longest device name (local-cpu's, 69 characters) used to push
+        // its row's figures out of the fixed 52-character column.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = hardware_list(&crate::cli::catalog_files::load_catalog(root).unwrap());
+        let (devices, links) = text.split_once("\n\n").unwrap();
+        let tables = [
+            (devices, &["fp16 TF", "fp8 TF", "GB/s  "][..]),
+            (links, &["GB/s each way", "latency us"][..]),
+        ];
+        for (table, titles) in tables {
+            let mut lines = table.lines();
+            let header = lines.next().unwrap();
+            // Every row's right-aligned figures end where the header's titles end.
+            let ends: Vec<usize> = titles
+                .iter()
+                .map(|t| header.find(t).unwrap() + t.trim_end().len())
+                .collect();
+            for line in lines {
+                for &end in &ends {
+                    let before = line.as_bytes()[end - 1];
+                    let after = line.as_bytes().get(end).copied().unwrap_or(b' ');
+                    assert!(
+                        (before.is_ascii_digit() || before == b'-') && after == b' ',
+                        "column ending at {end} is misaligned in:\n{header}\n{line}"
+                    );
+                }
+            }
+        }
+    }
 }
