@@ -13,6 +13,10 @@
 //! A/B pairs of a standalone program: medians 28.8-29.2 ms pinned, 28.7-28.9 not), the
 //! suite's GEMM rows were no steadier (median over fastest 1.017-1.025 pinned against
 //! 1.017-1.055, four pairs), and a pinned full run still missed that row by 19%.
+//! Splitting the product into two fixed halves (two single-threaded `gemm` calls in
+//! `rayon::join`) did not remove the slow calls either (3-7 in 40, ~35 ms against
+//! 27.5): in them one vCPU idles about 10 ms with no steal time, i.e. one thread ran
+//! slower for a while. The host, not the library or the placement, makes them.
 
 use anyhow::{bail, Result};
 use gemm::{f16, Parallelism};
