@@ -38,27 +38,34 @@ pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> 
     result
 }
 
-fn row(s: &mut String, rank: usize, o: &Screened) {
+/// Ranked options, one row each, the option column as wide as its longest description
+/// (a fixed width cut disaggregated options' weight format off).
+fn options_table<'a>(s: &mut String, options: impl Iterator<Item = &'a Screened> + Clone) {
+    let w = options
+        .clone()
+        .map(|o| o.description.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("option".len());
     let _ = writeln!(
         s,
-        "{:>4}  {:<78} {:>10.0} {:>9} {:>9} {:>9.0} {:>8.2} {:>9.1}",
-        rank,
-        o.description.chars().take(78).collect::<String>(),
-        o.capex_usd,
-        seconds(o.ttft_p90_s),
-        seconds(o.tpot_p90_s),
-        o.capacity_tokens_per_s,
-        o.usd_per_million_tokens,
-        o.tokens_per_s_per_kusd
-    );
-}
-
-fn header(s: &mut String) {
-    let _ = writeln!(
-        s,
-        "{:>4}  {:<78} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "{:>4}  {:<w$} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "rank", "option", "capex $", "TTFT p90", "TPOT p90", "max tok/s", "$/Mtok", "tok/s/k$"
     );
+    for (i, o) in options.enumerate() {
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<w$} {:>10.0} {:>9} {:>9} {:>9.0} {:>8.2} {:>9.1}",
+            i + 1,
+            o.description,
+            o.capex_usd,
+            seconds(o.ttft_p90_s),
+            seconds(o.tpot_p90_s),
+            o.capacity_tokens_per_s,
+            o.usd_per_million_tokens,
+            o.tokens_per_s_per_kusd
+        );
+    }
 }
 
 pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
@@ -99,10 +106,7 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
         s,
         "\nBest options (cheapest per million output tokens at the target rate)"
     );
-    header(&mut s);
-    for (i, o) in r.ranked.iter().take(15).enumerate() {
-        row(&mut s, i + 1, o);
-    }
+    options_table(&mut s, r.ranked.iter().take(15));
     let _ = writeln!(
         s,
         "\nBest options re-checked with the request-level engine ({} s of Poisson arrivals at the target rate, seed {})",
@@ -133,9 +137,55 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
         }
     }
     let _ = writeln!(s, "\nPareto frontier (capital cost, sustainable throughput, TTFT p90), options meeting the SLOs");
-    header(&mut s);
-    for (i, o) in r.pareto.iter().enumerate() {
-        row(&mut s, i + 1, o);
-    }
+    options_table(&mut s, r.pareto.iter());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_option_descriptions_are_shown_whole_and_the_figures_line_up() {
+        // A disaggregated option's description ran to 83 characters and the fixed
+        // 78-character column cut its weight format off.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let catalog = crate::cli::catalog_files::load_catalog(root).unwrap();
+        let text = r#"
+name = "tiny"
+[model]
+preset = "llama-3.1-8b"
+weights = ["f16", "fp8"]
+[workload]
+prompt_tokens = 512
+output_tokens = 64
+requests_per_s = 1.0
+[slo]
+ttft_p90_s = 2.0
+tpot_p90_s = 0.1
+[search]
+devices = ["h100-sxm"]
+max_nodes = 1
+verify_top = 0
+"#;
+        let plan = parse_plan("tiny.toml", text, &catalog).unwrap();
+        let mut ranked = run_plan(&plan, &catalog, &|| {}).ranked;
+        assert!(ranked.len() >= 2, "{ranked:?}");
+        let long = format!("{} END", "a long option description, ".repeat(4));
+        ranked[0].description = long.clone();
+        let mut s = String::new();
+        options_table(&mut s, ranked.iter());
+        assert!(s.contains(&long), "{s}");
+        // Every row's capex ends where the header's "capex $" does.
+        let mut lines = s.lines();
+        let header = lines.next().unwrap();
+        let end = header.find("capex $").unwrap() + "capex $".len();
+        for line in lines {
+            assert!(
+                line.as_bytes()[end - 1].is_ascii_digit(),
+                "{header}\n{line}"
+            );
+            assert_eq!(line.as_bytes()[end], b' ', "{header}\n{line}");
+        }
+    }
 }
