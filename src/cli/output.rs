@@ -560,3 +560,12 @@ fn time_parts_table(s: &mut String, title: &str, label_width: usize, rows: &[(&s
         );
     }
 }
+
+/// Characters of the longest entry of a text column, or of its header.
+pub fn text_width<'a>(header: &str, entries: impl Iterator<Item = &'a str>) -> usize {
+    entries
+        .map(|e| e.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(header.chars().count())
+}

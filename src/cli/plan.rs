@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use planner::plan::{enumerate, parse_plan, run_plan, PlanResult, Screened};
 use planner::Catalog;
 
-use crate::cli::output::seconds;
+use crate::cli::output::{seconds, text_width};
 
 pub fn load(catalog: &Catalog, path: &Path) -> Result<planner::plan::Plan> {
     let text = std::fs::read_to_string(path)
@@ -41,12 +41,7 @@ pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> 
 /// Ranked options, one row each, the option column as wide as its longest description
 /// (a fixed width cut disaggregated options' weight format off).
 fn options_table<'a>(s: &mut String, options: impl Iterator<Item = &'a Screened> + Clone) {
-    let w = options
-        .clone()
-        .map(|o| o.description.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("option".len());
+    let w = text_width("option", options.clone().map(|o| o.description.as_str()));
     let _ = writeln!(
         s,
         "{:>4}  {:<w$} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",

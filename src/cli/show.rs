@@ -10,7 +10,7 @@ use planner::{Catalog, InputError};
 
 /// Width of a left-aligned text column: its longest entry (or header) and two spaces.
 fn column<'a>(header: &str, entries: impl Iterator<Item = &'a str>) -> usize {
-    entries.map(str::len).max().unwrap_or(0).max(header.len()) + 2
+    crate::cli::output::text_width(header, entries) + 2
 }
 
 pub fn hardware_list(catalog: &Catalog) -> String {

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::cli::charts::parity::ParityChart;
 use crate::cli::charts::{render_both, SIZE};
+use crate::cli::output::text_width;
 use crate::cli::write_atomic;
 
 #[derive(Serialize)]
@@ -190,22 +191,44 @@ pub fn markdown(out: &ValidationOutput) -> String {
 
 pub fn table(out: &ValidationOutput) -> String {
     let mut s = String::new();
+    let cases = &out.cases;
+    let width = |header: &str, field: fn(&CaseResult) -> &str| {
+        text_width(header, cases.iter().map(field)) + 2
+    };
+    let dw = width("device", |c| &c.device);
+    let rw = width("runtime", |c| &c.runtime);
+    let mw = width("model", |c| &c.model);
+    let ww = width("weights", |c| &c.weights);
+    let tw = width("metric", |c| &c.metric);
+    let workloads: Vec<String> = cases.iter().map(CaseResult::workload).collect();
+    let lw = text_width("workload", workloads.iter().map(String::as_str)) + 2;
     let _ = writeln!(
         s,
-        "{:<6}{:<7}{:<14}{:<11}{:<21}{:<28}{:>12}{:>12}{:>9}",
-        "case", "split", "device", "runtime", "model", "metric", "measured", "predicted", "error"
+        "{:<6}{:<7}{:<dw$}{:<rw$}{:<mw$}{:<ww$}{:<lw$}{:<tw$}{:>10}{:>12}{:>9}",
+        "case",
+        "split",
+        "device",
+        "runtime",
+        "model",
+        "weights",
+        "workload",
+        "metric",
+        "measured",
+        "predicted",
+        "error"
     );
-    for c in &out.cases {
-        let metric: String = c.metric.chars().take(27).collect();
+    for (c, workload) in cases.iter().zip(&workloads) {
         let _ = writeln!(
             s,
-            "{:<6}{:<7}{:<14}{:<11}{:<21}{:<28}{:>12.2}{:>12}{:>9}",
+            "{:<6}{:<7}{:<dw$}{:<rw$}{:<mw$}{:<ww$}{:<lw$}{:<tw$}{:>10.2}{:>12}{:>9}",
             c.id,
             format!("{:?}", c.split).to_lowercase(),
             c.device,
             c.runtime,
             c.model,
-            metric,
+            c.weights,
+            workload,
+            c.metric,
             c.measured,
             c.predicted
                 .map_or_else(|| "-".to_string(), |p| format!("{p:.2}")),

@@ -36,6 +36,16 @@ pub struct CaseResult {
     pub device: String,
     pub runtime: String,
     pub model: String,
+    /// The weight format the case runs (`f16`, `q4_0`, ...).
+    pub weights: String,
+    /// The workload: tokens per prompt and per output, sequences per batch, and for
+    /// a serving case its request count (0 otherwise).
+    pub prompt_tokens: u64,
+    /// Of `prompt_tokens`, those already in the KV cache (a run "at depth").
+    pub cached_prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub batch: u64,
+    pub requests: u64,
     pub phase: String,
     pub metric: String,
     pub compared_key: String,
@@ -69,6 +79,17 @@ pub fn evaluate_case(case: &Case, run: &Runner) -> CaseResult {
         device: case.device.clone(),
         runtime: case.runtime.clone(),
         model: case.model.clone(),
+        weights: case.scenario.weights.id.clone(),
+        prompt_tokens: case.scenario.workload.prompt_tokens,
+        cached_prompt_tokens: case.scenario.workload.cached_prompt_tokens,
+        output_tokens: case.scenario.workload.output_tokens,
+        batch: case.scenario.workload.batch,
+        requests: case
+            .scenario
+            .workload
+            .serving
+            .as_ref()
+            .map_or(0, |s| s.requests),
         phase: case.phase.clone(),
         metric: case.metric_name.clone(),
         compared_key: case.metric.key().to_string(),
@@ -78,6 +99,30 @@ pub fn evaluate_case(case: &Case, run: &Runner) -> CaseResult {
         error_pct: predicted.map(|p| (p - case.measured) / case.measured * 100.0),
         failure,
         source: case.source.clone(),
+    }
+}
+
+impl CaseResult {
+    /// The workload in a few characters: `512+128` (prompt + output tokens), then
+    /// ` x8` for a batch of 8, or ` 10000 req` for a serving case; a prompt partly
+    /// in the cache reads `32768c+2048+1`.
+    pub fn workload(&self) -> String {
+        let cached = match self.cached_prompt_tokens {
+            0 => String::new(),
+            c => format!("{c}c+"),
+        };
+        let tokens = format!(
+            "{cached}{}+{}",
+            self.prompt_tokens.saturating_sub(self.cached_prompt_tokens),
+            self.output_tokens
+        );
+        if self.requests > 0 {
+            format!("{tokens} {} req", self.requests)
+        } else if self.batch > 1 {
+            format!("{tokens} x{}", self.batch)
+        } else {
+            tokens
+        }
     }
 }
 
@@ -144,5 +189,44 @@ pub fn summarise(results: &[CaseResult]) -> Summary {
         by_device: grouped(results, |r| r.device.clone()),
         by_runtime: grouped(results, |r| r.runtime.clone()),
         by_phase: grouped(results, |r| r.phase.clone()),
+    }
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::*;
+
+    fn case(prompt: u64, cached: u64, output: u64, batch: u64, requests: u64) -> CaseResult {
+        CaseResult {
+            id: "X".into(),
+            split: Split::Check,
+            device: "d".into(),
+            runtime: "r".into(),
+            model: "m".into(),
+            weights: "f16".into(),
+            prompt_tokens: prompt,
+            cached_prompt_tokens: cached,
+            output_tokens: output,
+            batch,
+            requests,
+            phase: "decode".into(),
+            metric: "tg128".into(),
+            compared_key: "decode_tokens_per_s".into(),
+            unit: "tok/s".into(),
+            measured: 1.0,
+            predicted: None,
+            error_pct: None,
+            failure: None,
+            source: "s".into(),
+        }
+    }
+
+    #[test]
+    fn the_workload_reads_prompt_plus_output_then_batch_or_requests() {
+        assert_eq!(case(512, 0, 1, 1, 0).workload(), "512+1");
+        assert_eq!(case(512, 0, 32, 8, 0).workload(), "512+32 x8");
+        assert_eq!(case(128, 0, 2048, 1, 1000).workload(), "128+2048 1000 req");
+        // 2048 new prompt tokens after 32768 in the cache: 34816 in all.
+        assert_eq!(case(34816, 32768, 1, 1, 0).workload(), "32768c+2048+1");
     }
 }

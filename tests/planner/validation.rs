@@ -56,6 +56,24 @@ fn accuracy_gate_and_targets_hold() {
     assert!(p90 <= 30.0, "check-half p90 {p90:.1}%");
     let fit = summary.fit.median_abs_pct_error.unwrap();
     assert!(fit <= 10.0, "fit-half median {fit:.1}%");
+    // Every case can be told apart by what the table shows of it (the same device,
+    // model and metric recur with other weights, batches or depths).
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &results {
+        let shown = (
+            &r.device,
+            &r.runtime,
+            &r.model,
+            &r.weights,
+            r.workload(),
+            &r.metric,
+        );
+        assert!(
+            seen.insert(shown.clone()),
+            "{} looks like another case: {shown:?}",
+            r.id
+        );
+    }
 }
 
 #[test]
