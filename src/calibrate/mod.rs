@@ -241,7 +241,63 @@ impl LinkFits {
     pub fn bandwidth(&self) -> &AffineFit {
         self.stream.as_ref().unwrap_or(&self.pingpong)
     }
+
+    /// Whether both ends of the probe (`LOCAL -> PEER`, as the probe names its rows)
+    /// were loopback addresses: then the "link" is a copy between two processes.
+    pub fn is_loopback(&self) -> bool {
+        let ends: Vec<Option<std::net::SocketAddr>> = self
+            .device
+            .split(" -> ")
+            .map(|end| end.trim().parse().ok())
+            .collect();
+        ends.len() == 2
+            && ends
+                .iter()
+                .all(|end| end.is_some_and(|a| a.ip().is_loopback()))
+    }
 }
+
+/// R squared below which `planner calibrate` says that a fit follows its points only
+/// roughly (the harness's acceptance threshold for its bandwidth and alpha-beta fits).
+pub const ROUGH_FIT_R_SQUARED: f64 = 0.95;
+
+/// A note for each fit whose R squared is below [`ROUGH_FIT_R_SQUARED`]; parameters
+/// of one regression (listed next to each other, with the same R squared and point
+/// count) share one note.
+pub fn rough_fit_notes(fits: &[Fit]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut start = 0;
+    while start < fits.len() {
+        let first = &fits[start];
+        let end = start
+            + fits[start..]
+                .iter()
+                .take_while(|f| f.r_squared == first.r_squared && f.n_points == first.n_points)
+                .count();
+        if first.r_squared < ROUGH_FIT_R_SQUARED {
+            let names: Vec<&str> = fits[start..end]
+                .iter()
+                .map(|f| f.parameter.as_str())
+                .collect();
+            notes.push(format!(
+                "{}: R squared {:.3} over {} points, below {ROUGH_FIT_R_SQUARED}: the model's \
+                 curve does not follow these measurements closely, so the fitted value \
+                 describes them only roughly",
+                names.join(", "),
+                first.r_squared,
+                first.n_points
+            ));
+        }
+        start = end;
+    }
+    notes
+}
+
+/// What a loopback probe measures, for the notes.
+pub const LOOPBACK_NOTE: &str = "both ends of the probe are loopback addresses: the \
+     \"link\" is a memory copy between two processes on one machine, which does not follow \
+     latency + bytes / bandwidth (README, Network probe); probe between two machines for a \
+     link profile";
 
 /// A held-out row and the planner's prediction for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -941,6 +997,57 @@ mod tests {
         let list = link_fit_list(&link);
         assert_eq!(list[0].parameter, "link.latency_us");
         assert!((list[0].value - 50.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_probe_between_loopback_addresses_is_loopback() {
+        let rows: Vec<MicrobenchRow> = [8.0, 4096.0, 1048576.0]
+            .iter()
+            .map(|b| {
+                row(
+                    Kernel::TcpPingpong,
+                    None,
+                    [0, 0, 0],
+                    *b,
+                    0.0,
+                    1e-4 + b / 1e9,
+                )
+            })
+            .collect();
+        let fitted = fit_link(&rows).unwrap();
+        let link = |device: &str| LinkFits {
+            device: device.to_string(),
+            ..fitted.clone()
+        };
+        assert!(link("127.0.0.1:55260 -> 127.0.0.1:7879").is_loopback());
+        assert!(link("[::1]:40000 -> [::1]:7878").is_loopback());
+        assert!(!link("10.0.0.2:51000 -> 10.0.0.1:7878").is_loopback());
+        assert!(!link("127.0.0.1:51000 -> 10.0.0.1:7878").is_loopback());
+        assert!(!link("not an address").is_loopback());
+    }
+
+    #[test]
+    fn fits_below_the_threshold_get_one_note_per_regression() {
+        let fit = |parameter: &str, r_squared: f64, n_points: usize| Fit {
+            parameter: parameter.to_string(),
+            value: 1.0,
+            std_error: 0.1,
+            r_squared,
+            n_points,
+        };
+        // Latency and ping-pong bandwidth come from one regression (same R squared and
+        // n): one note naming both; the stream fit (0.99) and a 0.95 exactly get none.
+        let fits = [
+            fit("link.latency_us", 0.88, 24),
+            fit("link.pingpong_bandwidth_gb_s", 0.88, 24),
+            fit("link.bandwidth_gb_s", 0.99, 5),
+            fit("memory.copy_bandwidth_gb_s", 0.95, 9),
+        ];
+        let notes = rough_fit_notes(&fits);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with(
+            "link.latency_us, link.pingpong_bandwidth_gb_s: R squared 0.880 over 24 points"
+        ));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use planner::calibrate::profile::{device_file, device_toml, link_file, link_toml, ProfileOptions};
 use planner::calibrate::{
-    device_fit_list, fit_device, fit_link, held_out_errors, link_fit_list, prediction_errors, Fit,
-    HeldOut,
+    device_fit_list, fit_device, fit_link, held_out_errors, link_fit_list, prediction_errors,
+    rough_fit_notes, Fit, HeldOut, LOOPBACK_NOTE,
 };
 use planner::catalog::CatalogKind;
 use planner::hardware::{ComputeDtype, Device, Link};
@@ -330,6 +330,9 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         let link_fits = fit_link(&rows).map_err(|e| input_error(&files_display, e))?;
         title.push(format!("link `{}`", link_fits.device));
         fits.extend(link_fit_list(&link_fits));
+        if link_fits.is_loopback() {
+            notes.push(LOOPBACK_NOTE.to_string());
+        }
         let id = args
             .link_out
             .as_deref()
@@ -358,6 +361,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
     if !has_device_rows && args.out.is_some() {
         notes.push("--out given but the input has only network rows".to_string());
     }
+    notes.extend(rough_fit_notes(&fits));
 
     let report = Report {
         title: title.join(" and "),
