@@ -19,6 +19,8 @@
 //! | `gb_s` | `bytes / median_s / 1e9` |
 //! | `tflops` | `flops / median_s / 1e12` |
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::hardware::ComputeDtype;
@@ -161,6 +163,17 @@ pub fn spread(median: f64, min: f64) -> f64 {
 /// Whether a row with this [`spread`] was disturbed: over [`UNSETTLED_SPREAD`].
 pub fn unsettled(spread: f64) -> bool {
     spread > UNSETTLED_SPREAD
+}
+
+/// The `device` of a network probe's rows: `LOCAL -> PEER`.
+pub fn link_name(local: SocketAddr, peer: SocketAddr) -> String {
+    format!("{local} -> {peer}")
+}
+
+/// The two ends of a probe's `device`, when it is a name [`link_name`] wrote.
+pub fn link_ends(name: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let (local, peer) = name.split_once(" -> ")?;
+    Some((local.trim().parse().ok()?, peer.trim().parse().ok()?))
 }
 
 /// Median (mean of the middle two for an even count) and minimum; (0, 0) when empty.

@@ -39,9 +39,10 @@
 //! 0.996, and 0.857 and 0.884, in the two probes back to back before them: no better.
 //! The worst stream fit with passes (0.945) was loopback's own, not the host's: the
 //! 4 MiB stream, the size of the socket buffers, took 0.94 ms at its fastest and
-//! 2.4 ms at its median, a bimodal size in any order. And in the first pass the 8-byte ping-pong ran at
-//! 7.5 us one way against 27 us (no vCPU sleep between round trips after the
-//! preceding row's eviction), which pulled the relative fit down to 0.67-0.69.
+//! 2.4 ms at its median, a bimodal size in any order. And in the first pass the
+//! 8-byte ping-pong ran at 7.5 us one way against 27 us (no vCPU sleep between round
+//! trips after the preceding row's eviction), which pulled the relative fit down to
+//! 0.67-0.69.
 //!
 //! Bounded by construction: the server binds 127.0.0.1 unless told otherwise, serves
 //! at most `max_connections` connections one after another, stops after `timeout`,
@@ -53,7 +54,7 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use planner::microbench::{Kernel, MicrobenchRow};
+use planner::microbench::{link_name, Kernel, MicrobenchRow};
 
 use crate::kernels::{default_flush_bytes, Evictor};
 
@@ -194,7 +195,7 @@ pub fn probe(peer: impl ToSocketAddrs, plan: &ProbePlan) -> Result<Vec<Microbenc
     let mut stream = TcpStream::connect(peer).context("cannot connect to the net server")?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE))?;
-    let device = format!("{} -> {}", stream.local_addr()?, stream.peer_addr()?);
+    let device = link_name(stream.local_addr()?, stream.peer_addr()?);
     let max = plan
         .pingpong_sizes
         .iter()

@@ -245,15 +245,8 @@ impl LinkFits {
     /// Whether both ends of the probe (`LOCAL -> PEER`, as the probe names its rows)
     /// were loopback addresses: then the "link" is a copy between two processes.
     pub fn is_loopback(&self) -> bool {
-        let ends: Vec<Option<std::net::SocketAddr>> = self
-            .device
-            .split(" -> ")
-            .map(|end| end.trim().parse().ok())
-            .collect();
-        ends.len() == 2
-            && ends
-                .iter()
-                .all(|end| end.is_some_and(|a| a.ip().is_loopback()))
+        crate::microbench::link_ends(&self.device)
+            .is_some_and(|(local, peer)| local.ip().is_loopback() && peer.ip().is_loopback())
     }
 }
 
@@ -975,22 +968,20 @@ mod tests {
         );
     }
 
+    /// Ping-pong rows of `sizes` bytes, each taking `round_trip(bytes)` seconds.
+    fn pingpong_rows(sizes: &[f64], round_trip: impl Fn(f64) -> f64) -> Vec<MicrobenchRow> {
+        sizes
+            .iter()
+            .map(|&b| row(Kernel::TcpPingpong, None, [0, 0, 0], b, 0.0, round_trip(b)))
+            .collect()
+    }
+
     #[test]
     fn alpha_beta_link_from_round_trips() {
         // One way: 50 us + bytes / 1.25 GB/s, so the round trip is twice that.
-        let rows: Vec<MicrobenchRow> = [8.0, 512.0, 32768.0, 2097152.0, 67108864.0]
-            .iter()
-            .map(|b| {
-                row(
-                    Kernel::TcpPingpong,
-                    None,
-                    [0, 0, 0],
-                    *b,
-                    0.0,
-                    2.0 * (50e-6 + b / 1.25e9),
-                )
-            })
-            .collect();
+        let rows = pingpong_rows(&[8.0, 512.0, 32768.0, 2097152.0, 67108864.0], |b| {
+            2.0 * (50e-6 + b / 1.25e9)
+        });
         let link = fit_link(&rows).unwrap();
         assert!((link.pingpong.fixed_s - 50e-6).abs() < 1e-12);
         assert!((link.pingpong.rate - 1.25e9).abs() < 1.0);
@@ -1001,20 +992,10 @@ mod tests {
 
     #[test]
     fn a_probe_between_loopback_addresses_is_loopback() {
-        let rows: Vec<MicrobenchRow> = [8.0, 4096.0, 1048576.0]
-            .iter()
-            .map(|b| {
-                row(
-                    Kernel::TcpPingpong,
-                    None,
-                    [0, 0, 0],
-                    *b,
-                    0.0,
-                    1e-4 + b / 1e9,
-                )
-            })
-            .collect();
-        let fitted = fit_link(&rows).unwrap();
+        let fitted = fit_link(&pingpong_rows(&[8.0, 4096.0, 1048576.0], |b| {
+            1e-4 + b / 1e9
+        }))
+        .unwrap();
         let link = |device: &str| LinkFits {
             device: device.to_string(),
             ..fitted.clone()
