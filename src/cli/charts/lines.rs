@@ -10,8 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    compact, one_two_five, plot_err, series_color, side_legend, titled_with_legend, Chart, Mark,
-    FONT_FAMILY,
+    compact, log_axis, one_two_five, plot_err, series_color, side_legend, titled_with_legend,
+    Chart, Mark, FONT_FAMILY,
 };
 
 pub struct Series {
@@ -132,10 +132,6 @@ impl LineChart {
             .y_label_formatter(&y_label)
             .label_style((FONT_FAMILY, 15))
             .axis_desc_style((FONT_FAMILY, 16));
-        if log_y {
-            // plotters' light lines on a log axis bunch up near decade boundaries.
-            mesh.y_labels(12).light_line_style(TRANSPARENT);
-        }
         if self.x_categories.is_some() {
             mesh.x_labels(n * 2 + 1)
                 .x_label_formatter(&category_label)
@@ -183,7 +179,7 @@ impl Chart for LineChart {
             .y_label_area_size(80);
         if self.log_y() {
             let mut chart = builder
-                .build_cartesian_2d(x0..x1, (lo / 1.5..hi * 1.5).log_scale())
+                .build_cartesian_2d(x0..x1, log_axis(lo / 1.5, hi * 1.5))
                 .map_err(plot_err)?;
             self.body(&mut chart, &legend, true)
         } else {

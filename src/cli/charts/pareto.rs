@@ -8,8 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    compact, log_tick, one_two_five, plot_err, side_legend, titled_with_legend, Chart, Mark,
-    FONT_FAMILY,
+    compact, log_axis, log_tick, one_two_five, plot_err, side_legend, titled_with_legend, Chart,
+    Mark, FONT_FAMILY,
 };
 
 pub struct ParetoChart {
@@ -53,10 +53,7 @@ impl Chart for ParetoChart {
             .margin(16)
             .x_label_area_size(55)
             .y_label_area_size(80)
-            .build_cartesian_2d(
-                (x0 / 1.3..x1 * 1.3).log_scale(),
-                (y0 / 1.5..y1 * 1.5).log_scale(),
-            )
+            .build_cartesian_2d(log_axis(x0 / 1.3, x1 * 1.3), log_axis(y0 / 1.5, y1 * 1.5))
             .map_err(plot_err)?;
         chart
             .configure_mesh()

@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{plot_err, Chart, FONT_FAMILY};
+use super::{log_axis, log_tick, plot_err, Chart, FONT_FAMILY};
 use planner::validate::{CaseResult, Split};
 
 pub struct ParityChart {
@@ -52,12 +52,14 @@ impl Chart for ParityChart {
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d((lo..hi).log_scale(), (lo..hi).log_scale())
+            .build_cartesian_2d(log_axis(lo, hi), log_axis(lo, hi))
             .map_err(plot_err)?;
         chart
             .configure_mesh()
             .x_desc("measured")
             .y_desc("predicted")
+            .x_label_formatter(&|x| log_tick(*x))
+            .y_label_formatter(&|y| log_tick(*y))
             .label_style((FONT_FAMILY, 14))
             .axis_desc_style((FONT_FAMILY, 16))
             .draw()

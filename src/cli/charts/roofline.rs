@@ -14,8 +14,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    compact, log_tick, plot_err, series_color, side_legend, titled_with_legend, Chart, Mark,
-    FONT_FAMILY,
+    compact, log_axis, log_tick, plot_err, series_color, side_legend, titled_with_legend, Chart,
+    Mark, FONT_FAMILY,
 };
 
 /// One operation at one operating point.
@@ -73,7 +73,7 @@ impl Chart for RooflineChart {
             .margin(16)
             .x_label_area_size(55)
             .y_label_area_size(80)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .build_cartesian_2d(log_axis(x0, x1), log_axis(y0, y1))
             .map_err(plot_err)?;
         chart
             .configure_mesh()
