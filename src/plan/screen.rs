@@ -15,6 +15,11 @@
 //!   other prefills, `2.3 x ρ P / (2 (1 - ρ))` (2.3 = -ln 0.1, the exponential tail),
 //!   plus half a decode step.
 //!
+//! The option's sustainable throughput (the `max tok/s` column and the frontier's
+//! throughput axis) is a property of the option, not of the plan's rate: the rate at
+//! which it saturates, decoding at the largest batch that fits (`R` tokens/s) in the
+//! time its prefills leave, `G R / (G + R P)` output tokens/s per instance.
+//!
 //! A disaggregated option has prefill instances (`ρ` from prefill alone, and TTFT
 //! with the exposed KV transfer from the analytical model) and decode instances
 //! (Little's law with no prefill interference). These are screening estimates; the
@@ -54,7 +59,8 @@ pub struct Screened {
     pub tpot_p90_s: f64,
     /// Decode batch per instance at the target rate.
     pub batch: f64,
-    /// Output tokens per second the option can sustain at most.
+    /// Output tokens per second the option can sustain at most: at the request rate
+    /// that saturates it, whatever the plan's rate.
     pub capacity_tokens_per_s: f64,
     pub usd_per_million_tokens: f64,
     pub tokens_per_s_per_kusd: f64,
@@ -201,21 +207,29 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
         }
     }
     let needed = lambda_d * g * step_s / decode_share;
-    // Sustainable throughput: decode at the largest batch the runtime and memory
-    // allow (halving the batch until it fits), in the time prefill leaves free.
+    // Sustainable throughput. An instance decodes at most `R` tokens/s: the largest
+    // batch the runtime and memory allow (halving the batch until it fits) over its
+    // step time. Colocated, each request also holds the instance for its prefill `P`,
+    // so at `λ` requests/s decode has `1 - λ P` of the time: `λ G = R (1 - λ P)` gives
+    // `λ_max = R / (G + R P)`, whatever the plan's own rate. Disaggregated, prefill
+    // and decode instances saturate separately: `λ_max = min(n_p / P, n_d R / G)`.
     let mut top = f64::from(max_batch);
-    let mut capacity_per_instance = batch / step_s * decode_share;
+    let mut decode_rate = batch / step_s;
     while top > batch {
         match instance_at(&scenario, option, top as u64) {
             Ok((_, inst)) if inst.fits => {
-                capacity_per_instance = capacity_per_instance.max(top / inst.step_s * decode_share);
+                decode_rate = decode_rate.max(top / inst.step_s);
                 break;
             }
             Ok(_) => top = (top / 2.0).floor(),
             Err(v) => return rejected(option, v),
         }
     }
-    let capacity = capacity_per_instance * decode_instances;
+    let capacity = if colocated {
+        decode_instances * g * decode_rate / (g + decode_rate * prefill_busy_s)
+    } else {
+        (g * prefill_instances / prefill_busy_s).min(decode_instances * decode_rate)
+    };
     let mut s = rejected(option, Verdict::Feasible);
     s.nodes = nodes;
     s.batch = batch;

@@ -329,8 +329,10 @@ pub fn write(
     files.doc.heading("Best options");
     files.doc.paragraph(
         "Cheapest per million output tokens at the target rate first. \"max tok/s\" is the \
-         most output tokens/s the option sustains (largest batch that fits, in the time \
-         prefill leaves free); the decode batch is the one the target load needs.",
+         most output tokens/s the option sustains, at the request rate that saturates it \
+         (decode at the largest batch that fits, in the time its own prefills leave; the \
+         same whatever the target rate); the decode batch is the one the target load \
+         needs.",
     );
     let top: Vec<Screened> = r.ranked.iter().take(TOP).cloned().collect();
     files.doc.table(options_table(&top));
