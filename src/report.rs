@@ -100,7 +100,10 @@ pub struct LayerView {
     pub decode_context_before: f64,
     pub prefill: Vec<OpTime>,
     pub decode: Vec<OpTime>,
+    /// Dispatch overhead of the layer in prefill (on the prefill node).
     pub layer_overhead_s: f64,
+    /// The same in decode (on the decode node: another device when disaggregated).
+    pub decode_layer_overhead_s: f64,
 }
 
 /// One phase of the layer view: its name, operations, new tokens per sequence and
@@ -110,6 +113,8 @@ pub struct LayerPhase<'a> {
     pub ops: &'a [OpTime],
     pub new_tokens: f64,
     pub context_before: f64,
+    /// Dispatch overhead of the layer in this phase.
+    pub overhead_s: f64,
 }
 
 impl LayerView {
@@ -121,12 +126,14 @@ impl LayerView {
                 ops: &self.prefill,
                 new_tokens: self.prefill_new_tokens,
                 context_before: self.prefill_context_before,
+                overhead_s: self.layer_overhead_s,
             },
             LayerPhase {
                 name: "decode",
                 ops: &self.decode,
                 new_tokens: 1.0,
                 context_before: self.decode_context_before,
+                overhead_s: self.decode_layer_overhead_s,
             },
         ]
     }

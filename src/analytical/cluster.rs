@@ -226,6 +226,11 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         layer_overhead_s: lead.exec.dispatch_overhead_s(&super::ops::layer_ops(
             model,
             shown,
+            &prefill_pass,
+        )),
+        decode_layer_overhead_s: lead.exec.dispatch_overhead_s(&super::ops::layer_ops(
+            model,
+            shown,
             &mid_decode,
         )),
     };

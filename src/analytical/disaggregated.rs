@@ -67,7 +67,10 @@ pub fn kv_stream(
 ) -> KvStream {
     let shard = Shard::whole(model);
     let per_layer = kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
-    let chunks = prefill_chunks(prompt, cached, chunk);
+    // The runtime's chunk counts tokens over all sequences, as the single-node prefill
+    // takes it.
+    let per_sequence = super::pass::chunk_per_sequence(chunk, sequences, prompt - cached);
+    let chunks = prefill_chunks(prompt, cached, Some(per_sequence));
     let mut prefill = PassTime::default();
     let mut messages = Vec::new();
     let mut clock = 0.0;

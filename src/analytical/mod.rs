@@ -272,6 +272,11 @@ pub fn layer_view(
         prefill: pass::layer_op_times(prefill, model, layer, &prefill_pass),
         decode: pass::layer_op_times(decode, model, layer, &decode_pass),
         layer_overhead_s: prefill.dispatch_overhead_s(&ops::layer_ops(model, layer, &prefill_pass)),
+        decode_layer_overhead_s: decode.dispatch_overhead_s(&ops::layer_ops(
+            model,
+            layer,
+            &decode_pass,
+        )),
     }
 }
 

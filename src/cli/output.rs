@@ -283,7 +283,7 @@ fn table(r: &Report) -> String {
                 s,
                 "  {:<18}{:>60}",
                 "dispatch overhead",
-                seconds(l.layer_overhead_s)
+                seconds(phase.overhead_s)
             );
         }
     }

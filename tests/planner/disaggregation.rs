@@ -104,6 +104,47 @@ fn layerwise_exposes_at_most_the_last_message() {
 }
 
 #[test]
+fn the_disaggregated_prefill_is_the_prefill_nodes_own_at_every_batch() {
+    // The Spark runs the same prefill passes with or without a decode node behind
+    // it: the disaggregated TTFT is the Spark-alone TTFT plus the exposed transfer.
+    // mlx's 2,048-token chunk is counted over all sequences (512 tokens per sequence
+    // at batch 4); the disaggregated path once ran 2,048 per sequence, and its TTFT
+    // came out under the Spark alone's from batch 2 (3.290 s against 3.319 s).
+    for batch in [1, 2, 4] {
+        let with_batch = |file: &str| {
+            let text = std::fs::read_to_string(repo().join(file)).unwrap().replace(
+                "output_tokens = 32",
+                &format!("output_tokens = 32\nbatch = {batch}"),
+            );
+            simulate(&Scenario::from_toml(file, &text, &catalog()).unwrap()).unwrap()
+        };
+        let alone = with_batch("scenarios/exo-spark-alone.toml");
+        let split = with_batch("scenarios/exo-disaggregated.toml");
+        let exposed = split.breakdown.unwrap().prefill.exposed_communication_s;
+        let prefill = split.ttft_s.unwrap() - exposed;
+        assert!(
+            (prefill / alone.ttft_s.unwrap() - 1.0).abs() < 1e-9,
+            "batch {batch}: {prefill} against {}",
+            alone.ttft_s.unwrap()
+        );
+    }
+}
+
+#[test]
+fn each_phase_of_the_layer_view_shows_its_own_nodes_overhead() {
+    // Prefill runs on the Spark and decode on the Mac: the layer view's dispatch
+    // overheads are the Spark-alone prefill's and the Mac-alone decode's (it once
+    // showed the Spark's 60 us under decode, against the Mac's 96 us).
+    let layers = |file: &str| run(file).layers.unwrap();
+    let split = layers("scenarios/exo-disaggregated.toml");
+    let spark = layers("scenarios/exo-spark-alone.toml");
+    let mac = layers("scenarios/exo-m3-ultra-alone.toml");
+    assert_eq!(split.layer_overhead_s, spark.layer_overhead_s);
+    assert_eq!(split.decode_layer_overhead_s, mac.decode_layer_overhead_s);
+    assert!(mac.decode_layer_overhead_s > spark.decode_layer_overhead_s);
+}
+
+#[test]
 fn overlap_command_reports_both_criteria() {
     let report = overlap(&scenario("scenarios/exo-overlap-llama-3-70b.toml")).unwrap();
     // 8-bit KV of Llama-3 70B: 2 x 8 KV heads x 128 dims x 1 byte = 2,048 bytes per

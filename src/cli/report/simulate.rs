@@ -253,11 +253,11 @@ fn layer_tables(files: &mut ReportFiles, l: &LayerView) {
             ]);
         }
         files.doc.table(t);
+        files.doc.paragraph(format!(
+            "Dispatch overhead of the layer: {}.",
+            secs(Some(phase.overhead_s))
+        ));
     }
-    files.doc.paragraph(format!(
-        "Dispatch overhead of the layer: {}.",
-        secs(Some(l.layer_overhead_s))
-    ));
 }
 
 /// One roofline per device of the layer view, with the operations of the phases
