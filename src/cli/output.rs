@@ -81,6 +81,23 @@ fn opt(v: Option<f64>) -> String {
     v.map_or_else(String::new, |x| format!("{x}"))
 }
 
+/// A fraction as a percentage with one decimal, or as many more (up to four) as it
+/// takes not to round a fraction short of 1 up to 100.0% (16 misses in 100,000) or a
+/// positive one down to 0.0%.
+pub fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    let mut decimals = 1;
+    while decimals < 4 {
+        let shown: f64 = format!("{p:.decimals$}").parse().unwrap_or(p);
+        let misleading = (shown == 100.0 && fraction < 1.0) || (shown == 0.0 && fraction > 0.0);
+        if !misleading {
+            break;
+        }
+        decimals += 1;
+    }
+    format!("{p:.decimals$}%")
+}
+
 /// Human-friendly seconds: ms below one second.
 pub fn seconds(v: f64) -> String {
     if v < 1e-3 {
@@ -365,10 +382,12 @@ fn serving_table(s: &mut String, v: &planner::serving::metrics::ServingReport, s
         let slo = |x: Option<f64>| x.map_or_else(|| "-".to_string(), seconds);
         let _ = writeln!(
             s,
-            "  goodput (TTFT <= {}, TPOT <= {}): {:.1}% of requests, {:.3} requests/s, {:.1} tokens/s",
+            "  goodput (TTFT <= {}, TPOT <= {}): {} of {} requests ({}), {:.3} requests/s, {:.1} tokens/s",
             slo(g.ttft_slo_s),
             slo(g.tpot_slo_s),
-            g.fraction_within_slo * 100.0,
+            g.requests_within_slo,
+            v.requests,
+            percent(g.fraction_within_slo),
             g.requests_per_s,
             g.tokens_per_s
         );
@@ -568,4 +587,20 @@ pub fn text_width<'a>(header: &str, entries: impl Iterator<Item = &'a str>) -> u
         .max()
         .unwrap_or(0)
         .max(header.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percentages_do_not_round_to_all_or_nothing() {
+        assert_eq!(percent(0.5), "50.0%");
+        assert_eq!(percent(1.0), "100.0%");
+        assert_eq!(percent(0.0), "0.0%");
+        // 99,984 of 100,000 met the objectives: not 100.0%.
+        assert_eq!(percent(0.99984), "99.98%");
+        assert_eq!(percent(0.0000004), "0.0000%");
+        assert_eq!(percent(0.00001), "0.001%");
+    }
 }

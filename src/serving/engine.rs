@@ -106,6 +106,8 @@ pub struct Engine<'a> {
     pub kv: Option<KvPlan>,
     pub itl: LogHistogram,
     pub queue_samples: Vec<QueueSample>,
+    /// Each instance's latest queue sample.
+    last_sample: Vec<Option<QueueSample>>,
     pub spans: Vec<Span>,
     pub timeline_requests: usize,
     flows: Vec<Flow>,
@@ -137,6 +139,7 @@ impl<'a> Engine<'a> {
             })
             .collect();
         let times = vec![Times::default(); specs.len()];
+        let last_sample = vec![None; instances.len()];
         Engine {
             specs,
             states,
@@ -150,6 +153,7 @@ impl<'a> Engine<'a> {
             kv,
             itl: LogHistogram::default(),
             queue_samples: Vec::new(),
+            last_sample,
             spans: Vec::new(),
             timeline_requests,
             flows: Vec::new(),
@@ -273,15 +277,13 @@ impl<'a> Engine<'a> {
             return;
         }
         let Some(entries) = self.instances[i].plan(&mut self.states) else {
+            // Idle: the queue lengths hold until the next sample, so it must be
+            // taken now, or the last iteration's would stand for the idle time.
+            self.sample_queue(now, i, true);
             return;
         };
+        self.sample_queue(now, i, false);
         let inst = &self.instances[i];
-        self.queue_samples.push(QueueSample {
-            time_s: now.as_secs(),
-            instance: i,
-            waiting: inst.waiting_len() as u32,
-            running: inst.running_len() as u32,
-        });
         let (passes, emitting) = Instance::passes(&entries);
         let layerwise = inst.config.role == Role::Prefill
             && matches!(
@@ -318,6 +320,25 @@ impl<'a> Engine<'a> {
         inst.busy_ns += duration.0;
         inst.current = Some(entries);
         self.queue.schedule(end, Event::IterationDone(i));
+    }
+
+    /// Queue lengths of instance `i` at `now`: at every iteration start, and when it
+    /// goes idle (`idle`; only if they changed, as an idle instance is asked again at
+    /// every arrival and transfer).
+    fn sample_queue(&mut self, now: SimTime, i: usize, idle: bool) {
+        let inst = &self.instances[i];
+        let sample = QueueSample {
+            time_s: now.as_secs(),
+            instance: i,
+            waiting: inst.waiting_len() as u32,
+            running: inst.running_len() as u32,
+        };
+        let same = |s: &QueueSample| (s.waiting, s.running) == (sample.waiting, sample.running);
+        if idle && self.last_sample[i].as_ref().is_some_and(same) {
+            return;
+        }
+        self.last_sample[i] = Some(sample);
+        self.queue_samples.push(sample);
     }
 
     /// Layer-wise KV streaming: one message per layer carrying this iteration's new

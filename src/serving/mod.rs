@@ -619,8 +619,9 @@ fn assemble(
             ttft_slo_s: serving.ttft_slo_s,
             tpot_slo_s: serving.tpot_slo_s,
             requests_within_slo: within,
-            fraction_within_slo: if completed > 0 {
-                within as f64 / completed as f64
+            // Over every request: one rejected (it could never fit) met no objective.
+            fraction_within_slo: if !engine.specs.is_empty() {
+                within as f64 / engine.specs.len() as f64
             } else {
                 0.0
             },

@@ -186,6 +186,65 @@ fn every_request_completes_and_tokens_are_conserved() {
 }
 
 #[test]
+fn queue_means_follow_littles_law_on_a_lightly_loaded_instance() {
+    // Little's law: the mean number of requests in an instance (waiting + running)
+    // is the sum of their times in it over the run. One H100 at 0.2 requests/s is
+    // mostly idle; the queue lengths once held their last iteration's values through
+    // the idle gaps (mean running 0.97 where requests were in the system a quarter of
+    // the time).
+    let text = poisson_scenario(5)
+        .replace("count = 2", "count = 1")
+        .replace("arrival_rate_per_s = 30.0", "arrival_rate_per_s = 0.2")
+        .replace("requests = 400", "requests = 200");
+    let run = serve(&parse("p.toml", &text), None).unwrap();
+    let s = run.report.serving.as_ref().unwrap();
+    let in_system: f64 = run.requests.iter().map(|r| r.e2e_s.unwrap()).sum();
+    let little = in_system / s.makespan_s;
+    let i = &s.instances[0];
+    let mean = i.mean_waiting + i.mean_running;
+    assert!(little < 0.5, "a light load: {little}");
+    assert!(close(mean, little, 0.05), "{mean} against {little}");
+}
+
+#[test]
+fn goodput_counts_rejected_requests_as_missing_the_objectives() {
+    // Prompts up to 60,000 tokens on one 80 GB H100 with Llama-3.1 70B fp8: the
+    // longest can never fit its KV cache and are rejected. The share within the
+    // objectives is of all requests; it was of the completed ones only.
+    let text = r#"
+[model]
+preset = "llama-3.1-70b"
+weights = "fp8"
+kv_cache = "fp8"
+[runtime]
+preset = "vllm"
+[[cluster.groups]]
+device = "h100-sxm"
+memory_gb = 80
+[workload]
+prompt_tokens = 30500
+output_tokens = 64
+prompt_distribution = { kind = "uniform", min = 1000, max = 60000 }
+requests = 60
+arrival_rate_per_s = 0.05
+seed = 3
+ttft_slo_s = 5.0
+tpot_slo_s = 0.05
+"#;
+    let run = serve(&parse("rejects.toml", text), None).unwrap();
+    let s = run.report.serving.as_ref().unwrap();
+    assert!(s.requests_rejected > 0, "{}", s.requests_rejected);
+    let g = &s.goodput;
+    assert_eq!(
+        g.fraction_within_slo,
+        g.requests_within_slo as f64 / 60.0,
+        "{} within, {} completed",
+        g.requests_within_slo,
+        s.requests_completed
+    );
+}
+
+#[test]
 fn kv_memory_pressure_preempts_and_still_finishes() {
     // An RTX 4090 (24 GB) holding 16 GB of fp16 weights has a few GB of KV cache.
     // KV per token: 32 layers x 2 x 8 heads x 128 x 2 bytes = 131,072 bytes; 64

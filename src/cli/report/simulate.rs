@@ -359,10 +359,12 @@ fn serving_section(files: &mut ReportFiles, run: &ServingRun) -> Result<()> {
     let g = &v.goodput;
     if g.ttft_slo_s.is_some() || g.tpot_slo_s.is_some() {
         files.doc.paragraph(format!(
-            "Goodput (TTFT <= {}, TPOT <= {}): {:.1}% of requests, {:.3} requests/s, {:.1} tokens/s.",
+            "Goodput (TTFT <= {}, TPOT <= {}): {} of {} requests ({}), {:.3} requests/s, {:.1} tokens/s.",
             secs(g.ttft_slo_s),
             secs(g.tpot_slo_s),
-            g.fraction_within_slo * 100.0,
+            g.requests_within_slo,
+            v.requests,
+            crate::cli::output::percent(g.fraction_within_slo),
             g.requests_per_s,
             g.tokens_per_s
         ));
