@@ -263,7 +263,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Format::Json => {
                     serde_json::to_string_pretty(&result).map_err(anyhow::Error::from)? + "\n"
                 }
-                _ => cli::plan::table(&plan, &result),
+                Format::Csv => String::from_utf8(cli::report::plan::ranked_csv(&result)?)
+                    .map_err(anyhow::Error::from)?,
+                Format::Table => cli::plan::table(&plan, &result),
             };
             print!("{text}");
             Ok(())

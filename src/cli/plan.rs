@@ -44,13 +44,13 @@ fn options_table<'a>(s: &mut String, options: impl Iterator<Item = &'a Screened>
     let w = text_width("option", options.clone().map(|o| o.description.as_str()));
     let _ = writeln!(
         s,
-        "{:>4}  {:<w$} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",
-        "rank", "option", "capex $", "TTFT p90", "TPOT p90", "max tok/s", "$/Mtok", "tok/s/k$"
+        "{:>4}  {:<w$} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12}",
+        "rank", "option", "capex $", "TTFT p90", "TPOT p90", "max tok/s", "$/Mtok", "max tok/s/k$"
     );
     for (i, o) in options.enumerate() {
         let _ = writeln!(
             s,
-            "{:>4}  {:<w$} {:>10.0} {:>9} {:>9} {:>9.0} {:>8.2} {:>9.1}",
+            "{:>4}  {:<w$} {:>10.0} {:>9} {:>9} {:>9.0} {:>8.2} {:>12.1}",
             i + 1,
             o.description,
             o.capex_usd,
@@ -58,7 +58,7 @@ fn options_table<'a>(s: &mut String, options: impl Iterator<Item = &'a Screened>
             seconds(o.tpot_p90_s),
             o.capacity_tokens_per_s,
             o.usd_per_million_tokens,
-            o.tokens_per_s_per_kusd
+            crate::cli::report::plan::capacity_per_kusd(o)
         );
     }
 }
@@ -131,7 +131,7 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
             }
         }
     }
-    let _ = writeln!(s, "\nPareto frontier (capital cost, sustainable throughput, TTFT p90), options meeting the SLOs");
+    let _ = writeln!(s, "\nPareto frontier (capital cost, sustainable throughput, TTFT p90), options meeting the SLOs (budget ignored)");
     options_table(&mut s, r.pareto.iter());
     s
 }

@@ -76,18 +76,6 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
             Verdict::NoPrice => rejections.no_price += 1,
         }
     }
-    let meets: Vec<&Screened> = screened
-        .iter()
-        .filter(|s| matches!(s.verdict, Verdict::Feasible | Verdict::OverBudget))
-        .collect();
-    let objectives: Vec<Vec<f64>> = meets
-        .iter()
-        .map(|s| vec![s.capex_usd, -s.capacity_tokens_per_s, s.ttft_p90_s])
-        .collect();
-    let pareto = pareto::pareto_front(&objectives)
-        .into_iter()
-        .map(|i| meets[i].clone())
-        .collect();
     let mut ranked: Vec<Screened> = screened
         .iter()
         .filter(|s| s.verdict == Verdict::Feasible)
@@ -117,6 +105,21 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
     }
     rejections.misses_slo += dropped.len();
     ranked.retain(|s| !dropped.contains(&s.option.key()));
+    // The frontier of the options that fit and meet the targets (budget ignored),
+    // less those the engine just found missing them.
+    let meets: Vec<&Screened> = screened
+        .iter()
+        .filter(|s| matches!(s.verdict, Verdict::Feasible | Verdict::OverBudget))
+        .filter(|s| !dropped.contains(&s.option.key()))
+        .collect();
+    let objectives: Vec<Vec<f64>> = meets
+        .iter()
+        .map(|s| vec![s.capex_usd, -s.capacity_tokens_per_s, s.ttft_p90_s])
+        .collect();
+    let pareto = pareto::pareto_front(&objectives)
+        .into_iter()
+        .map(|i| meets[i].clone())
+        .collect();
     PlanResult {
         verified,
         plan: plan.name.clone(),

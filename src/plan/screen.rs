@@ -115,6 +115,37 @@ fn instance_at(
     Ok((report, instance))
 }
 
+/// The largest batch from `known.0` (which fits, with step time `known.1`) up to the
+/// runtime's `max_batch` that fits in memory, and its decode step time. Memory grows
+/// with the batch, so the cap is tried first, then bisection.
+fn largest_fitting_batch(
+    scenario: &Scenario,
+    option: &PlanOption,
+    known: (f64, f64),
+    max_batch: u32,
+) -> Result<(f64, f64), Verdict> {
+    let at = |b: f64| instance_at(scenario, option, b as u64).map(|(_, inst)| inst);
+    let (mut lo, mut lo_step_s) = known;
+    let cap = f64::from(max_batch);
+    if cap > lo {
+        let top = at(cap)?;
+        if top.fits {
+            return Ok((cap, top.step_s));
+        }
+        let mut hi = cap;
+        while hi - lo > 1.0 {
+            let mid = ((lo + hi) / 2.0).floor();
+            let inst = at(mid)?;
+            if inst.fits {
+                (lo, lo_step_s) = (mid, inst.step_s);
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    Ok((lo, lo_step_s))
+}
+
 fn rejected(option: &PlanOption, verdict: Verdict) -> Screened {
     Screened {
         description: option.describe(),
@@ -208,23 +239,20 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     }
     let needed = lambda_d * g * step_s / decode_share;
     // Sustainable throughput. An instance decodes at most `R` tokens/s: the largest
-    // batch the runtime and memory allow (halving the batch until it fits) over its
-    // step time. Colocated, each request also holds the instance for its prefill `P`,
+    // batch the runtime and memory allow over its step time. Colocated, each request also holds the instance for its prefill `P`,
     // so at `λ` requests/s decode has `1 - λ P` of the time: `λ G = R (1 - λ P)` gives
     // `λ_max = R / (G + R P)`, whatever the plan's own rate. Disaggregated, prefill
     // and decode instances saturate separately: `λ_max = min(n_p / P, n_d R / G)`.
-    let mut top = f64::from(max_batch);
-    let mut decode_rate = batch / step_s;
-    while top > batch {
-        match instance_at(&scenario, option, top as u64) {
-            Ok((_, inst)) if inst.fits => {
-                decode_rate = decode_rate.max(top / inst.step_s);
-                break;
-            }
-            Ok(_) => top = (top / 2.0).floor(),
-            Err(v) => return rejected(option, v),
-        }
-    }
+    // The load's batch fits unless memory ran short; batch 1 always fits here.
+    let known = if memory_short.is_none() {
+        (batch, step_s)
+    } else {
+        (1.0, single.step_s)
+    };
+    let decode_rate = match largest_fitting_batch(&scenario, option, known, max_batch) {
+        Ok((top, top_step_s)) => top / top_step_s,
+        Err(v) => return rejected(option, v),
+    };
     let capacity = if colocated {
         decode_instances * g * decode_rate / (g + decode_rate * prefill_busy_s)
     } else {

@@ -70,6 +70,15 @@ fn the_same_plan_gives_the_same_json() {
     let b = planner(&["plan", path.to_str().unwrap(), "--format", "json"]);
     assert_eq!(a.status.code(), Some(0));
     assert_eq!(stdout(&a), stdout(&b));
+    // CSV: the ranked options, one row each, as `ranked.csv` (it printed the table).
+    let csv = planner(&["plan", path.to_str().unwrap(), "--format", "csv"]);
+    assert_eq!(csv.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    let ranked = json["ranked"].as_array().unwrap().len();
+    let text = stdout(&csv);
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("rank,description,kind,device"));
+    assert_eq!(lines.count(), ranked);
 }
 
 #[test]
@@ -128,7 +137,7 @@ fn sustainable_throughput_does_not_depend_on_the_plans_rate() {
 fn sustainable_throughput_is_decode_in_the_time_prefill_leaves() {
     // By hand from the analytical model's two primitives for one H100 (trt-llm, fp8):
     // P, the prefill of one 512-token request (its TTFT at batch 1), and R, decode
-    // tokens/s at the runtime's largest batch (batch / TPOT). At λ requests/s decode
+    // tokens/s at the largest batch that fits (batch / TPOT). At λ requests/s decode
     // has 1 - λ P of the time, so λ G = R (1 - λ P) and the most it serves is
     // G R / (G + R P) output tokens/s (G = 64).
     let one = screen_at(2.0, "1 x h100-sxm (80 GB), trt-llm fp8");
@@ -154,16 +163,21 @@ fn sustainable_throughput_is_decode_in_the_time_prefill_leaves() {
     .max_batch;
     // The runtime's cap (2,048 sequences) does not fit: 2,048 x 576 tokens x 128 KiB
     // of f16 KV per token (32 layers x 8 KV heads x 128 x 2 x 2 bytes) is 155 GB;
-    // 1,024 is 77 GB, with the weights over 80 GB; halving again, 512 fits.
-    let mut batch = u64::from(max_batch);
-    let top = loop {
-        let r = scenario(batch);
-        if r.memory.fits {
-            break r;
+    // 1,024 is 77 GB, with the weights over 80 GB; 512 (39 GB) fits. The largest
+    // batch that fits lies between, found here by bisection on the memory verdict.
+    assert!(!scenario(u64::from(max_batch)).memory.fits);
+    let (mut fits, mut short) = (512u64, 1024u64);
+    assert!(scenario(fits).memory.fits && !scenario(short).memory.fits);
+    while short - fits > 1 {
+        let mid = (fits + short) / 2;
+        if scenario(mid).memory.fits {
+            fits = mid;
+        } else {
+            short = mid;
         }
-        batch /= 2;
-    };
-    assert_eq!(batch, 512);
+    }
+    let batch = fits;
+    let top = scenario(batch);
     let r = batch as f64 / top.tpot_s.unwrap();
     let g = 64.0;
     let expected = g * r / (g + r * p);
@@ -173,4 +187,52 @@ fn sustainable_throughput_is_decode_in_the_time_prefill_leaves() {
         "{} vs {expected}",
         one.capacity_tokens_per_s
     );
+}
+
+#[test]
+fn the_frontier_leaves_out_options_the_engine_finds_missing_a_target() {
+    // A TTFT target just under what the engine gives one B200 (screen 138 ms, engine
+    // 151 ms): the engine drops it from the ranking, and the frontier, "options
+    // meeting the targets", must drop it too.
+    let text = r#"
+name = "tight TTFT"
+[model]
+preset = "llama-3.1-70b"
+weights = ["fp8", "bf16"]
+[workload]
+prompt_tokens = 1024
+output_tokens = 256
+requests_per_s = 10.0
+[slo]
+ttft_p90_s = 0.145
+tpot_p90_s = 0.1
+[budget]
+capex_usd = 100000
+[search]
+devices = ["b200", "h200-sxm"]
+max_nodes = 4
+disaggregation = true
+verify_top = 3
+"#;
+    let catalog = catalog();
+    let plan = parse_plan("tight.toml", text, &catalog).unwrap();
+    let r = run_plan(&plan, &catalog, &|| {});
+    let missed: Vec<&str> = r
+        .verified
+        .iter()
+        .filter(|v| !v.meets_slo)
+        .map(|v| v.description.as_str())
+        .collect();
+    assert!(
+        !missed.is_empty(),
+        "the engine should drop at least one option"
+    );
+    for p in &r.pareto {
+        assert!(
+            !missed.contains(&p.description.as_str()),
+            "{} is on the frontier",
+            p.description
+        );
+    }
+    assert!(!r.pareto.is_empty());
 }

@@ -55,7 +55,7 @@ fn short(s: &Screened) -> String {
 }
 
 /// Sustainable output tokens/s per $1,000 of capital.
-fn capacity_per_kusd(s: &Screened) -> f64 {
+pub fn capacity_per_kusd(s: &Screened) -> f64 {
     if s.capex_usd > 0.0 {
         s.capacity_tokens_per_s / (s.capex_usd / 1000.0)
     } else {
@@ -118,6 +118,11 @@ const OPTION_HEADER: [&str; 21] = [
     "tokens_per_s_per_kusd",
     "tokens_per_joule",
 ];
+
+/// The ranked options as CSV (`ranked.csv`, and `planner plan --format csv`).
+pub fn ranked_csv(r: &PlanResult) -> Result<Vec<u8>> {
+    csv_table(&OPTION_HEADER, &option_rows(&r.ranked))
+}
 
 /// Every option as CSV rows, full precision.
 fn option_rows(options: &[Screened]) -> Vec<Vec<String>> {
@@ -472,10 +477,7 @@ pub fn write(
     files.doc.table(device_table(catalog, &shown));
     files.doc.subheading("Cost");
     files.doc.list(assumptions::cost_lines(&plan.cost));
-    files.file(
-        "ranked.csv",
-        csv_table(&OPTION_HEADER, &option_rows(&r.ranked))?,
-    );
+    files.file("ranked.csv", ranked_csv(r)?);
     files.file(
         "pareto.csv",
         csv_table(&OPTION_HEADER, &option_rows(&r.pareto))?,
