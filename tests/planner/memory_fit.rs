@@ -1,7 +1,7 @@
 //! A model that does not fit is an answer: exit 3, `memory.fits = false`, and a reason
 //! saying what is short and by how much.
 
-use crate::common::{planner, stderr, stdout};
+use crate::common::{planner, repo, scenario_file, stderr, stdout};
 
 #[test]
 fn dbrx_bf16_does_not_fit_one_192_gb_m2_ultra() {
@@ -79,4 +79,27 @@ fn csv_is_one_header_and_one_row() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("name,model,weights"));
+}
+
+#[test]
+fn csv_memory_columns_are_the_fullest_nodes() {
+    // Llama-3 70B in f16 does not fit the 128 GB Spark (141 GB of weights) but would
+    // fit the 256 GB Mac: the CSV's used and capacity must both be the Spark's, so
+    // that they read as not fitting.
+    let text = std::fs::read_to_string(repo().join("scenarios/exo-overlap-llama-3-70b.toml"))
+        .unwrap()
+        .replace("weights = \"mlx-8bit\"", "weights = \"f16\"");
+    let path = scenario_file(&text);
+    let out = planner(&["simulate", path.to_str().unwrap(), "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let get = |key: &str| row[headers.iter().position(|h| h == key).unwrap()].to_string();
+    assert_eq!(get("memory_fits"), "false");
+    let used: f64 = get("memory_used_gb").parse().unwrap();
+    let capacity: f64 = get("memory_capacity_gb").parse().unwrap();
+    assert_eq!(capacity, 128.0);
+    assert!(used > capacity, "{used} of {capacity}");
 }
