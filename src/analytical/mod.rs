@@ -283,8 +283,8 @@ pub fn layer_view(
 /// The sentence that says what is short and by how much.
 pub fn shortfall_reason(memory: &GroupMemory) -> String {
     format!(
-        "does not fit: group `{}` ({}) needs {:.1} GB per node (weights {:.1} GB, KV cache {:.1} GB, \
-         activations {:.1} GB, reserve {:.1} GB) but has {:.0} GB: {:.1} GB short",
+        "does not fit: group `{}` ({}) needs {:.1} GB per node (weights {:.1} GB, KV cache {:.2} GB, \
+         activations {:.2} GB, reserve {:.1} GB) but has {:.0} GB: {:.1} GB short",
         memory.name,
         memory.device,
         memory.used_gb,

@@ -326,7 +326,8 @@ pub fn table(title: &str, entries: &[Entry], headline: Option<&Headline>) -> Str
                     num(r.throughput_tokens_per_s, 2),
                     r.cost.capex_usd,
                     r.cost.power_w,
-                    num(r.cost.usd_per_million_tokens, 2),
+                    num(r.cost.usd_per_million_tokens, 2)
+                        + if r.cost.prices_complete { "" } else { "*" },
                     num(r.cost.tokens_per_s_per_kusd, 3),
                     ratio_to_first(entries, i)
                         .map_or_else(|| "-".to_string(), |x| format!("{x:.2}x"))
@@ -344,6 +345,15 @@ pub fn table(title: &str, entries: &[Entry], headline: Option<&Headline>) -> Str
         s,
         "(tok/s: output tokens per second end to end; ratio: tokens/s per $1,000 over the first scenario's)"
     );
+    if entries
+        .iter()
+        .any(|e| e.report.as_ref().is_some_and(|r| !r.cost.prices_complete))
+    {
+        let _ = writeln!(
+            s,
+            "(*: a device without a published price: capital and cost per token are lower bounds)"
+        );
+    }
     if let Some(h) = headline {
         let _ = writeln!(s);
         for line in h.sentences() {

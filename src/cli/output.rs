@@ -245,6 +245,7 @@ fn table(r: &Report) -> String {
     }
     match &r.memory.reason {
         Some(reason) => {
+            let reason = reason.strip_prefix("does not fit: ").unwrap_or(reason);
             let _ = writeln!(s, "  DOES NOT FIT: {reason}");
         }
         None => {
@@ -310,8 +311,8 @@ fn table(r: &Report) -> String {
     let _ = writeln!(s, "\nCost");
     let _ = writeln!(
         s,
-        "  capital ${:.0}{}, power {:.0} W under load ({:.0} W idle)",
-        c.capex_usd,
+        "  capital {}{}, power {:.0} W under load ({:.0} W idle)",
+        crate::cli::report::dollars(c.capex_usd),
         if c.prices_complete {
             ""
         } else {
@@ -320,16 +321,23 @@ fn table(r: &Report) -> String {
         c.power_w,
         c.idle_power_w
     );
-    if let (Some(usd), Some(per_k)) = (c.usd_per_million_tokens, c.tokens_per_s_per_kusd) {
-        let _ = writeln!(
-            s,
-            "  ${usd:.2} per million output tokens, {per_k:.3} tokens/s per $1,000 of capital"
-        );
+    // The JSON and CSV give the cost per token whenever there is output; with a price
+    // missing it counts the known prices and the power only.
+    if let Some(usd) = c.usd_per_million_tokens {
+        let bound = if c.prices_complete {
+            ""
+        } else {
+            " (a lower bound)"
+        };
+        let per_k = c.tokens_per_s_per_kusd.map_or_else(String::new, |k| {
+            format!(", {k:.3} tokens/s per $1,000 of capital")
+        });
+        let _ = writeln!(s, "  ${usd:.2} per million output tokens{bound}{per_k}");
     }
     let a = &c.assumptions;
     let _ = writeln!(
         s,
-        "  assumptions: amortisation {} years, electricity ${}/kWh, utilisation {}%",
+        "  assumptions: amortisation {} years, electricity ${:.2}/kWh, utilisation {}%",
         a.amortization_years,
         a.electricity_usd_per_kwh,
         a.utilization * 100.0

@@ -80,7 +80,7 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
     let a = &plan.cost;
     let _ = writeln!(
         s,
-        "  cost assumptions: amortisation {} years, electricity ${}/kWh, utilisation {}%",
+        "  cost assumptions: amortisation {} years, electricity ${:.2}/kWh, utilisation {}%",
         a.amortization_years,
         a.electricity_usd_per_kwh,
         a.utilization * 100.0

@@ -103,3 +103,21 @@ fn csv_memory_columns_are_the_fullest_nodes() {
     assert_eq!(capacity, 128.0);
     assert!(used > capacity, "{used} of {capacity}");
 }
+
+#[test]
+fn the_table_says_does_not_fit_once_and_prices_a_node_without_a_price_as_a_bound() {
+    let out = planner(&["simulate", "scenarios/dbrx-one-m2-ultra.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(text.contains("  DOES NOT FIT: group `mac`"), "{text}");
+    assert!(!text.to_lowercase().contains("does not fit: does not fit"));
+    // The CPU profile has no price: the JSON gives a cost per token from power alone,
+    // and the table shows it too, marked as a lower bound (it showed none).
+    let out = planner(&["simulate", "scenarios/cpu-decode-llama-3.2-3b.toml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("per million output tokens (a lower bound)"),
+        "{}",
+        stdout(&out)
+    );
+}

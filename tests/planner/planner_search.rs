@@ -77,7 +77,10 @@ fn the_same_plan_gives_the_same_json() {
     let ranked = json["ranked"].as_array().unwrap().len();
     let text = stdout(&csv);
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().starts_with("rank,description,kind,device"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("rank,description,kind,device"));
     assert_eq!(lines.count(), ranked);
 }
 
