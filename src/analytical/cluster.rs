@@ -188,16 +188,14 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
                 };
                 ops = layer_ops(model, shown, &local);
                 if model.is_moe_layer(shown) {
-                    // The busiest node's expected experts, each with its mean rows.
+                    // The busiest node's expected experts and the rows they take.
+                    // Each expert's mean rows (tokens x k / E) overstated them where
+                    // experts are replicated: a pick goes to one replica.
                     let phase = g.expert_phase(pass);
-                    let moe = model.moe.expect("expert stages hold a MoE model");
-                    let rows_per_expert = (pass.tokens() * f64::from(moe.experts_per_token)
-                        / f64::from(moe.experts))
-                    .max(1.0);
                     for op in ops.iter_mut().filter(|op| op.kind == OpKind::RoutedExperts) {
                         *op = routed_experts_op(
                             model,
-                            phase.busiest_experts * rows_per_expert,
+                            phase.busiest_rows.max(phase.busiest_experts),
                             phase.busiest_experts,
                         );
                     }

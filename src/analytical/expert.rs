@@ -58,6 +58,9 @@ pub struct ExpertPhase {
     pub busiest_experts: f64,
     /// Mean distinct experts run per node.
     pub mean_experts: f64,
+    /// Expected token rows through the experts of the slowest node (with replicated
+    /// experts, a pick's rows go to one of its replicas).
+    pub busiest_rows: f64,
     pub flops: f64,
     pub bytes: f64,
 }
@@ -219,12 +222,12 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
         };
         let share = 1.0 / self.n() as f64;
         for sample in &samples {
-            let mut slowest = (f64::NEG_INFINITY, 0.0, 0.0);
+            let mut slowest = (f64::NEG_INFINITY, 0.0, 0.0, 0.0);
             for (node, load) in self.nodes.iter().zip(&sample.loads) {
                 let distinct = load.distinct_experts() as f64;
                 phase.mean_experts += sample.weight * distinct * share;
                 if distinct == 0.0 {
-                    slowest = slowest.max_by_first((0.0, 0.0, 0.0));
+                    slowest = slowest.max_by_first((0.0, 0.0, 0.0, 0.0));
                     continue;
                 }
                 let op = routed_experts_op(self.model, f64::from(load.rows()), distinct);
@@ -232,7 +235,12 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
                 let wiring = node
                     .wiring
                     .overhead_s(distinct * expert_bytes * node.exec.weights.bytes_per_weight());
-                slowest = slowest.max_by_first((t.time_s + wiring, t.time_s, wiring));
+                slowest = slowest.max_by_first((
+                    t.time_s + wiring,
+                    t.time_s,
+                    wiring,
+                    f64::from(load.rows()),
+                ));
                 phase.mean_node_compute_s += sample.weight * t.time_s * share;
                 phase.mean_node_wiring_s += sample.weight * wiring * share;
                 phase.flops += sample.weight * t.flops;
@@ -240,6 +248,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
             }
             phase.expert_compute_s += sample.weight * slowest.1;
             phase.expert_wiring_s += sample.weight * slowest.2;
+            phase.busiest_rows += sample.weight * slowest.3;
             if let Some(link) = self.link {
                 let exchange: f64 = self
                     .messages(sample)
@@ -341,7 +350,7 @@ trait MaxByFirst {
     fn max_by_first(self, other: Self) -> Self;
 }
 
-impl MaxByFirst for (f64, f64, f64) {
+impl MaxByFirst for (f64, f64, f64, f64) {
     fn max_by_first(self, other: Self) -> Self {
         if other.0 > self.0 {
             other
