@@ -60,19 +60,24 @@ fn table(r: &OverlapReport) -> String {
         r.prefill_chunk_tokens
             .map_or("whole prompt".to_string(), |c| format!("{c} tokens"))
     );
+    let rows = [
+        (
+            "the link keeps up with the whole layer's compute from",
+            r.threshold_tokens,
+        ),
+        (
+            "counting attention's compute alone, from",
+            r.attention_only_threshold_tokens,
+        ),
+    ];
+    let _ = writeln!(s);
+    for (label, v) in rows {
+        let _ = writeln!(s, "  {label:<54}{}", tokens(v));
+    }
     let _ = writeln!(
         s,
-        "\n  transfer hides behind the whole layer's compute from  {}",
-        tokens(r.threshold_tokens)
-    );
-    let _ = writeln!(
-        s,
-        "  counting attention's compute alone, it hides from    {}",
-        tokens(r.attention_only_threshold_tokens)
-    );
-    let _ = writeln!(
-        s,
-        "\n  at the scenario's {} tokens: one layer computes in {}, its KV takes {} to send; exposed {}",
+        "\n  at the scenario's {} tokens: one layer computes in {}, its KV takes {} to send; exposed {}\n  \
+         (when the link keeps up, only the last layer's message is exposed, less the LM head's time)",
         r.prompt_tokens,
         seconds(r.layer_compute_s),
         seconds(r.layer_transfer_s),

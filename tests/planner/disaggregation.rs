@@ -156,7 +156,8 @@ fn overlap_command_reports_both_criteria() {
     let out = planner(&["overlap", "scenarios/exo-overlap-llama-3-70b.toml"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        stdout(&out).contains("hides behind the whole layer"),
+        stdout(&out)
+            .contains("the link keeps up with the whole layer's compute from every prompt length"),
         "{}",
         stdout(&out)
     );
