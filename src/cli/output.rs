@@ -203,37 +203,73 @@ fn table(r: &Report) -> String {
         "  model {} ({} weights, {} KV cache), runtime {}",
         r.model, r.weights, r.kv_cache, r.runtime
     );
-    let _ = writeln!(
-        s,
-        "  workload: prompt {} tokens ({} cached), {} output tokens, batch {}",
-        w.prompt_tokens, w.cached_prompt_tokens, w.output_tokens, w.batch
-    );
+    match &r.serving {
+        // The requests' own lengths: a trace's, or drawn from the distributions.
+        Some(v) => {
+            let _ = writeln!(
+                s,
+                "  workload: {} requests, {:.1} prompt and {:.1} output tokens on average",
+                v.requests, v.mean_prompt_tokens, v.mean_output_tokens
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  workload: prompt {} tokens ({} cached), {} output tokens, batch {}",
+                w.prompt_tokens, w.cached_prompt_tokens, w.output_tokens, w.batch
+            );
+        }
+    }
     let _ = writeln!(s);
     let rate = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1} tok/s"));
-    let _ = writeln!(
-        s,
-        "  {:<22}{:>14}   {:<22}{:>14}",
-        "time to first token",
-        opt_seconds(r.ttft_s),
-        "prefill",
-        rate(r.prefill_tokens_per_s)
-    );
-    let _ = writeln!(
-        s,
-        "  {:<22}{:>14}   {:<22}{:>14}",
-        "time per output token",
-        opt_seconds(r.tpot_s),
-        "decode",
-        rate(r.decode_tokens_per_s)
-    );
-    let _ = writeln!(
-        s,
-        "  {:<22}{:>14}   {:<22}{:>14}",
-        "end to end",
-        opt_seconds(r.e2e_s),
-        "throughput",
-        rate(r.throughput_tokens_per_s)
-    );
+    // A serving run's figures are means over its requests, and its rates are per
+    // second of the whole run (prefill_tokens_per_s and decode_tokens_per_s in the
+    // JSON are the prompt and output tokens over the makespan).
+    let rows: [(&str, String, &str, String); 3] = match &r.serving {
+        Some(v) => [
+            (
+                "mean TTFT",
+                opt_seconds(r.ttft_s),
+                "prompt tokens served",
+                rate(r.prefill_tokens_per_s),
+            ),
+            (
+                "mean TPOT",
+                opt_seconds(r.tpot_s),
+                "output tokens served",
+                rate(r.throughput_tokens_per_s),
+            ),
+            (
+                "mean end to end",
+                opt_seconds(r.e2e_s),
+                "requests completed",
+                format!("{:.3} req/s", v.requests_per_s),
+            ),
+        ],
+        None => [
+            (
+                "time to first token",
+                opt_seconds(r.ttft_s),
+                "prefill",
+                rate(r.prefill_tokens_per_s),
+            ),
+            (
+                "time per output token",
+                opt_seconds(r.tpot_s),
+                "decode",
+                rate(r.decode_tokens_per_s),
+            ),
+            (
+                "end to end",
+                opt_seconds(r.e2e_s),
+                "throughput",
+                rate(r.throughput_tokens_per_s),
+            ),
+        ],
+    };
+    for (left, a, right, b) in rows {
+        let _ = writeln!(s, "  {left:<22}{a:>14}   {right:<22}{b:>14}");
+    }
 
     let _ = writeln!(s, "\nMemory per node");
     for g in &r.memory.groups {

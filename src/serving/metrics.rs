@@ -197,6 +197,11 @@ pub struct ServingReport {
     pub requests_completed: u64,
     /// Requests whose prompt and output could never fit an instance's KV cache.
     pub requests_rejected: u64,
+    /// Mean prompt and output lengths of the requests run (drawn from the
+    /// distributions or read from the trace; the scenario's `prompt_tokens` and
+    /// `output_tokens` are then only parameters, or unused).
+    pub mean_prompt_tokens: f64,
+    pub mean_output_tokens: f64,
     pub makespan_s: f64,
     pub ttft_s: Stats,
     pub tpot_s: Stats,

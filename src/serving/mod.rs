@@ -607,6 +607,8 @@ fn assemble(
         requests: engine.specs.len() as u64,
         requests_completed: completed,
         requests_rejected: rejected,
+        mean_prompt_tokens: mean_of(&engine.specs, |s| s.prompt_tokens),
+        mean_output_tokens: mean_of(&engine.specs, |s| s.output_tokens),
         makespan_s: makespan,
         ttft_s: Stats::of(&ttft),
         tpot_s: Stats::of(&tpot),
@@ -666,6 +668,14 @@ fn assemble(
             spans: engine.spans,
         },
     }
+}
+
+/// Mean of a token count over the requests (0 for none).
+fn mean_of(specs: &[workload::RequestSpec], tokens: impl Fn(&workload::RequestSpec) -> u64) -> f64 {
+    if specs.is_empty() {
+        return 0.0;
+    }
+    specs.iter().map(|s| tokens(s) as f64).sum::<f64>() / specs.len() as f64
 }
 
 #[cfg(test)]

@@ -352,6 +352,22 @@ fn trace_scenario_writes_complete_result_files() {
     }
     assert_eq!(summary["serving"]["requests_completed"], 300);
     assert!(summary["serving"]["makespan_s"].is_number());
+    // The table's workload line gives the trace's own mean lengths (it gave the
+    // scenario's prompt_tokens and output_tokens, which a trace leaves unused).
+    let trace = text("scenarios/traces/conversation-sample.csv");
+    let rows: Vec<Vec<f64>> = trace
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("arrival"))
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    let mean = |i: usize| rows.iter().map(|r| r[i]).sum::<f64>() / rows.len() as f64;
+    let line = format!(
+        "workload: 300 requests, {:.1} prompt and {:.1} output tokens on average",
+        mean(1),
+        mean(2)
+    );
+    let table = planner(&["simulate", "scenarios/serving-trace-h100-vllm.toml"]);
+    assert!(crate::common::stdout(&table).contains(&line), "{line}");
 }
 
 #[test]
