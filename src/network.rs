@@ -282,6 +282,9 @@ pub struct StreamTiming {
     pub busy_s: f64,
     /// Arrival of the last message.
     pub last_arrival_s: f64,
+    /// Time at least one message is in flight (on the wire or in its latency): the
+    /// union of each message's sending and latency.
+    pub in_flight_s: f64,
     /// Whether any message waited for the link (the link could not keep up).
     pub link_bound: bool,
 }
@@ -298,6 +301,7 @@ impl LinkModel {
         let mut busy_s = 0.0;
         let mut last_arrival_s = 0.0;
         let mut link_bound = false;
+        let (mut in_flight_s, mut covered_until) = (0.0, f64::NEG_INFINITY);
         for m in messages {
             // A message waits when the link is still busy; a tolerance of a
             // nanosecond keeps rounding from counting as waiting.
@@ -308,11 +312,16 @@ impl LinkModel {
             let sending = self.serialization_time(m.bytes);
             link_free = start + sending;
             busy_s += sending;
-            last_arrival_s = f64::max(last_arrival_s, link_free + self.latency_s);
+            let arrival = link_free + self.latency_s;
+            // Messages leave in order, so their intervals start in order.
+            in_flight_s += (arrival - start.max(covered_until)).max(0.0);
+            covered_until = covered_until.max(arrival);
+            last_arrival_s = f64::max(last_arrival_s, arrival);
         }
         StreamTiming {
             busy_s,
             last_arrival_s,
+            in_flight_s,
             link_bound,
         }
     }
@@ -360,8 +369,12 @@ mod tests {
         assert!((t.last_arrival_s - 0.041).abs() < 1e-12);
         assert!((t.busy_s - 0.030).abs() < 1e-12);
         assert!(t.link_bound);
-        // Ready at 0 and 20 ms only: the link keeps up.
-        assert!(!link.stream(&[m(0.0), m(0.020)]).link_bound);
+        // In flight 0-11 ms, then 20-31 and 30-41 overlapping into 20-41: 32 ms.
+        assert!((t.in_flight_s - 0.032).abs() < 1e-12, "{}", t.in_flight_s);
+        // Ready at 0 and 20 ms only: the link keeps up; in flight 0-11 and 20-31.
+        let two = link.stream(&[m(0.0), m(0.020)]);
+        assert!(!two.link_bound);
+        assert!((two.in_flight_s - 0.022).abs() < 1e-12);
     }
 
     #[test]

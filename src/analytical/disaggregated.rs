@@ -347,7 +347,7 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     let decode = decode_time(&exec_d, model, &shard, sequences, prompt, steps);
     let ttft = stream.ttft_s;
     let mut prefill_phase = phase(&stream.prefill);
-    prefill_phase.communication_s = stream.transfer.busy_s + link.latency_s;
+    prefill_phase.communication_s = stream.transfer.in_flight_s;
     prefill_phase.exposed_communication_s = stream.exposed_s;
     prefill_phase.total_s = ttft;
 
