@@ -36,7 +36,7 @@ pub struct RuntimeFile {
     pub source: String,
     #[serde(default)]
     pub notes: Option<String>,
-    /// Default cap on concurrent sequences per instance.
+    /// Default cap on concurrent sequences per instance in serving mode.
     pub default_max_batch: u32,
     /// Tokens per sequence a prefill pass processes at most (llama.cpp's ubatch,
     /// mlx-lm's prefill step); absent: the whole prompt in one pass.

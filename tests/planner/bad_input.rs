@@ -184,3 +184,32 @@ fn calibrating_an_empty_measurement_file_is_an_input_error() {
     assert!(err.contains("no measurement rows"), "{err}");
     assert!(!out_toml.exists());
 }
+
+#[test]
+fn a_static_batch_above_the_scenarios_own_cap_is_invalid_input() {
+    // max_batch = 2 with batch = 4: the cap was read and then ignored (every number
+    // the same as without it). The runtime's default (mlx: 1) does not cap a static
+    // batch the scenario asks for.
+    let base =
+        std::fs::read_to_string(crate::common::repo().join("scenarios/exo-m3-ultra-alone.toml"))
+            .unwrap()
+            .replace("output_tokens = 32", "output_tokens = 32\nbatch = 4");
+    let ok = crate::common::scenario_file(&base);
+    let out = crate::common::planner(&["simulate", ok.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&out)
+    );
+    let capped = crate::common::scenario_file(
+        &base.replace("preset = \"mlx\"", "preset = \"mlx\"\nmax_batch = 2"),
+    );
+    let out = crate::common::planner(&["simulate", capped.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::common::stderr(&out);
+    assert!(
+        err.contains("`workload.batch` = 4: expected at most runtime.max_batch (2)"),
+        "{err}"
+    );
+}

@@ -142,7 +142,7 @@ pub fn run_lines(scenario: &Scenario, report: Option<&Report>) -> Vec<String> {
     for g in &scenario.groups {
         let r = &g.runtime;
         let line = format!(
-            "`{}` on `{}`: {} ({}), at most {} sequences per instance",
+            "`{}` on `{}`: {} ({}), at most {} sequences per instance in serving mode",
             r.id, g.name, r.name, r.file.source, scenario.max_batch
         );
         if !runtimes.contains(&line) {
