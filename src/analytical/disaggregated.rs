@@ -26,8 +26,8 @@ use super::pass::{
 };
 use super::timing::Executor;
 use super::{
-    executor, layer_view, phase, report_skeleton, shortfall_reason, single_node_memory,
-    timed_report, RunError, RunTimes, Spend,
+    executor, layer_view, node_memory, phase, report_skeleton, shortfall_reason, timed_report,
+    NodeRole, RunError, RunTimes, Spend,
 };
 use crate::model::Model;
 use crate::network::{LinkModel, StreamMessage, StreamTiming};
@@ -306,8 +306,8 @@ pub fn simulate(scenario: &Scenario, d: Disaggregation) -> Result<Report, RunErr
     let steps = w.output_tokens as f64;
 
     let memories = vec![
-        single_node_memory(scenario, prefill_group),
-        single_node_memory(scenario, decode_group),
+        node_memory(scenario, prefill_group, NodeRole::Prefill),
+        node_memory(scenario, decode_group, NodeRole::Decode),
     ];
     let short = memories.iter().find(|m| m.used_gb > m.capacity_gb);
     let fits = short.is_none();

@@ -68,18 +68,43 @@ pub fn executor<'a>(scenario: &'a Scenario, group: &'a Group) -> Executor<'a> {
 
 /// Memory of one node holding the whole model.
 pub fn single_node_memory(scenario: &Scenario, group: &Group) -> GroupMemory {
+    node_memory(scenario, group, NodeRole::Both)
+}
+
+/// Which phases a node runs, for what it must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Prefill and decode.
+    Both,
+    /// Prefill only (disaggregated): the prompt's KV cache, until it has been sent.
+    Prefill,
+    /// Decode only (disaggregated): the whole context's KV cache, and the activations
+    /// of a one-token step rather than a prefill chunk's.
+    Decode,
+}
+
+/// Memory of one node of `group` running the scenario's workload in `role`.
+pub fn node_memory(scenario: &Scenario, group: &Group, role: NodeRole) -> GroupMemory {
     let model = &scenario.model;
     let w = &scenario.workload;
     let exec = executor(scenario, group);
     let sequences = w.batch as f64;
-    let context = (w.prompt_tokens + w.output_tokens) as f64;
+    let context = match role {
+        NodeRole::Prefill => w.prompt_tokens as f64,
+        NodeRole::Both | NodeRole::Decode => (w.prompt_tokens + w.output_tokens) as f64,
+    };
     let weights_gb = model.total_params() as f64 * scenario.weights.bytes_per_weight() / GB;
     let kv_cache_gb = sequences
         * memory::kv_elements_per_sequence(model, 0..model.layers, context)
         * scenario.kv_cache.bytes_per_weight()
         / GB;
     let uncached = (w.prompt_tokens - w.cached_prompt_tokens) as f64;
-    let chunk = pass::chunk_per_sequence(group.runtime.prefill_chunk_tokens, sequences, uncached);
+    let chunk = match role {
+        NodeRole::Decode => 1.0,
+        NodeRole::Both | NodeRole::Prefill => {
+            pass::chunk_per_sequence(group.runtime.prefill_chunk_tokens, sequences, uncached)
+        }
+    };
     let activations_gb = memory::activation_bytes(model, chunk * sequences, sequences) / GB;
     let reserve_gb = group.device.reserved_gb + exec.runtime.reserve_gb;
     let used_gb = weights_gb + kv_cache_gb + activations_gb + reserve_gb;

@@ -152,6 +152,19 @@ fn each_phase_of_the_layer_view_shows_its_own_nodes_overhead() {
 }
 
 #[test]
+fn each_node_holds_what_its_phase_needs() {
+    // Llama-3.1 8B f16 KV: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes =
+    // 131,072 bytes per token. The Spark prefills 8,192 tokens and sends them: 1.0737
+    // GB. The Mac decodes 32 more: 8,224 tokens, 1.0779 GB. The Spark was charged
+    // the whole 8,224 and the Mac a prefill chunk's activations it never runs.
+    let r = run("scenarios/exo-disaggregated.toml");
+    let g = &r.memory.groups;
+    assert!((g[0].kv_cache_gb - 8192.0 * 131_072.0 / 1e9).abs() < 1e-9);
+    assert!((g[1].kv_cache_gb - 8224.0 * 131_072.0 / 1e9).abs() < 1e-9);
+    assert!(g[1].activations_gb < g[0].activations_gb / 100.0, "{g:?}");
+}
+
+#[test]
 fn overlap_command_reports_both_criteria() {
     let report = overlap(&scenario("scenarios/exo-overlap-llama-3-70b.toml")).unwrap();
     // 8-bit KV of Llama-3 70B: 2 x 8 KV heads x 128 dims x 1 byte = 2,048 bytes per
