@@ -75,7 +75,7 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
         plan.output_tokens,
         plan.ttft_p90_s,
         plan.tpot_p90_s,
-        plan.budget_usd.map_or_else(|| "none".to_string(), |b| format!("${b:.0}"))
+        plan.budget_usd.map_or_else(|| "none".to_string(), crate::cli::report::dollars)
     );
     let a = &plan.cost;
     let _ = writeln!(

@@ -323,7 +323,7 @@ pub fn table(axes: &[Axis], points: &[Point]) -> String {
     }
     let _ = writeln!(
         s,
-        "(compute, comm = all communication, exposed = not hidden behind compute, and overhead are per decode step)"
+        "(tok/s = decode tokens/s, all sequences; compute, comm = all communication, exposed = not hidden behind compute, and overhead are per decode step)"
     );
     s
 }

@@ -365,3 +365,26 @@ fn readme_quotes_the_dbrx_headline() {
         "README's DBRX excerpt differs from the report"
     );
 }
+
+#[test]
+fn readme_quotes_the_plan_report() {
+    // The rows the README quotes are the committed plan report's (which
+    // scripts/regenerate-reports.sh rewrites).
+    let report =
+        std::fs::read_to_string(crate::common::repo().join("reports/plan-llama-3.1-70b/report.md"))
+            .unwrap();
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let excerpt = readme
+        .split("<!-- plan-excerpt:start -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- plan-excerpt:end -->").next())
+        .expect("README has the plan excerpt");
+    let rows: Vec<&str> = excerpt.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(rows.len() >= 8, "{excerpt}");
+    for row in rows {
+        assert!(
+            report.lines().any(|l| l == row),
+            "README row not in the plan report: {row}"
+        );
+    }
+}
