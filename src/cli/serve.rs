@@ -8,14 +8,12 @@
 //! and the latency CDFs. Each file is written under a temporary name and renamed, so
 //! it is complete or absent.
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use planner::analytical::{simulate, RunError};
 use planner::serving::workload::TraceRow;
-use planner::serving::ServingRun;
-use planner::{Catalog, Report, Scenario};
+use planner::{Catalog, Scenario};
 
 use super::output;
 use crate::{Failure, Format};
@@ -33,9 +31,15 @@ pub fn run(
             // Same result as printed below; written first so a report that does not
             // fit (exit 3) still leaves its summary.
             if let Ok(report) = simulate(&scenario) {
-                write_summary(dir, &report).map_err(Failure::Other)?;
+                let band = if report.memory.fits {
+                    planner::analytical::band::band(&scenario).unwrap_or(None)
+                } else {
+                    None
+                };
+                let summary = output::render_with_band(&report, band.as_ref(), false, Format::Json)
+                    .map_err(Failure::Other)?;
                 let label = path.display().to_string();
-                super::report::simulate::write(dir, &label, &scenario, &report, None)
+                super::report::simulate::write(dir, &label, &scenario, &report, None, summary)
                     .map_err(Failure::Other)?;
             }
         }
@@ -49,9 +53,10 @@ pub fn run(
         output::render_with_band(&run.report, None, false, format).map_err(Failure::Other)?
     );
     if let Some(dir) = out {
-        write_serving(dir, &run).map_err(Failure::Other)?;
+        let summary = output::render_with_band(&run.report, None, false, Format::Json)
+            .map_err(Failure::Other)?;
         let label = path.display().to_string();
-        super::report::simulate::write(dir, &label, &scenario, &run.report, Some(&run))
+        super::report::simulate::write(dir, &label, &scenario, &run.report, Some(&run), summary)
             .map_err(Failure::Other)?;
     }
     if !run.report.memory.fits {
@@ -111,33 +116,4 @@ pub fn parse_trace(file: &Path) -> Result<Vec<TraceRow>> {
         rows.push(row);
     }
     Ok(rows)
-}
-
-/// Writes `bytes` to `dir/name` completely or not at all.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    crate::cli::write_atomic(&dir.join(name), bytes)
-}
-
-fn write_summary(dir: &Path, report: &Report) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomically(
-        dir,
-        "summary.json",
-        (serde_json::to_string_pretty(report)? + "\n").as_bytes(),
-    )
-}
-
-fn csv_bytes<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r)?;
-    }
-    Ok(w.into_inner()?)
-}
-
-fn write_serving(dir: &Path, run: &ServingRun) -> Result<()> {
-    write_summary(dir, &run.report)?;
-    write_atomically(dir, "requests.csv", &csv_bytes(&run.requests)?)?;
-    // The timeline chart is part of the report (`report::simulate`).
-    write_atomically(dir, "queue.csv", &csv_bytes(&run.queue)?)
 }

@@ -388,3 +388,25 @@ fn readme_quotes_the_plan_report() {
         );
     }
 }
+
+#[test]
+fn summary_json_is_what_format_json_prints_and_the_report_lists_it() {
+    // summary.json lacked `band`, which --format json always has, and report.md's
+    // list of files left it out.
+    for scenario in [
+        "scenarios/exo-spark-alone.toml",
+        "scenarios/cpu-decode-llama-3.2-3b.toml",
+        "scenarios/serving-trace-h100-vllm.toml",
+    ] {
+        let dir = fresh_dir(&format!(
+            "summary-{}",
+            scenario.trim_start_matches("scenarios/")
+        ));
+        run_ok(&["simulate", scenario, "--out", dir.to_str().unwrap()]);
+        let printed = run_ok(&["simulate", scenario, "--format", "json"]);
+        let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        assert_eq!(summary, printed, "{scenario}");
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(report.contains("`summary.json`"), "{scenario}");
+    }
+}

@@ -16,7 +16,7 @@ use planner::serving::ServingRun;
 use planner::Scenario;
 
 use super::doc::Table;
-use super::{assumptions, csv_table, dollars, num, secs, ReportFiles};
+use super::{assumptions, csv_of, csv_table, dollars, num, secs, ReportFiles};
 use crate::cli::charts::breakdown::{Bar, BreakdownChart, Panel};
 use crate::cli::charts::cdf::{CdfChart, CdfPanel};
 use crate::cli::charts::roofline::{OpPoint, RooflineChart};
@@ -407,13 +407,15 @@ fn serving_section(files: &mut ReportFiles, run: &ServingRun) -> Result<()> {
     Ok(())
 }
 
-/// Writes the report of one scenario into `dir`.
+/// Writes the report of one scenario into `dir`, with `summary` (the JSON that
+/// `--format json` prints) as `summary.json`.
 pub fn write(
     dir: &Path,
     label: &str,
     scenario: &Scenario,
     report: &Report,
     serving: Option<&ServingRun>,
+    summary: String,
 ) -> Result<()> {
     let mut files = ReportFiles::new(&report.name);
     let items = [(label.to_string(), report)];
@@ -546,5 +548,10 @@ pub fn write(
         "report.csv",
         crate::cli::output::csv_row(report)?.into_bytes(),
     );
+    files.file("summary.json", summary.into_bytes());
+    if let Some(run) = serving {
+        files.file("requests.csv", csv_of(&run.requests)?);
+        files.file("queue.csv", csv_of(&run.queue)?);
+    }
     files.write(dir)
 }
