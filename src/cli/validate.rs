@@ -141,6 +141,16 @@ pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutpu
     })
 }
 
+/// A signed percentage to one decimal, without a sign on zero ("+0.0%", "-0.0%").
+fn signed_pct(e: f64) -> String {
+    let shown = format!("{e:+.1}%");
+    if shown == "+0.0%" || shown == "-0.0%" {
+        "0.0%".to_string()
+    } else {
+        shown
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.1}%"))
 }
@@ -161,7 +171,7 @@ pub fn markdown(out: &ValidationOutput) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| cases | n | median abs error | p90 abs error | max abs error | median signed error |"
+        "| cases | n | median abs error | p90 abs error | max abs error | median speed bias |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     let _ = writeln!(s, "{}", summary_line("fit half", &out.summary.fit));
@@ -179,7 +189,9 @@ pub fn markdown(out: &ValidationOutput) -> String {
     let failed = out.cases.iter().filter(|c| c.predicted.is_none()).count();
     let _ = writeln!(
         s,
-        "\n{} cases ({} fit, {} check), {} without a prediction, {} rows not cases.",
+        "\n{} cases ({} fit, {} check), {} without a prediction, {} rows not cases. Speed bias: \
+         the median signed error of the predicted speed, positive when the model is faster \
+         than measured (for a time, measured / predicted - 1).",
         out.cases.len(),
         out.cases.iter().filter(|c| c.split == Split::Fit).count(),
         out.cases.iter().filter(|c| c.split == Split::Check).count(),
@@ -232,8 +244,7 @@ pub fn table(out: &ValidationOutput) -> String {
             c.measured,
             c.predicted
                 .map_or_else(|| "-".to_string(), |p| format!("{p:.2}")),
-            c.error_pct
-                .map_or_else(|| "-".to_string(), |e| format!("{e:+.1}%"))
+            c.error_pct.map_or_else(|| "-".to_string(), signed_pct)
         );
     }
     let _ = writeln!(s);

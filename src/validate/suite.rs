@@ -149,6 +149,11 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Whether the metric is a duration (a higher value is slower), not a rate.
+    pub fn is_time(self) -> bool {
+        matches!(self, Metric::TtftS | Metric::GenerationS | Metric::E2eS)
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             Metric::PrefillTokensPerS => "prefill_tokens_per_s",
@@ -448,12 +453,41 @@ pub fn build_suite(
         } else {
             Split::Check
         };
-        let group = &scenario.groups[scenario.disaggregation.map_or(0, |d| d.decode_group)];
+        // A disaggregated case belongs to the device that runs its phase; a total
+        // (end to end) to both.
+        let (device, runtime) = match scenario.disaggregation {
+            None => (
+                scenario.groups[0].device.id.clone(),
+                scenario.groups[0].runtime.id.clone(),
+            ),
+            Some(d) => {
+                let (p, dec) = (
+                    &scenario.groups[d.prefill_group],
+                    &scenario.groups[d.decode_group],
+                );
+                match metric {
+                    Metric::TtftS | Metric::PrefillTokensPerS => {
+                        (p.device.id.clone(), p.runtime.id.clone())
+                    }
+                    Metric::GenerationS | Metric::DecodeTokensPerS => {
+                        (dec.device.id.clone(), dec.runtime.id.clone())
+                    }
+                    Metric::E2eS | Metric::ThroughputTokensPerS => (
+                        format!("{}+{}", p.device.id, dec.device.id),
+                        if p.runtime.id == dec.runtime.id {
+                            p.runtime.id.clone()
+                        } else {
+                            format!("{}+{}", p.runtime.id, dec.runtime.id)
+                        },
+                    ),
+                }
+            }
+        };
         cases.push(Case {
             id: row.id.clone(),
             split,
-            device: group.device.id.clone(),
-            runtime: group.runtime.id.clone(),
+            device,
+            runtime,
             model: scenario.model.id.clone(),
             phase: row.phase.clone(),
             metric_name: row.metric.clone(),

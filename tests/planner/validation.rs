@@ -185,3 +185,39 @@ fn readme_tensor_parallel_table_is_the_suites_output() {
         assert!(readme.contains(&row), "README lacks the row {row}");
     }
 }
+
+#[test]
+fn disaggregated_cases_belong_to_the_device_of_their_phase_and_bias_is_on_speed() {
+    let out = crate::common::planner(&["validate", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_str(&crate::common::stdout(&out)).unwrap();
+    let case = |id: &str| {
+        json["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no case {id}"))
+            .clone()
+    };
+    // EXO's split: the TTFT is the Spark's prefill, the generation the Mac's, the total
+    // both (S005 was credited to the Mac).
+    assert_eq!(case("S005")["device"], "dgx-spark");
+    assert_eq!(case("S006")["device"], "m3-ultra-80c");
+    assert_eq!(case("S007")["device"], "dgx-spark+m3-ultra-80c");
+    // A time predicted 13.0% long is a speed 1 / 1.13 - 1 = 11.5% short; a rate's
+    // speed error is its error.
+    for c in json["cases"].as_array().unwrap() {
+        let (m, p) = (
+            c["measured"].as_f64().unwrap(),
+            c["predicted"].as_f64().unwrap(),
+        );
+        let speed = c["speed_error_pct"].as_f64().unwrap();
+        let expected = if c["unit"] == "s" {
+            (m / p - 1.0) * 100.0
+        } else {
+            (p / m - 1.0) * 100.0
+        };
+        assert!((speed - expected).abs() < 1e-9, "{}", c["id"]);
+    }
+}
