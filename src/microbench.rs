@@ -202,9 +202,10 @@ pub fn write_csv<W: std::io::Write>(writer: W, rows: &[MicrobenchRow]) -> Result
     Ok(())
 }
 
-/// Reads rows from CSV text with a header line.
-pub fn read_csv<R: std::io::Read>(reader: R) -> Result<Vec<MicrobenchRow>, csv::Error> {
-    csv::Reader::from_reader(reader).deserialize().collect()
+/// Reads rows from CSV text with a header line; an error names the line and column
+/// ([`crate::error::read_csv_records`]).
+pub fn read_csv(text: &str) -> Result<Vec<MicrobenchRow>, String> {
+    crate::error::read_csv_records(&csv::ReaderBuilder::new(), text)
 }
 
 #[cfg(test)]
@@ -241,6 +242,6 @@ mod tests {
             "backend,device,kernel,dtype,m,n,k,bytes,flops,repetitions,median_s,min_s,gb_s,tflops\n"
         ));
         assert!(text.contains(",memory_capacity,,0,0,0,"), "{text}");
-        assert_eq!(read_csv(text.as_bytes()).unwrap(), rows);
+        assert_eq!(read_csv(&text).unwrap(), rows);
     }
 }

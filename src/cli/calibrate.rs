@@ -244,7 +244,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {display}"))
             .map_err(|e| input_error(&display, format!("{e:#}")))?;
-        let file_rows = read_csv(text.as_bytes()).map_err(|e| input_error(&display, e))?;
+        let file_rows = read_csv(&text).map_err(|e| input_error(&display, e))?;
         if file_rows.is_empty() {
             return Err(input_error(
                 &display,

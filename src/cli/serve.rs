@@ -92,12 +92,11 @@ pub fn read_trace(
 
 /// Reads a trace CSV with the header `arrival_s,prompt_tokens,output_tokens`.
 pub fn parse_trace(file: &Path) -> Result<Vec<TraceRow>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_path(file)
+    let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read trace {}", file.display()))?;
-    let headers = reader.headers()?.clone();
+    let mut builder = csv::ReaderBuilder::new();
+    builder.comment(Some(b'#')).trim(csv::Trim::All);
+    let headers = builder.from_reader(text.as_bytes()).headers()?.clone();
     let expected = ["arrival_s", "prompt_tokens", "output_tokens"];
     if headers.iter().collect::<Vec<_>>() != expected {
         return Err(anyhow!(
@@ -107,13 +106,6 @@ pub fn parse_trace(file: &Path) -> Result<Vec<TraceRow>> {
             expected.join(",")
         ));
     }
-    let mut rows = Vec::new();
-    for record in reader.deserialize::<TraceRow>() {
-        let row = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            anyhow!("{}:{line}: {e}", file.display())
-        })?;
-        rows.push(row);
-    }
-    Ok(rows)
+    planner::error::read_csv_records(&builder, &text)
+        .map_err(|e| anyhow!("{}: {e}", file.display()))
 }

@@ -75,12 +75,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<LlamaBenchRow>, InputError> {
             })
             .collect();
     }
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    reader
-        .deserialize::<LlamaBenchRow>()
-        .enumerate()
-        .map(|(i, r)| r.map_err(|e| error(format!("llama-bench CSV row at line {}: {e}", i + 2))))
-        .collect()
+    crate::error::read_csv_records(&csv::ReaderBuilder::new(), text)
+        .map_err(|e| error(format!("llama-bench CSV {e}")))
 }
 
 /// ggml's file-type name (the end of `model_type`) to a weight-format id.

@@ -51,15 +51,10 @@ impl Measurement {
 
 /// Parses the CSV text of a measurements file named `file`.
 pub fn parse_measurements(file: &str, text: &str) -> Result<Vec<Measurement>, InputError> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let mut rows = Vec::new();
-    for (i, record) in reader.deserialize::<Measurement>().enumerate() {
-        let row = record.map_err(|e| InputError::Parse {
+    crate::error::read_csv_records(&csv::ReaderBuilder::new(), text).map_err(|message| {
+        InputError::Parse {
             file: file.to_string(),
-            // Line i + 2: the header is line 1.
-            message: format!("row at line {}: {e}", i + 2),
-        })?;
-        rows.push(row);
-    }
-    Ok(rows)
+            message,
+        }
+    })
 }

@@ -213,3 +213,31 @@ fn a_static_batch_above_the_scenarios_own_cap_is_invalid_input() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_measurement_names_the_files_line_and_column() {
+    // S002's value, on line 3 of measurements.csv (CRLF line ends), made unreadable:
+    // the error said "row at line 3: ... record 2 (line: 2, byte: 310): field 13".
+    let dir = std::env::temp_dir().join(format!("planner-bad-measurements-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = crate::common::repo().join("validation");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let csv = dir.join("measurements.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.lines().nth(2).unwrap().starts_with("S002,"));
+    std::fs::write(&csv, text.replacen(",2.87,s,", ",2.8x7,s,", 1)).unwrap();
+    let suite = dir.join("suite.toml");
+    let out = crate::common::planner(&["validate", "--suite", suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::common::stderr(&out);
+    assert!(
+        err.contains("measurements.csv: line 3: column `value`: invalid float literal"),
+        "{err}"
+    );
+}
