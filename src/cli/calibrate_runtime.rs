@@ -233,10 +233,16 @@ pub fn table(c: &Calibration) -> String {
             "family", "parameter", "value", "std error", "start"
         );
         for p in &fit.params {
+            // A value held at its bound has no standard error (the profile says so).
+            let error = if p.at_bound {
+                "at bound".to_string()
+            } else {
+                format!("{:.4}", p.std_error)
+            };
             let _ = writeln!(
                 s,
-                "  {:<10}{:<24}{:>12.4}{:>12.4}{:>12.4}",
-                p.family, p.parameter, p.value, p.std_error, p.start
+                "  {:<10}{:<24}{:>12.4}{:>12}{:>12.4}",
+                p.family, p.parameter, p.value, error, p.start
             );
         }
     }
@@ -280,4 +286,46 @@ pub fn write(c: &Calibration) -> Result<()> {
         write_atomic(path, text.as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use planner::runtime_fit::{FittedParam, RuntimeFit};
+
+    #[test]
+    fn the_table_marks_values_held_at_a_bound() {
+        // A value at its bound has no standard error; the table printed 0.0000, which
+        // reads as exact (the written profile said "at its bound").
+        let param = |at_bound: bool, value: f64, std_error: f64| FittedParam {
+            at_bound,
+            family: "apple".into(),
+            parameter: "per_step_overhead_us".into(),
+            value,
+            std_error,
+            start: 1000.0,
+        };
+        let c = Calibration {
+            fits: vec![RuntimeFit {
+                runtime: "llama.cpp".into(),
+                params: vec![param(true, 0.0, 0.0), param(false, 12.5, 0.25)],
+                n_points: 10,
+                r_squared: 0.99,
+                residual_std: 0.1,
+                iterations: 5,
+                case_ids: vec![],
+            }],
+            files: vec![],
+            skipped: vec![],
+        };
+        let text = table(&c);
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("per_step")).collect();
+        // Columns: family, parameter, value, std error ("at bound"), start.
+        let cells: Vec<&str> = rows[0].split_whitespace().collect();
+        assert_eq!(&cells[3..5], ["at", "bound"], "{text}");
+        assert!(
+            rows[1].contains("0.2500") && !rows[1].contains("at bound"),
+            "{text}"
+        );
+    }
 }
