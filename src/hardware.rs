@@ -147,6 +147,11 @@ pub struct EfficiencyFile {
     /// their own); types not listed use `compute_half_rows`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub compute_half_rows_by_dtype: BTreeMap<ComputeDtype, Sourced<f64>>,
+    /// Achievable fraction of the type's peak where it differs (a profile calibrated
+    /// against a base device's spec peaks: each type's GEMMs fit their own rate);
+    /// types not listed use `compute_fraction`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub compute_fraction_by_dtype: BTreeMap<ComputeDtype, Sourced<f64>>,
     /// Achievable fraction of spec memory bandwidth for a large streaming read.
     pub bandwidth_fraction: Sourced<f64>,
     /// Transfer size (MB) at which a read reaches half of `bandwidth_fraction`.
@@ -221,6 +226,7 @@ pub struct HardwareEfficiency {
     pub compute_fraction: f64,
     pub compute_half_rows: f64,
     pub compute_half_rows_by_dtype: BTreeMap<ComputeDtype, f64>,
+    pub compute_fraction_by_dtype: BTreeMap<ComputeDtype, f64>,
     pub bandwidth_fraction: f64,
     pub bandwidth_half_bytes: f64,
     pub dispatch_overhead_s: f64,
@@ -262,6 +268,14 @@ impl BandwidthBySize {
 }
 
 impl HardwareEfficiency {
+    /// Achievable fraction of the peak for a large GEMM in `dtype`.
+    pub fn fraction_for(&self, dtype: ComputeDtype) -> f64 {
+        self.compute_fraction_by_dtype
+            .get(&dtype)
+            .copied()
+            .unwrap_or(self.compute_fraction)
+    }
+
     /// Token rows at which a GEMM in `dtype` reaches half its achievable rate.
     pub fn half_rows_for(&self, dtype: ComputeDtype) -> f64 {
         self.compute_half_rows_by_dtype
@@ -440,6 +454,18 @@ impl Device {
                         true,
                     )
                     .map(|h| (*dtype, h))
+                })
+                .collect::<Result<_, _>>()?,
+            compute_fraction_by_dtype: e
+                .compute_fraction_by_dtype
+                .iter()
+                .map(|(dtype, f)| {
+                    check_fraction(
+                        file,
+                        &format!("efficiency.compute_fraction_by_dtype.{}", dtype.name()),
+                        f.value,
+                    )
+                    .map(|f| (*dtype, f))
                 })
                 .collect::<Result<_, _>>()?,
             bandwidth_fraction: check_fraction(

@@ -44,6 +44,9 @@ fn shifted(scenario: &Scenario, sign: f64) -> Scenario {
         if let Some(u) = group.device.uncertainty {
             let e = &mut group.device.efficiency;
             e.compute_fraction /= 1.0 + sign * u.compute;
+            for f in e.compute_fraction_by_dtype.values_mut() {
+                *f /= 1.0 + sign * u.compute;
+            }
             e.bandwidth_fraction /= 1.0 + sign * u.bandwidth;
             // Part of the matrix-vector fit, whose spread the bandwidth sd includes.
             e.matvec_output_s *= 1.0 + sign * u.bandwidth;

@@ -83,7 +83,7 @@ impl Executor<'_> {
         } else {
             self.runtime.compute_fraction
         };
-        peak_tflops * 1e12 * e.compute_fraction * size_curve * software
+        peak_tflops * 1e12 * e.fraction_for(used) * size_curve * software
     }
 
     /// Achievable bytes/s for a transfer of `bytes`: spec x fractions, and the time

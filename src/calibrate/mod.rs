@@ -24,7 +24,9 @@
 //!   The primary data type's `h` (fp32 on a CPU, fp16 on a GPU) is the profile's
 //!   `compute_half_rows`, the others' go to `compute_half_rows_by_dtype` (the `gemm`
 //!   crate widens fp16 to fp32 while packing, so its per-weight cost, the `h` term,
-//!   differs). Every row counts, memory-bound ones included, so the fitted curve is
+//!   differs). With `--base`, the base's spec peaks stay and each type's `P` becomes
+//!   a fraction of its own peak: the primary's `compute_fraction`, the others'
+//!   `compute_fraction_by_dtype`. Every row counts, memory-bound ones included, so the fitted curve is
 //!   the one that best predicts the measured times through the planner's own
 //!   formula.
 //! - **matrix-vector** (`gemv` rows): a one-token product is not a GEMM. Engines run

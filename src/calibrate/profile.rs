@@ -242,6 +242,30 @@ pub fn device_file(
             }
         };
         let compute_fraction = fraction("compute (TFLOPS)", primary.tflops, peak);
+        // Every other type fitted keeps its own rate against its own peak (a single
+        // fraction carried the primary's to them: fp16 on the CPU at the fp32 rate,
+        // 25% above its fit).
+        let mut fraction_by_dtype = BTreeMap::new();
+        for c in fits.compute.iter().filter(|c| c.dtype != primary.dtype) {
+            let (dtype_used, dtype_peak) = base.peak_tflops_for(c.dtype);
+            let f = fraction(
+                &format!("{} compute (TFLOPS)", c.dtype),
+                c.tflops,
+                dtype_peak,
+            );
+            fraction_by_dtype.insert(
+                c.dtype,
+                sourced(
+                    f,
+                    format!(
+                        "{prov}: fitted {} {:.4} TFLOPS / {dtype_used} peak {dtype_peak} ({})",
+                        c.dtype,
+                        c.tflops,
+                        stats(c.tflops_std_error, "TFLOPS", c.r_squared, c.n_points)
+                    ),
+                ),
+            );
+        }
         let bandwidth_fraction = fraction("bandwidth (GB/s)", bw_gb_s, base.memory_bandwidth_gb_s);
         return Ok(DeviceFile {
             name: options
@@ -265,6 +289,7 @@ pub fn device_file(
                 ),
                 compute_half_rows: half_rows,
                 compute_half_rows_by_dtype: half_rows_by_dtype,
+                compute_fraction_by_dtype: fraction_by_dtype,
                 bandwidth_fraction: sourced(
                     bandwidth_fraction,
                     format!(
@@ -382,6 +407,8 @@ pub fn device_file(
             },
             compute_half_rows: half_rows,
             compute_half_rows_by_dtype: half_rows_by_dtype,
+            // Each type's fitted rate is its peak here.
+            compute_fraction_by_dtype: BTreeMap::new(),
             bandwidth_fraction: Sourced {
                 value: 1.0,
                 source: "definition: memory.bandwidth_gb_s holds the fitted achievable rate"
@@ -513,6 +540,12 @@ pub fn device_toml(file: &DeviceFile, header: &str) -> String {
         let _ = writeln!(s, "\n[efficiency.compute_half_rows_by_dtype]");
         for (dtype, half) in &e.compute_half_rows_by_dtype {
             sourced_line(&mut s, dtype.name(), half);
+        }
+    }
+    if !e.compute_fraction_by_dtype.is_empty() {
+        let _ = writeln!(s, "\n[efficiency.compute_fraction_by_dtype]");
+        for (dtype, f) in &e.compute_fraction_by_dtype {
+            sourced_line(&mut s, dtype.name(), f);
         }
     }
     if let Some(b) = &e.bandwidth_by_size {

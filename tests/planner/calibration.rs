@@ -418,3 +418,35 @@ fn the_committed_cpu_profile_is_what_calibrate_writes_from_the_committed_csv() {
          writes: regenerate it with that command"
     );
 }
+
+#[test]
+fn a_profile_on_a_base_device_keeps_each_types_fitted_rate() {
+    // The synthetic device runs fp32 at 0.4 and fp16 at 0.8 TFLOPS. On a base
+    // device's spec peaks, one compute fraction (fp32's) carried fp32's rate to fp16
+    // as well; each type now keeps its own: achievable = its peak x its fraction.
+    let csv = scenario_file("").with_extension("csv");
+    let mut buffer = Vec::new();
+    write_csv(&mut buffer, &synthetic_rows()).unwrap();
+    std::fs::write(&csv, buffer).unwrap();
+    let out = csv.with_file_name("synthetic-on-base.toml");
+    let o = planner(&[
+        "calibrate",
+        csv.to_str().unwrap(),
+        "--base",
+        "m2-ultra-76c",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let device = planner::hardware::Device::from_toml("synthetic-on-base", "out", &text).unwrap();
+    use planner::hardware::ComputeDtype::{Fp16, Fp32};
+    for (dtype, tflops) in [(Fp32, 0.4), (Fp16, 0.8)] {
+        let (used, peak) = device.peak_tflops_for(dtype);
+        let achievable = peak * device.efficiency.fraction_for(used);
+        assert!(
+            (achievable - tflops).abs() < 2e-3,
+            "{dtype:?}: {achievable}"
+        );
+    }
+}
