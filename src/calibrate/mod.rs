@@ -390,6 +390,19 @@ pub fn fit_device(
             .collect()
     };
     let mut notes = Vec::new();
+    // A timed row needs a positive time; say how many were left out.
+    let untimed = device_rows
+        .iter()
+        .filter(|r| {
+            r.kernel != Kernel::MemoryCapacity
+                && r.median_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        })
+        .count();
+    if untimed > 0 {
+        notes.push(format!(
+            "{untimed} row(s) without a positive median_s left out of every fit"
+        ));
+    }
     let mut held_out = Vec::new();
 
     let reads = of(Kernel::Read);

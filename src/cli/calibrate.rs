@@ -431,15 +431,19 @@ fn prediction_rows(s: &mut String, heading: &str, rows: &[HeldOut]) {
 fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Calibration of {} from {}\n", r.title, r.files);
+    // As wide as the longest name (efficiency.bandwidth_by_size.decline_per_doubling
+    // ran into its value).
+    let w =
+        crate::cli::output::text_width("parameter", r.fits.iter().map(|f| f.parameter.as_str()));
     let _ = writeln!(
         s,
-        "  {:<34}{:>14}{:>14}{:>10}{:>6}",
+        "  {:<w$}{:>14}{:>14}{:>10}{:>6}",
         "parameter", "value", "std error", "R^2", "n"
     );
     for f in &r.fits {
         let _ = writeln!(
             s,
-            "  {:<34}{:>14.6}{:>14.6}{:>10.4}{:>6}",
+            "  {:<w$}{:>14.6}{:>14.6}{:>10.4}{:>6}",
             f.parameter, f.value, f.std_error, f.r_squared, f.n_points
         );
     }

@@ -450,3 +450,31 @@ fn a_profile_on_a_base_device_keeps_each_types_fitted_rate() {
         );
     }
 }
+
+#[test]
+fn rows_without_a_positive_time_are_left_out_with_a_note() {
+    // One read row timed at 0 s: it was dropped from the read fit silently (n 9 to 8).
+    let mut rows = synthetic_rows();
+    let read = rows
+        .iter_mut()
+        .find(|r| r.kernel == planner::microbench::Kernel::Read)
+        .unwrap();
+    read.median_s = 0.0;
+    let csv = scenario_file("").with_extension("csv");
+    let mut buffer = Vec::new();
+    write_csv(&mut buffer, &rows).unwrap();
+    std::fs::write(&csv, buffer).unwrap();
+    let o = planner(&["calibrate", csv.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let notes: Vec<&str> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes.contains(&"1 row(s) without a positive median_s left out of every fit"),
+        "{notes:?}"
+    );
+}
