@@ -352,6 +352,11 @@ fn trace_scenario_writes_complete_result_files() {
     }
     assert_eq!(summary["serving"]["requests_completed"], 300);
     assert!(summary["serving"]["makespan_s"].is_number());
+    // The report's assumptions name the trace as the requests' source (they gave
+    // "18446744073709551615 requests, all arriving at t = 0").
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("Serving: the requests of trace `traces/conversation-sample.csv`"));
+    assert!(!report.contains("18446744073709551615"));
     // The table's workload line gives the trace's own mean lengths (it gave the
     // scenario's prompt_tokens and output_tokens, which a trace leaves unused).
     let trace = text("scenarios/traces/conversation-sample.csv");

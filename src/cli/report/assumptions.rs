@@ -212,23 +212,33 @@ pub fn run_lines(scenario: &Scenario, report: Option<&Report>) -> Vec<String> {
         ));
     }
     let w = &scenario.workload;
-    lines.push(format!(
-        "Workload: {} prompt tokens ({} cached), {} output tokens, batch {}.",
-        w.prompt_tokens, w.cached_prompt_tokens, w.output_tokens, w.batch
-    ));
-    if let Some(s) = &w.serving {
+    let trace = w.serving.as_ref().and_then(|s| s.trace.as_ref());
+    // A trace sets every request's arrival and lengths: the scenario's token counts,
+    // request count and arrival rate are then unused.
+    if trace.is_none() {
         lines.push(format!(
-            "Serving: {} requests, {}, prompt lengths {}, output lengths {}{}; scheduler: {} batching, chunked prefill {}, {} tokens per KV block, router {}.",
-            s.requests,
-            s.arrival_rate_per_s.map_or_else(
-                || "all arriving at t = 0".to_string(),
-                |r| format!("Poisson arrivals at {r} per second")
+            "Workload: {} prompt tokens ({} cached), {} output tokens, batch {}.",
+            w.prompt_tokens, w.cached_prompt_tokens, w.output_tokens, w.batch
+        ));
+    }
+    if let Some(s) = &w.serving {
+        let requests = match trace {
+            Some(t) => format!(
+                "the requests of trace `{t}` (each row's arrival time, prompt and output tokens)"
             ),
-            distribution(&s.prompt_distribution),
-            distribution(&s.output_distribution),
-            s.trace
-                .as_ref()
-                .map_or_else(String::new, |t| format!(", trace `{t}`")),
+            None => format!(
+                "{} requests, {}, prompt lengths {}, output lengths {}",
+                s.requests,
+                s.arrival_rate_per_s.map_or_else(
+                    || "all arriving at t = 0".to_string(),
+                    |r| format!("Poisson arrivals at {r} per second")
+                ),
+                distribution(&s.prompt_distribution),
+                distribution(&s.output_distribution),
+            ),
+        };
+        lines.push(format!(
+            "Serving: {requests}; scheduler: {} batching, chunked prefill {}, {} tokens per KV block, router {}.",
             match s.scheduler.batching {
                 Batching::Continuous => "continuous",
                 Batching::Static => "static",
