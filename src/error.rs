@@ -76,8 +76,8 @@ pub enum InputError {
 /// Reads every record of CSV `text` (read by `builder`) as a `T`; an error names the
 /// file's line (1-based, counted here from the record's byte offset: the csv crate's
 /// own count put the rows of measurements.csv, which has CRLF line ends, one line
-/// early) and the column by its
-/// header name (the crate's message gives a 0-based field index).
+/// early) and the column by its header name (the crate's message gives a 0-based
+/// field index).
 pub fn read_csv_records<T: serde::de::DeserializeOwned>(
     builder: &csv::ReaderBuilder,
     text: &str,

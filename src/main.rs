@@ -10,9 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use cli::catalog_files::{catalog_root, load_catalog};
-use cli::output;
-use planner::analytical::band::band;
-use planner::analytical::{simulate, RunError};
+use planner::analytical::RunError;
 use planner::{InputError, Scenario};
 
 #[derive(Parser)]
@@ -317,34 +315,4 @@ fn read_scenario(catalog: &planner::Catalog, path: &Path) -> Result<Scenario, Fa
         .map_err(Failure::Input)?;
     let display = path.display().to_string();
     Scenario::from_toml(&display, &text, catalog).map_err(|e| Failure::Input(e.into()))
-}
-
-fn simulate_command(
-    catalog: &planner::Catalog,
-    path: &Path,
-    format: Format,
-    show_band: bool,
-) -> Result<(), Failure> {
-    let scenario = read_scenario(catalog, path)?;
-    let report =
-        simulate(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
-    let band = if report.memory.fits {
-        band(&scenario).map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?
-    } else {
-        None
-    };
-    print!(
-        "{}",
-        output::render_with_band(&report, band.as_ref(), show_band, format)
-            .map_err(Failure::Other)?
-    );
-    if !report.memory.fits {
-        return Err(Failure::CannotRun(
-            report
-                .reason
-                .clone()
-                .unwrap_or_else(|| "does not fit".to_string()),
-        ));
-    }
-    Ok(())
 }

@@ -973,9 +973,9 @@ impl Scenario {
             None => None,
         };
         let trace = w.trace.as_ref().map(|t| t.get_ref().clone());
+        let serving_mode = requests.is_some() || arrival_rate_per_s.is_some() || trace.is_some();
         // A static batch is the user's to choose: a runtime's default cap (mlx: 1, the
         // serving default) does not shrink it, but a cap the scenario sets does.
-        let serving_mode = arrival_rate_per_s.is_some() || requests.is_some() || trace.is_some();
         let explicit_cap = runtime_section.is_some_and(|r| r.max_batch.is_some());
         if let Some(b) = w.batch.as_ref().filter(|_| explicit_cap && !serving_mode) {
             if batch > u64::from(max_batch) {
@@ -986,7 +986,6 @@ impl Scenario {
                 ));
             }
         }
-        let serving_mode = requests.is_some() || arrival_rate_per_s.is_some() || trace.is_some();
         let serving = if serving_mode {
             let slo = |key: &str, v: &Option<Spanned<f64>>| match v {
                 Some(v) => ctx.positive_f64(key, v).map(Some),

@@ -22,7 +22,8 @@ use serde::Serialize;
 
 use super::ops::{OpKind, Pass};
 use super::pass::{
-    batch_pass_profile, decode_time, layer_op_times, prefill_chunks, PassTime, Shard,
+    batch_pass_profile, chunk_per_sequence, decode_time, layer_op_times, prefill_chunks, PassTime,
+    Shard,
 };
 use super::timing::Executor;
 use super::{
@@ -67,10 +68,7 @@ pub fn kv_stream(
 ) -> KvStream {
     let shard = Shard::whole(model);
     let per_layer = kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
-    // The runtime's chunk counts tokens over all sequences, as the single-node prefill
-    // takes it.
-    let per_sequence = super::pass::chunk_per_sequence(chunk, sequences, prompt - cached);
-    let chunks = prefill_chunks(prompt, cached, Some(per_sequence));
+    let chunks = prefill_chunks(prompt, cached, chunk, sequences);
     let mut prefill = PassTime::default();
     let mut messages = Vec::new();
     let mut clock = 0.0;
@@ -232,12 +230,7 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
     let max_tokens = model.max_context;
     let prompt = scenario.workload.prompt_tokens as f64;
     let per_layer = kv_bytes_per_token_layer(model, scenario.kv_cache.bytes_per_weight());
-    let first_chunk = prefill_chunks(
-        prompt,
-        0.0,
-        Some(super::pass::chunk_per_sequence(chunk, 1.0, prompt)),
-    )[0]
-    .0;
+    let first_chunk = chunk_per_sequence(chunk, 1.0, prompt);
     let profile = batch_pass_profile(
         &exec,
         model,

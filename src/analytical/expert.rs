@@ -222,33 +222,40 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
         };
         let share = 1.0 / self.n() as f64;
         for sample in &samples {
-            let mut slowest = (f64::NEG_INFINITY, 0.0, 0.0, 0.0);
+            let mut slowest: Option<NodeExperts> = None;
+            let mut take = |this: NodeExperts| {
+                if slowest.is_none_or(|s| this.total_s() > s.total_s()) {
+                    slowest = Some(this);
+                }
+            };
             for (node, load) in self.nodes.iter().zip(&sample.loads) {
                 let distinct = load.distinct_experts() as f64;
                 phase.mean_experts += sample.weight * distinct * share;
                 if distinct == 0.0 {
-                    slowest = slowest.max_by_first((0.0, 0.0, 0.0, 0.0));
+                    take(NodeExperts::default());
                     continue;
                 }
-                let op = routed_experts_op(self.model, f64::from(load.rows()), distinct);
-                let t = node.exec.time(&op);
+                let rows = f64::from(load.rows());
+                let t = node
+                    .exec
+                    .time(&routed_experts_op(self.model, rows, distinct));
                 let wiring = node
                     .wiring
                     .overhead_s(distinct * expert_bytes * node.exec.weights.bytes_per_weight());
-                slowest = slowest.max_by_first((
-                    t.time_s + wiring,
-                    t.time_s,
-                    wiring,
-                    f64::from(load.rows()),
-                ));
+                take(NodeExperts {
+                    compute_s: t.time_s,
+                    wiring_s: wiring,
+                    rows,
+                });
                 phase.mean_node_compute_s += sample.weight * t.time_s * share;
                 phase.mean_node_wiring_s += sample.weight * wiring * share;
                 phase.flops += sample.weight * t.flops;
                 phase.bytes += sample.weight * t.bytes;
             }
-            phase.expert_compute_s += sample.weight * slowest.1;
-            phase.expert_wiring_s += sample.weight * slowest.2;
-            phase.busiest_rows += sample.weight * slowest.3;
+            let slowest = slowest.unwrap_or_default();
+            phase.expert_compute_s += sample.weight * slowest.compute_s;
+            phase.expert_wiring_s += sample.weight * slowest.wiring_s;
+            phase.busiest_rows += sample.weight * slowest.rows;
             if let Some(link) = self.link {
                 let exchange: f64 = self
                     .messages(sample)
@@ -346,17 +353,18 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
     }
 }
 
-trait MaxByFirst {
-    fn max_by_first(self, other: Self) -> Self;
+/// One node's experts in one routing sample: their device time, the wiring overhead
+/// and the token rows they take.
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeExperts {
+    compute_s: f64,
+    wiring_s: f64,
+    rows: f64,
 }
 
-impl MaxByFirst for (f64, f64, f64, f64) {
-    fn max_by_first(self, other: Self) -> Self {
-        if other.0 > self.0 {
-            other
-        } else {
-            self
-        }
+impl NodeExperts {
+    fn total_s(&self) -> f64 {
+        self.compute_s + self.wiring_s
     }
 }
 

@@ -144,11 +144,9 @@ pub fn prefill_time(
     cached_tokens: f64,
     chunk_tokens: Option<f64>,
 ) -> PassTime {
-    let uncached = (prompt_tokens - cached_tokens).max(0.0);
-    let per_sequence = chunk_per_sequence(chunk_tokens, sequences, uncached);
     let mut total = PassTime::default();
     for (new_tokens, context_before) in
-        prefill_chunks(prompt_tokens, cached_tokens, Some(per_sequence))
+        prefill_chunks(prompt_tokens, cached_tokens, chunk_tokens, sequences)
     {
         let last = context_before + new_tokens >= prompt_tokens;
         let pass = Pass {
@@ -436,18 +434,17 @@ pub fn batch_pass_profile(
     PassProfile { total, layer_end_s }
 }
 
-/// The passes a prefill runs: (new tokens per sequence, tokens before) for each chunk
-/// of at most `chunk_tokens` tokens per sequence (see [`chunk_per_sequence`]).
+/// The passes a prefill of `sequences` prompts runs: (new tokens per sequence, tokens
+/// before) for each chunk of [`chunk_per_sequence`] tokens, the runtime's
+/// `chunk_tokens` shared by the sequences (the whole uncached prompt without one).
 pub fn prefill_chunks(
     prompt_tokens: f64,
     cached_tokens: f64,
     chunk_tokens: Option<f64>,
+    sequences: f64,
 ) -> Vec<(f64, f64)> {
     let uncached = (prompt_tokens - cached_tokens).max(0.0);
-    let chunk = chunk_tokens
-        .unwrap_or(uncached)
-        .max(1.0)
-        .min(uncached.max(1.0));
+    let chunk = chunk_per_sequence(chunk_tokens, sequences, uncached);
     let mut chunks = Vec::new();
     let mut done = 0.0;
     while done < uncached {
@@ -543,11 +540,11 @@ mod batch_tests {
     #[test]
     fn prefill_chunks_split_like_prefill_time() {
         // 5,000 uncached tokens after 1,000 cached, chunks of 2,048: 2048 + 2048 + 904.
-        let chunks = prefill_chunks(6000.0, 1000.0, Some(2048.0));
+        let chunks = prefill_chunks(6000.0, 1000.0, Some(2048.0), 1.0);
         assert_eq!(
             chunks,
             vec![(2048.0, 1000.0), (2048.0, 3048.0), (904.0, 5096.0)]
         );
-        assert_eq!(prefill_chunks(10.0, 0.0, None), vec![(10.0, 0.0)]);
+        assert_eq!(prefill_chunks(10.0, 0.0, None, 1.0), vec![(10.0, 0.0)]);
     }
 }

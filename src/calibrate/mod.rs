@@ -26,9 +26,9 @@
 //!   crate widens fp16 to fp32 while packing, so its per-weight cost, the `h` term,
 //!   differs). With `--base`, the base's spec peaks stay and each type's `P` becomes
 //!   a fraction of its own peak: the primary's `compute_fraction`, the others'
-//!   `compute_fraction_by_dtype`. Every row counts, memory-bound ones included, so the fitted curve is
-//!   the one that best predicts the measured times through the planner's own
-//!   formula.
+//!   `compute_fraction_by_dtype`. Every row counts, memory-bound ones included, so
+//!   the fitted curve is the one that best predicts the measured times through the
+//!   planner's own formula.
 //! - **matrix-vector** (`gemv` rows): a one-token product is not a GEMM. Engines run
 //!   it as a matrix-vector kernel (the planner's `matvec_max_rows` regime), which
 //!   streams the weights at its own rate: `t = read(bytes) / f + n c` with the read
@@ -294,6 +294,11 @@ pub const LOOPBACK_NOTE: &str = "both ends of the probe are loopback addresses: 
      latency + bytes / bandwidth (README, Network probe); probe between two machines for a \
      link profile";
 
+/// Whether a row has a positive time, which every fit needs.
+fn timed(row: &MicrobenchRow) -> bool {
+    row.median_s > 0.0
+}
+
 /// A held-out row and the planner's prediction for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeldOut {
@@ -386,17 +391,14 @@ pub fn fit_device(
         device_rows
             .iter()
             .copied()
-            .filter(|r| r.kernel == kernel && r.median_s > 0.0)
+            .filter(|r| r.kernel == kernel && timed(r))
             .collect()
     };
     let mut notes = Vec::new();
-    // A timed row needs a positive time; say how many were left out.
+    // Say how many rows were left out for want of a positive time.
     let untimed = device_rows
         .iter()
-        .filter(|r| {
-            r.kernel != Kernel::MemoryCapacity
-                && r.median_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-        })
+        .filter(|r| r.kernel != Kernel::MemoryCapacity && !timed(r))
         .count();
     if untimed > 0 {
         notes.push(format!(
@@ -544,10 +546,7 @@ fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, 
     let two_term = || {
         affine_of(rows, |r| r.bytes, |r| r.median_s, what).map(|law| ReadFit { law, by_size: None })
     };
-    let usable: Vec<&MicrobenchRow> = rows
-        .iter()
-        .filter(|r| r.median_s > 0.0 && r.bytes > 0.0)
-        .collect();
+    let usable: Vec<&MicrobenchRow> = rows.iter().filter(|r| timed(r) && r.bytes > 0.0).collect();
     let from = usable.iter().map(|r| r.bytes).fold(f64::INFINITY, f64::min);
     let to = usable.iter().map(|r| r.bytes).fold(0.0, f64::max);
     if usable.len() < MIN_READS_FOR_SIZE_TERM || to <= from {
@@ -647,7 +646,7 @@ fn output_elements(row: &MicrobenchRow) -> f64 {
 pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
     let of = |kernel: Kernel| -> Vec<MicrobenchRow> {
         rows.iter()
-            .filter(|r| r.kernel == kernel && r.median_s > 0.0)
+            .filter(|r| r.kernel == kernel && timed(r))
             .cloned()
             .collect()
     };

@@ -27,23 +27,7 @@ pub fn run(
 ) -> Result<(), Failure> {
     let scenario = crate::read_scenario(catalog, path)?;
     if scenario.workload.serving.is_none() {
-        if let Some(dir) = out {
-            // Same result as printed below; written first so a report that does not
-            // fit (exit 3) still leaves its summary.
-            if let Ok(report) = simulate(&scenario) {
-                let band = if report.memory.fits {
-                    planner::analytical::band::band(&scenario).unwrap_or(None)
-                } else {
-                    None
-                };
-                let summary = output::render_with_band(&report, band.as_ref(), false, Format::Json)
-                    .map_err(Failure::Other)?;
-                let label = path.display().to_string();
-                super::report::simulate::write(dir, &label, &scenario, &report, None, summary)
-                    .map_err(Failure::Other)?;
-            }
-        }
-        return crate::simulate_command(catalog, path, format, band);
+        return analytical(&scenario, path, format, out, band);
     }
     let trace = read_trace(path, &scenario)?;
     let run = planner::serving::simulate(&scenario, trace.as_deref())
@@ -62,6 +46,46 @@ pub fn run(
     if !run.report.memory.fits {
         return Err(Failure::CannotRun(
             run.report
+                .reason
+                .clone()
+                .unwrap_or_else(|| "does not fit".to_string()),
+        ));
+    }
+    Ok(())
+}
+
+/// A scenario the analytical model runs: simulated once, with its prediction band,
+/// written to `out` (first, so that a scenario that does not fit, exit 3, still leaves
+/// its report) and printed.
+fn analytical(
+    scenario: &Scenario,
+    path: &Path,
+    format: Format,
+    out: Option<&Path>,
+    show_band: bool,
+) -> Result<(), Failure> {
+    let cannot_run = |RunError::Unsupported(reason)| Failure::CannotRun(reason);
+    let report = simulate(scenario).map_err(cannot_run)?;
+    let band = if report.memory.fits {
+        planner::analytical::band::band(scenario).map_err(cannot_run)?
+    } else {
+        None
+    };
+    if let Some(dir) = out {
+        let summary = output::render_with_band(&report, band.as_ref(), false, Format::Json)
+            .map_err(Failure::Other)?;
+        let label = path.display().to_string();
+        super::report::simulate::write(dir, &label, scenario, &report, None, summary)
+            .map_err(Failure::Other)?;
+    }
+    print!(
+        "{}",
+        output::render_with_band(&report, band.as_ref(), show_band, format)
+            .map_err(Failure::Other)?
+    );
+    if !report.memory.fits {
+        return Err(Failure::CannotRun(
+            report
                 .reason
                 .clone()
                 .unwrap_or_else(|| "does not fit".to_string()),

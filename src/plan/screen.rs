@@ -239,11 +239,12 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     }
     let needed = lambda_d * g * step_s / decode_share;
     // Sustainable throughput. An instance decodes at most `R` tokens/s: the largest
-    // batch the runtime and memory allow over its step time. Colocated, each request also holds the instance for its prefill `P`,
-    // so at `λ` requests/s decode has `1 - λ P` of the time: `λ G = R (1 - λ P)` gives
-    // `λ_max = R / (G + R P)`, whatever the plan's own rate. Disaggregated, prefill
-    // and decode instances saturate separately: `λ_max = min(n_p / P, n_d R / G)`.
-    // The load's batch fits unless memory ran short; batch 1 always fits here.
+    // batch the runtime and memory allow over its step time. Colocated, each request
+    // also holds the instance for its prefill `P`, so at `λ` requests/s decode has
+    // `1 - λ P` of the time: `λ G = R (1 - λ P)` gives `λ_max = R / (G + R P)`,
+    // whatever the plan's own rate. Disaggregated, prefill and decode instances
+    // saturate separately: `λ_max = min(n_p / P, n_d R / G)`. The load's batch fits
+    // unless memory ran short; batch 1 always fits here.
     let known = if memory_short.is_none() {
         (batch, step_s)
     } else {

@@ -99,17 +99,23 @@ pub fn evaluate_case(case: &Case, run: &Runner) -> CaseResult {
         unit: case.unit.clone(),
         measured: case.measured,
         predicted,
-        error_pct: predicted.map(|p| (p - case.measured) / case.measured * 100.0),
+        error_pct: predicted.map(|p| percent_over(p, case.measured)),
+        // A duration's speed is its inverse: measured / predicted - 1.
         speed_error_pct: predicted.map(|p| {
             if case.metric.is_time() {
-                (case.measured / p - 1.0) * 100.0
+                percent_over(case.measured, p)
             } else {
-                (p - case.measured) / case.measured * 100.0
+                percent_over(p, case.measured)
             }
         }),
         failure,
         source: case.source.clone(),
     }
+}
+
+/// How far `value` is above `reference`, in percent of it.
+fn percent_over(value: f64, reference: f64) -> f64 {
+    (value - reference) / reference * 100.0
 }
 
 impl CaseResult {

@@ -453,36 +453,26 @@ pub fn build_suite(
         } else {
             Split::Check
         };
-        // A disaggregated case belongs to the device that runs its phase; a total
-        // (end to end) to both.
-        let (device, runtime) = match scenario.disaggregation {
-            None => (
-                scenario.groups[0].device.id.clone(),
-                scenario.groups[0].runtime.id.clone(),
-            ),
-            Some(d) => {
-                let (p, dec) = (
-                    &scenario.groups[d.prefill_group],
-                    &scenario.groups[d.decode_group],
-                );
-                match metric {
-                    Metric::TtftS | Metric::PrefillTokensPerS => {
-                        (p.device.id.clone(), p.runtime.id.clone())
-                    }
-                    Metric::GenerationS | Metric::DecodeTokensPerS => {
-                        (dec.device.id.clone(), dec.runtime.id.clone())
-                    }
-                    Metric::E2eS | Metric::ThroughputTokensPerS => (
-                        format!("{}+{}", p.device.id, dec.device.id),
-                        if p.runtime.id == dec.runtime.id {
-                            p.runtime.id.clone()
-                        } else {
-                            format!("{}+{}", p.runtime.id, dec.runtime.id)
-                        },
-                    ),
-                }
+        // A disaggregated case belongs to the group that runs its phase; a total
+        // (end to end) to both, named as the report names them ("a+b").
+        let groups = &scenario.groups;
+        let owners: Vec<&crate::scenario::Group> = match (scenario.disaggregation, metric) {
+            (None, _) => vec![&groups[0]],
+            (Some(d), Metric::TtftS | Metric::PrefillTokensPerS) => vec![&groups[d.prefill_group]],
+            (Some(d), Metric::GenerationS | Metric::DecodeTokensPerS) => {
+                vec![&groups[d.decode_group]]
+            }
+            (Some(d), Metric::E2eS | Metric::ThroughputTokensPerS) => {
+                vec![&groups[d.prefill_group], &groups[d.decode_group]]
             }
         };
+        let ids = |id: fn(&crate::scenario::Group) -> &str| -> Vec<&str> {
+            owners.iter().map(|g| id(g)).collect()
+        };
+        let device = ids(|g| &g.device.id).join("+");
+        let mut runtimes = ids(|g| &g.runtime.id);
+        runtimes.dedup();
+        let runtime = runtimes.join("+");
         cases.push(Case {
             id: row.id.clone(),
             split,

@@ -145,25 +145,17 @@ fn sustainable_throughput_is_decode_in_the_time_prefill_leaves() {
     // G R / (G + R P) output tokens/s (G = 64).
     let one = screen_at(2.0, "1 x h100-sxm (80 GB), trt-llm fp8");
     let catalog = catalog();
-    let scenario = |batch: u64| {
+    let parse = |batch: u64| {
         let text = format!(
             "[model]\npreset = \"llama-3.1-8b\"\nweights = \"fp8\"\n[runtime]\npreset = \"trt-llm\"\n\
              [[cluster.groups]]\ndevice = \"h100-sxm\"\nmemory_gb = 80\n\
              [workload]\nprompt_tokens = 512\noutput_tokens = 64\nbatch = {batch}\n"
         );
-        let s = planner::scenario::Scenario::from_toml("h100.toml", &text, &catalog).unwrap();
-        planner::analytical::simulate(&s).unwrap()
+        planner::scenario::Scenario::from_toml("h100.toml", &text, &catalog).unwrap()
     };
+    let scenario = |batch: u64| planner::analytical::simulate(&parse(batch)).unwrap();
     let p = scenario(1).ttft_s.unwrap();
-    let max_batch = planner::scenario::Scenario::from_toml(
-        "h100.toml",
-        "[model]\npreset = \"llama-3.1-8b\"\nweights = \"fp8\"\n[runtime]\npreset = \"trt-llm\"\n\
-         [[cluster.groups]]\ndevice = \"h100-sxm\"\nmemory_gb = 80\n\
-         [workload]\nprompt_tokens = 512\noutput_tokens = 64\n",
-        &catalog,
-    )
-    .unwrap()
-    .max_batch;
+    let max_batch = parse(1).max_batch;
     // The runtime's cap (2,048 sequences) does not fit: 2,048 x 576 tokens x 128 KiB
     // of f16 KV per token (32 layers x 8 KV heads x 128 x 2 x 2 bytes) is 155 GB;
     // 1,024 is 77 GB, with the weights over 80 GB; 512 (39 GB) fits. The largest
