@@ -127,8 +127,9 @@ impl PlanOption {
         }
     }
 
-    /// The scenario for this option with a static batch of `batch` sequences.
-    pub fn scenario_text(&self, plan: &Plan, batch: u64) -> String {
+    /// The scenario for this option: with `Some(b)`, a static batch of `b` sequences;
+    /// with `None`, no batch (for a request workload the caller adds).
+    pub fn scenario_text(&self, plan: &Plan, batch: Option<u64>) -> String {
         let mut t = format!(
             "name = \"{}\"\n\n[model]\npreset = \"{}\"\nweights = \"{}\"\nkv_cache = \"{}\"\n",
             self.describe().replace('"', "'"),
@@ -168,9 +169,12 @@ impl PlanOption {
             }
         }
         t += &format!(
-            "\n[workload]\nprompt_tokens = {}\noutput_tokens = {}\nbatch = {batch}\n",
+            "\n[workload]\nprompt_tokens = {}\noutput_tokens = {}\n",
             plan.prompt_tokens, plan.output_tokens
         );
+        if let Some(batch) = batch {
+            t += &format!("batch = {batch}\n");
+        }
         t += &format!(
             "\n[cost]\namortization_years = {}\nelectricity_usd_per_kwh = {}\nutilization = {}\n",
             plan.cost.amortization_years, plan.cost.electricity_usd_per_kwh, plan.cost.utilization

@@ -30,7 +30,7 @@ pub struct Verified {
 /// The serving scenario text of an option under the plan's load.
 pub fn serving_text(plan: &Plan, option: &Screened) -> (String, u64) {
     let requests = (plan.requests_per_s * VERIFY_SECONDS).ceil().max(1.0) as u64;
-    let mut text = option.option.scenario_text(plan, 1);
+    let mut text = option.option.scenario_text(plan, None);
     text = text.replace(
         "\n[workload]\n",
         &format!(

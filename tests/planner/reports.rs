@@ -236,6 +236,62 @@ fn reports_are_byte_identical_when_regenerated() {
 }
 
 #[test]
+fn a_plan_reports_options_as_scenarios_that_rerun_its_engine_check() {
+    let plan = crate::common::scenario_file(SMALL_PLAN);
+    let dir = fresh_dir("plan-options");
+    let json = run_ok(&["plan", plan.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ranked = v["ranked"].as_array().unwrap();
+    // The top option is the first the re-check confirmed (those it found missing a
+    // target left the ranking).
+    let checked = v["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["description"] == ranked[0]["description"])
+        .expect("the top option was re-checked");
+    assert_eq!(checked["meets_slo"], true, "{checked}");
+    run_ok(&[
+        "plan",
+        plan.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let all = files(&dir);
+    // One file per option of the ranked table (at most 15), by rank.
+    let shown = ranked.len().min(15);
+    for rank in 1..=shown {
+        assert!(
+            all.contains_key(&format!("option-{rank:02}.toml")),
+            "{rank}"
+        );
+    }
+    assert!(!all.contains_key(&format!("option-{:02}.toml", shown + 1)));
+    // The top option's file is its re-check's run: the engine on it gives the
+    // re-check's figures exactly.
+    let option = dir.join("option-01.toml");
+    let text = std::str::from_utf8(&all["option-01.toml"]).unwrap();
+    assert!(
+        text.contains(ranked[0]["description"].as_str().unwrap()),
+        "{text}"
+    );
+    let sim: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "simulate",
+        option.to_str().unwrap(),
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let serving = &sim["serving"];
+    assert_eq!(serving["ttft_s"]["p90"], checked["ttft_p90_s"], "{serving}");
+    assert_eq!(serving["tpot_s"]["p90"], checked["tpot_p90_s"], "{serving}");
+    // The breakdown's prefill is one prompt's: the top option's TTFT alone at batch 1,
+    // not the batch the load needs (several prompts at once).
+    let md = std::str::from_utf8(&all["report.md"]).unwrap();
+    assert!(md.contains("| prefill (one prompt) |"), "{md}");
+}
+
+#[test]
 fn simulate_report_of_a_serving_run_keeps_its_files_and_adds_the_report() {
     let dir = fresh_dir("serving");
     run_ok(&[

@@ -2,15 +2,16 @@
 //! and why, the ranked options, the engine's re-check, the Pareto frontier, and the
 //! charts: Pareto scatter of capital against sustainable throughput, cost efficiency
 //! of the top options, the best sustainable throughput at each node count, and the
-//! latency breakdown of the top options (re-simulated at the decode batch the screen
-//! found for the target load).
+//! latency breakdown of the top options (one prompt's prefill, and a decode step at
+//! the batch the screen found for the target load); and each top option as a scenario
+//! file under the plan's load (`option-NN.toml`), for `planner simulate`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
 use planner::plan::enumerate::Layout;
-use planner::plan::verify::{VERIFY_SECONDS, VERIFY_SEED};
+use planner::plan::verify::{serving_text, VERIFY_SECONDS, VERIFY_SEED};
 use planner::plan::{Plan, PlanResult, Screened};
 use planner::{Catalog, Report, Scenario};
 
@@ -200,6 +201,11 @@ fn throughput_by_nodes(ranked: &[Screened]) -> Vec<Series> {
 }
 
 /// The top options re-simulated by the analytical model at their decode batch.
+/// The analytical breakdown of the top options as the screen sees them: the prefill
+/// of one prompt (what a request's TTFT is built on) and one decode step at the batch
+/// the target load needs, per replica. A run at the load's batch alone would show the
+/// prefill of that many prompts at once (5.8 s for 112 prompts where one takes 54 ms),
+/// which no request waits for.
 fn top_breakdowns(catalog: &Catalog, plan: &Plan, ranked: &[Screened]) -> Vec<(String, Report)> {
     ranked
         .iter()
@@ -210,16 +216,45 @@ fn top_breakdowns(catalog: &Catalog, plan: &Plan, ranked: &[Screened]) -> Vec<(S
                 Layout::Colocated(c) => u64::from(c.replicas().max(1)),
                 Layout::Disaggregated(_) => 1,
             };
-            let batch = (s.batch.max(1.0) as u64) * replicas;
-            let text = s.option.scenario_text(plan, batch);
-            let scenario = Scenario::from_toml("plan option", &text, catalog).ok()?;
-            let report = planner::analytical::simulate(&scenario).ok()?;
-            report
-                .memory
-                .fits
-                .then(|| (format!("#{} {}", i + 1, short(s)), report))
+            let at = |per_replica: u64| {
+                let text = s.option.scenario_text(plan, Some(per_replica * replicas));
+                let scenario = Scenario::from_toml("plan option", &text, catalog).ok()?;
+                planner::analytical::simulate(&scenario)
+                    .ok()
+                    .filter(|r| r.memory.fits)
+            };
+            let one = at(1)?;
+            let mut report = at(s.batch.max(1.0) as u64)?;
+            let prefill = one.breakdown.as_ref()?.prefill;
+            report.breakdown.as_mut()?.prefill = prefill;
+            Some((format!("#{} {}", i + 1, short(s)), report))
         })
         .collect()
+}
+
+/// The file holding the serving scenario of the option ranked `rank` (from 1).
+fn option_file(rank: usize) -> String {
+    format!("option-{rank:02}.toml")
+}
+
+/// An option as a scenario file: the request-level run under the plan's load that
+/// the engine's re-check makes, headed by where it came from and what the screen
+/// estimated.
+fn option_scenario(path: &Path, plan: &Plan, rank: usize, s: &Screened) -> Vec<u8> {
+    let (text, _) = serving_text(plan, s);
+    format!(
+        "# Option {rank} of `planner plan {}`: {}.\n# Screened at {} requests/s: TTFT p90 \
+         {}, TPOT p90 {}, decode batch {:.0}, capital {}.\n# `planner simulate` on this file \
+         runs the request-level engine under that load.\n{text}",
+        path.display(),
+        s.description,
+        plan.requests_per_s,
+        secs(Some(s.ttft_p90_s)),
+        secs(Some(s.tpot_p90_s)),
+        s.batch,
+        dollars(s.capex_usd),
+    )
+    .into_bytes()
 }
 
 /// Devices in the shown options, with their price and power and the sources.
@@ -341,6 +376,18 @@ pub fn write(
     );
     let top: Vec<Screened> = r.ranked.iter().take(TOP).cloned().collect();
     files.doc.table(options_table(&top));
+    if !top.is_empty() {
+        files.doc.paragraph(format!(
+            "Each option of this table is a scenario file under the plan's load, by rank: \
+             `{}` to `{}`. `planner simulate` on one runs the request-level engine on it, \
+             as the re-check below does.",
+            option_file(1),
+            option_file(top.len())
+        ));
+    }
+    for (i, s) in top.iter().enumerate() {
+        files.file(&option_file(i + 1), option_scenario(path, plan, i + 1, s));
+    }
     let bars: Vec<CostBar> = r
         .ranked
         .iter()
@@ -402,16 +449,27 @@ pub fn write(
             .doc
             .subheading("Where the time goes in the top options");
         files.doc.paragraph(
-            "The analytical model of each option at the decode batch the target load needs \
-             (per replica).",
+            "The analytical model of each option, per replica: the prefill of one prompt (a \
+             request's TTFT before any wait) and one decode step at the batch the target load \
+             needs.",
         );
         let items: Vec<(String, &Report)> =
             breakdowns.iter().map(|(l, r)| (l.clone(), r)).collect();
-        files.doc.table(super::simulate::breakdown_table(&items));
+        files.doc.table(super::simulate::breakdown_table_with(
+            &items,
+            ["prefill (one prompt)", "decode (one step)"],
+        ));
         files.chart(
             "breakdown",
             "Latency breakdown of the top options",
-            &super::simulate::breakdown_chart("Latency breakdown of the top options", &items),
+            &super::simulate::breakdown_chart_with(
+                "Latency breakdown of the top options",
+                &items,
+                [
+                    "prefill (one prompt)",
+                    "decode (one step at the load's batch)",
+                ],
+            ),
         )?;
     }
 

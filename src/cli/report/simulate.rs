@@ -89,6 +89,12 @@ pub fn cost_table(items: &[(String, &Report)]) -> Table {
 
 /// The breakdown rows (prefill and one decode step) of several reports.
 pub fn breakdown_table(items: &[(String, &Report)]) -> Table {
+    breakdown_table_with(items, ["prefill (whole)", "decode (one step)"])
+}
+
+/// [`breakdown_table`] with the two phase rows named `phases` (prefill, decode), for
+/// reports whose prefill is not the whole batch's.
+pub fn breakdown_table_with(items: &[(String, &Report)], phases: [&str; 2]) -> Table {
     let mut t = Table::new(
         &[
             "scenario",
@@ -103,10 +109,7 @@ pub fn breakdown_table(items: &[(String, &Report)]) -> Table {
     );
     for (label, r) in items {
         if let Some(b) = &r.breakdown {
-            for (phase, p) in [
-                ("prefill (whole)", &b.prefill),
-                ("decode (one step)", &b.decode),
-            ] {
+            for (phase, p) in [(phases[0], &b.prefill), (phases[1], &b.decode)] {
                 t.row(vec![
                     label.clone(),
                     phase.to_string(),
@@ -124,6 +127,19 @@ pub fn breakdown_table(items: &[(String, &Report)]) -> Table {
 
 /// The stacked breakdown chart of several reports (those with a breakdown).
 pub fn breakdown_chart(title: &str, items: &[(String, &Report)]) -> BreakdownChart {
+    breakdown_chart_with(
+        title,
+        items,
+        ["prefill (every prompt of the batch)", "decode (one step)"],
+    )
+}
+
+/// [`breakdown_chart`] with the two panels titled `panels` (prefill, decode).
+pub fn breakdown_chart_with(
+    title: &str,
+    items: &[(String, &Report)],
+    panels: [&str; 2],
+) -> BreakdownChart {
     let bars = |pick: fn(&planner::report::Breakdown) -> PhaseBreakdown| {
         items
             .iter()
@@ -139,11 +155,11 @@ pub fn breakdown_chart(title: &str, items: &[(String, &Report)]) -> BreakdownCha
         title: title.to_string(),
         panels: vec![
             Panel {
-                title: "prefill (every prompt of the batch)".to_string(),
+                title: panels[0].to_string(),
                 bars: bars(|b| b.prefill),
             },
             Panel {
-                title: "decode (one step)".to_string(),
+                title: panels[1].to_string(),
                 bars: bars(|b| b.decode),
             },
         ],
