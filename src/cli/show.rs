@@ -167,11 +167,15 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
         "KV cache per token    {:>12.1} KB in f16 (all layers, before window caps)",
         kv_bytes / 1e3
     );
-    let _ = writeln!(s, "\nper output token (decode, batch 1, one token):");
     let _ = writeln!(
         s,
-        "{:>12}{:>14}{:>18}{:>18}",
-        "context", "GFLOP", "weights GB (f16)", "KV read MB (f16)"
+        "\nper output token (decode, batch 1, one token; the KV column reads the context \
+         and the new token and writes the new token):"
+    );
+    let _ = writeln!(
+        s,
+        "{:>12}{:>14}{:>18}{:>21}",
+        "context", "GFLOP", "weights GB (f16)", "KV traffic MB (f16)"
     );
     for context in [0.0, 4096.0, 32768.0] {
         let pass = Pass {
@@ -195,7 +199,7 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
         }
         let _ = writeln!(
             s,
-            "{:>12}{:>14.2}{:>18.2}{:>18.1}",
+            "{:>12}{:>14.2}{:>18.2}{:>21.1}",
             context,
             flops / 1e9,
             weights * 2.0 / 1e9,

@@ -114,3 +114,17 @@ fn the_contract_ids_are_all_in_the_catalog() {
         assert!(catalog.runtimes.contains_key(id), "runtime {id}");
     }
 }
+
+#[test]
+fn models_show_gives_the_kv_traffic_of_a_decode_step() {
+    // Llama 3.1 8B: 32 layers x 8 KV heads x 128 x 2 (K and V) x 2 B = 131,072 B per
+    // token. At 4,096 tokens of context one decode step reads 4,097 tokens' keys and
+    // values (the context and its own) and writes one: 4,098 x 131,072 B = 537.1 MB.
+    let out = crate::common::stdout(&crate::common::planner(&["models", "show", "llama-3.1-8b"]));
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("4096 "))
+        .expect("a 4,096-token row");
+    assert!(row.trim_end().ends_with(" 537.1"), "{row}");
+    assert!(out.contains("KV traffic MB (f16)"), "{out}");
+}
