@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
-use crate::hardware::{check_positive, ComputeDtype};
+use crate::formats::WeightFormat;
+use crate::hardware::{check_positive, ComputeDtype, Device};
 use crate::sourced::Sourced;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,6 +46,11 @@ pub struct RuntimeFile {
     /// Weight formats the stack loads (absent: any).
     #[serde(default)]
     pub weight_formats: Option<Vec<String>>,
+    /// Of those, the formats the stack multiplies only in their own arithmetic, with no
+    /// weight-only path that dequantises to 16 bits (TensorRT-LLM's fp8 and nvfp4): a
+    /// device without a peak for the format's compute type cannot run them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_formats: Vec<String>,
     /// Efficiency parameters per device family (`apple`, `nvidia`).
     pub families: BTreeMap<String, RuntimeFamilyFile>,
 }
@@ -107,6 +113,7 @@ pub struct Runtime {
     pub default_max_batch: u32,
     pub prefill_chunk_tokens: Option<f64>,
     pub weight_formats: Option<Vec<String>>,
+    pub native_formats: Vec<String>,
     pub families: BTreeMap<String, RuntimeEfficiency>,
     pub file: RuntimeFile,
 }
@@ -197,9 +204,38 @@ impl Runtime {
                 None => None,
             },
             weight_formats: raw.weight_formats.clone(),
+            native_formats: raw.native_formats.clone(),
             families,
             file: raw,
         })
+    }
+
+    /// Whether the stack runs `format` weights on `device`: it loads the format, and
+    /// where it has no weight-only path for it (`native_formats`), the device has the
+    /// format's arithmetic. The error says which of the two fails.
+    pub fn runs(&self, format: &WeightFormat, device: &Device) -> Result<(), String> {
+        if let Some(loads) = &self.weight_formats {
+            if !loads.contains(&format.id) {
+                return Err(format!(
+                    "runtime `{}` does not load `{}` weights; it loads: {}",
+                    self.id,
+                    format.id,
+                    loads.join(", ")
+                ));
+            }
+        }
+        if self.native_formats.contains(&format.id)
+            && !device.peak_tflops.contains_key(&format.compute_dtype)
+        {
+            return Err(format!(
+                "runtime `{}` runs `{}` weights only in {} arithmetic, which `{}` does not have",
+                self.id,
+                format.id,
+                format.compute_dtype.name(),
+                device.id
+            ));
+        }
+        Ok(())
     }
 
     /// Parameters for a device family: its own entry, else the `default` entry.

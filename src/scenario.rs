@@ -698,6 +698,9 @@ impl Scenario {
                     ),
                 ));
             }
+            if let Err(why) = group_runtime.runs(&weights, &device) {
+                return Err(ctx.invalid("model.weights", &raw.model.weights, why));
+            }
             let name = g
                 .name
                 .as_ref()

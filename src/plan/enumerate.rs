@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::file::Plan;
 use crate::catalog::Catalog;
+use crate::hardware::Device;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Colocated {
@@ -203,22 +204,22 @@ fn degree_splits(nodes: u32, moe: bool) -> Vec<(u32, u32, u32)> {
     out
 }
 
-/// Runtimes of the plan that run `family` and load `weights`.
+/// Runtimes of the plan that have a profile for `device`'s family and run `weights`
+/// on it ([`crate::runtime::Runtime::runs`]).
 fn runtimes_for<'a>(
     plan: &'a Plan,
     catalog: &Catalog,
-    family: &str,
+    device: &Device,
     weights: &str,
 ) -> Vec<&'a String> {
+    let Some(format) = catalog.formats.get(weights) else {
+        return Vec::new();
+    };
     plan.runtimes
         .iter()
         .filter(|r| {
             catalog.runtimes.get(*r).is_some_and(|rt| {
-                rt.for_family(family).is_some()
-                    && rt
-                        .weight_formats
-                        .as_ref()
-                        .is_none_or(|f| f.iter().any(|x| x == weights))
+                rt.for_family(&device.family).is_some() && rt.runs(format, device).is_ok()
             })
         })
         .collect()
@@ -241,7 +242,7 @@ pub fn enumerate(plan: &Plan, catalog: &Catalog) -> Vec<PlanOption> {
             continue;
         };
         for weights in &plan.weights {
-            for runtime in runtimes_for(plan, catalog, &device.family, weights) {
+            for runtime in runtimes_for(plan, catalog, device, weights) {
                 for variant in &device.variants {
                     for nodes in 1..=plan.max_nodes {
                         let links: Vec<Option<String>> = if nodes == 1 {
@@ -317,12 +318,8 @@ pub fn enumerate(plan: &Plan, catalog: &Catalog) -> Vec<PlanOption> {
                     .collect();
                 for weights in &plan.weights {
                     let (Some(pr), Some(dr)) = (
-                        runtimes_for(plan, catalog, &p.family, weights)
-                            .first()
-                            .cloned(),
-                        runtimes_for(plan, catalog, &d.family, weights)
-                            .first()
-                            .cloned(),
+                        runtimes_for(plan, catalog, p, weights).first().cloned(),
+                        runtimes_for(plan, catalog, d, weights).first().cloned(),
                     ) else {
                         continue;
                     };

@@ -110,7 +110,7 @@ proptest! {
     fn adding_a_node_never_stops_a_fit(
         model in prop::sample::select(vec![
             ("dbrx", "bf16"), ("qwen3-235b-a22b", "mlx-8bit"), ("mixtral-8x7b", "f16"),
-            ("llama-3.1-70b", "f16"), ("deepseek-v3", "q4_0"),
+            ("llama-3.1-70b", "f16"), ("deepseek-v3", "mlx-4bit"),
         ]),
         memory in prop::sample::select(vec![64u32, 128, 192]),
         degree in prop::sample::select(vec!["pipeline", "expert"]),

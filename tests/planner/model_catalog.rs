@@ -86,6 +86,8 @@ fn the_contract_ids_are_all_in_the_catalog() {
         "h100-pcie",
         "h200-sxm",
         "b200",
+        "a100-sxm",
+        "a100-pcie",
         "rtx-4090",
         "rtx-5090",
     ] {
@@ -97,9 +99,12 @@ fn the_contract_ids_are_all_in_the_catalog() {
         "thunderbolt-5-rdma",
         "ethernet-10g",
         "connectx-7-200g",
+        "nvlink-3",
         "nvlink-4",
         "nvlink-5",
+        "infiniband-hdr",
         "infiniband-ndr",
+        "pcie-4",
         "pcie-5",
     ] {
         assert!(catalog.links.contains_key(id), "link {id}");

@@ -231,3 +231,39 @@ verify_top = 3
     }
     assert!(!r.pareto.is_empty());
 }
+
+#[test]
+fn the_search_offers_only_formats_a_runtime_runs_on_the_device() {
+    let catalog = catalog();
+    let plan = parse_plan(
+        "formats.toml",
+        &SMALL_PLAN.replace(
+            "devices = [\"h100-sxm\", \"m3-ultra-80c\", \"dgx-spark\"]",
+            "devices = [\"h100-sxm\", \"a100-sxm\"]",
+        ),
+        &catalog,
+    )
+    .unwrap();
+    let colocated: Vec<(String, String, String)> = enumerate(&plan, &catalog)
+        .into_iter()
+        .filter_map(|o| match o.layout {
+            planner::plan::enumerate::Layout::Colocated(c) => {
+                Some((c.device, c.runtime, o.weights))
+            }
+            _ => None,
+        })
+        .collect();
+    let offered = |device: &str, runtime: &str, weights: &str| {
+        colocated
+            .iter()
+            .any(|(d, r, w)| d == device && r == runtime && w == weights)
+    };
+    // TensorRT-LLM's fp8 needs FP8 tensor cores (H100: yes; A100: no); vLLM runs fp8
+    // weight-only on the A100; no GPU stack loads llama.cpp's q4_0.
+    assert!(offered("h100-sxm", "trt-llm", "fp8"));
+    assert!(!offered("a100-sxm", "trt-llm", "fp8"));
+    assert!(offered("a100-sxm", "trt-llm", "f16"));
+    assert!(offered("a100-sxm", "vllm", "fp8"));
+    assert!(!offered("a100-sxm", "vllm", "q4_0"));
+    assert!(offered("a100-sxm", "llama.cpp", "q4_0"));
+}
