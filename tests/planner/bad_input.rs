@@ -244,29 +244,25 @@ fn a_bad_measurement_names_the_files_line_and_column() {
 
 #[test]
 fn a_runtime_must_load_the_weights_and_have_their_arithmetic() {
-    // vLLM does not load llama.cpp's q4_0 (runtimes/vllm.toml weight_formats).
-    let err = rejected(
-        &BASE
-            .replace("weights = \"f16\"", "weights = \"q4_0\"")
-            .replace("preset = \"mlx\"", "preset = \"vllm\"")
-            .replace("m3-ultra-80c", "h100-sxm")
-            .replace("memory_gb = 256", "memory_gb = 80"),
-    );
-    assert!(err.contains("model.weights"), "{err}");
-    assert!(err.contains("`vllm` does not load `q4_0`"), "{err}");
-    // TensorRT-LLM runs fp8 only on FP8 tensor cores: an H100 has them, an A100 not.
-    let trt = |device: &str| {
-        BASE.replace("weights = \"f16\"", "weights = \"fp8\"")
-            .replace("preset = \"mlx\"", "preset = \"trt-llm\"")
+    let on = |runtime: &str, weights: &str, device: &str| {
+        BASE.replace("weights = \"f16\"", &format!("weights = \"{weights}\""))
+            .replace("preset = \"mlx\"", &format!("preset = \"{runtime}\""))
             .replace("m3-ultra-80c", device)
             .replace("memory_gb = 256", "memory_gb = 80")
     };
-    let err = rejected(&trt("a100-sxm"));
+    // vLLM does not load llama.cpp's q4_0 (runtimes/vllm.toml weight_formats).
+    let err = rejected(&on("vllm", "q4_0", "h100-sxm"));
+    assert!(err.contains("model.weights"), "{err}");
+    assert!(err.contains("`vllm` does not load `q4_0`"), "{err}");
+    // TensorRT-LLM runs fp8 only on FP8 tensor cores: an H100 has them, an A100 not.
+    let err = rejected(&on("trt-llm", "fp8", "a100-sxm"));
     assert!(err.contains("only in fp8 arithmetic"), "{err}");
     assert!(err.contains("`a100-sxm` does not have"), "{err}");
     let ok = planner(&[
         "simulate",
-        scenario_file(&trt("h100-sxm")).to_str().unwrap(),
+        scenario_file(&on("trt-llm", "fp8", "h100-sxm"))
+            .to_str()
+            .unwrap(),
     ]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }

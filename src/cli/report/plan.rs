@@ -25,6 +25,8 @@ use crate::cli::charts::pareto::ParetoChart;
 const TOP: usize = 15;
 const TOP_BARS: usize = 10;
 const TOP_BREAKDOWN: usize = 5;
+/// The prefill row of the top options' breakdown ([`top_breakdowns`]).
+const ONE_PROMPT: &str = "prefill (one prompt)";
 
 /// A short name for charts: "4x b200 TP2 x2 trt-llm fp8".
 fn short(s: &Screened) -> String {
@@ -200,7 +202,6 @@ fn throughput_by_nodes(ranked: &[Screened]) -> Vec<Series> {
         .collect()
 }
 
-/// The top options re-simulated by the analytical model at their decode batch.
 /// The analytical breakdown of the top options as the screen sees them: the prefill
 /// of one prompt (what a request's TTFT is built on) and one decode step at the batch
 /// the target load needs, per replica. A run at the load's batch alone would show the
@@ -457,7 +458,7 @@ pub fn write(
             breakdowns.iter().map(|(l, r)| (l.clone(), r)).collect();
         files.doc.table(super::simulate::breakdown_table_with(
             &items,
-            ["prefill (one prompt)", "decode (one step)"],
+            [ONE_PROMPT, "decode (one step)"],
         ));
         files.chart(
             "breakdown",
@@ -465,10 +466,7 @@ pub fn write(
             &super::simulate::breakdown_chart_with(
                 "Latency breakdown of the top options",
                 &items,
-                [
-                    "prefill (one prompt)",
-                    "decode (one step at the load's batch)",
-                ],
+                [ONE_PROMPT, "decode (one step at the load's batch)"],
             ),
         )?;
     }
