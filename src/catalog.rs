@@ -152,7 +152,46 @@ impl Catalog {
                 catalog.formats.insert(format.id.clone(), format);
             }
         }
+        for s in &sources.runtimes {
+            catalog.check_runtime_formats(&catalog.runtimes[&s.id], &s.file)?;
+        }
         Ok(catalog)
+    }
+
+    /// A runtime's `weight_formats` and `native_formats` name catalog formats, and
+    /// what it multiplies natively it also loads: a misspelt id would otherwise
+    /// silently let the stack load, or run without checks, a format it does not.
+    fn check_runtime_formats(&self, runtime: &Runtime, file: &str) -> Result<(), InputError> {
+        let loaded = runtime.weight_formats.iter().flatten();
+        for (key, id) in loaded.map(|id| ("weight_formats", id)).chain(
+            runtime
+                .native_formats
+                .iter()
+                .map(|id| ("native_formats", id)),
+        ) {
+            if !self.formats.contains_key(id) {
+                return Err(InputError::invalid(
+                    file,
+                    key,
+                    id,
+                    format!(
+                        "expected weight format ids of formats/ ({})",
+                        self.formats.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(loads) = &runtime.weight_formats {
+            if let Some(id) = runtime.native_formats.iter().find(|id| !loads.contains(id)) {
+                return Err(InputError::invalid(
+                    file,
+                    "native_formats",
+                    id,
+                    "expected only formats that weight_formats also lists",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Ids of `kind` nearest to `wanted`, for "did you mean" messages.

@@ -18,6 +18,9 @@
 //!   fitted): up to how many token rows the stack multiplies with matrix-vector
 //!   kernels, and how many of those rows one pass over the weights serves.
 //!
+//! One key is the stack's, not a family's: `mla_prefill`, how it runs multi-head
+//! latent attention over a prompt (see [`MlaPrefill`]).
+//!
 //! The `ideal` profile has every fraction 1, no host overhead and no reserve: the
 //! hardware's calibrated limits.
 
@@ -51,8 +54,32 @@ pub struct RuntimeFile {
     /// device without a peak for the format's compute type cannot run them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native_formats: Vec<String>,
+    /// How the stack runs multi-head latent attention over a prompt (absent:
+    /// `expanded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_prefill: Option<Sourced<MlaPrefill>>,
     /// Efficiency parameters per device family (`apple`, `nvidia`).
     pub families: BTreeMap<String, RuntimeFamilyFile>,
+}
+
+/// How a stack computes multi-head latent attention (DeepSeek-V2/V3, GLM-4.7-Flash)
+/// for a pass with many new tokens per sequence. Every stack decodes in the absorbed
+/// form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MlaPrefill {
+    /// Keys and values are decompressed from the latent per head and attention runs
+    /// as multi-head attention over `qk_nope + qk_rope` and `v_head_dim`, fewer FLOPs
+    /// per query-key pair than the absorbed form: vLLM's, SGLang's and TensorRT-LLM's
+    /// prefill. (The decompression of cached tokens for a chunk after a cached prefix
+    /// is not counted.)
+    #[default]
+    Expanded,
+    /// The decode form for every pass: queries are projected into the latent space
+    /// and all heads attend to the one shared latent (multi-query attention over
+    /// `kv_lora + qk_rope`, values of `kv_lora`): llama.cpp whenever the GGUF
+    /// carries the MLA tensors.
+    Absorbed,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -104,6 +131,8 @@ pub struct RuntimeEfficiency {
     pub matvec_max_rows: Option<f64>,
     pub matvec_rows_per_pass: Option<f64>,
     pub overlap_fraction: f64,
+    /// The stack's `mla_prefill` (the same in every family).
+    pub mla_prefill: MlaPrefill,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,6 +216,11 @@ impl Runtime {
                         }
                         None => None,
                     },
+                    mla_prefill: raw
+                        .mla_prefill
+                        .as_ref()
+                        .map(|m| m.value)
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -250,22 +284,25 @@ impl Runtime {
 mod tests {
     use super::*;
 
-    fn profile(rows_per_pass: f64) -> Result<Runtime, InputError> {
-        let text = format!(
-            r#"
+    /// A valid profile with one `apple` family.
+    const BASE_TEXT: &str = r#"
 name = "t"
 source = "t"
 default_max_batch = 4
 [families.apple]
-compute_fraction = {{ value = 1.0, source = "t" }}
-bandwidth_fraction = {{ value = 1.0, source = "t" }}
-attention_fraction = {{ value = 1.0, source = "t" }}
-dispatch_scale = {{ value = 1.0, source = "t" }}
-per_step_overhead_us = {{ value = 0.0, source = "t" }}
-reserve_gb = {{ value = 0.0, source = "t" }}
-matvec_max_rows = {{ value = 8.0, source = "t" }}
-matvec_rows_per_pass = {{ value = {rows_per_pass:?}, source = "t" }}
-"#
+compute_fraction = { value = 1.0, source = "t" }
+bandwidth_fraction = { value = 1.0, source = "t" }
+attention_fraction = { value = 1.0, source = "t" }
+dispatch_scale = { value = 1.0, source = "t" }
+per_step_overhead_us = { value = 0.0, source = "t" }
+reserve_gb = { value = 0.0, source = "t" }
+matvec_max_rows = { value = 8.0, source = "t" }
+"#;
+
+    fn profile(rows_per_pass: f64) -> Result<Runtime, InputError> {
+        let text = format!(
+            "{}matvec_rows_per_pass = {{ value = {rows_per_pass:?}, source = \"t\" }}\n",
+            BASE_TEXT
         );
         Runtime::from_toml("t", "runtimes/t.toml", &text)
     }
@@ -280,5 +317,29 @@ matvec_rows_per_pass = {{ value = {rows_per_pass:?}, source = "t" }}
         let err = profile(0.5).unwrap_err().to_string();
         assert!(err.contains("runtimes/t.toml"), "{err}");
         assert!(err.contains("families.apple.matvec_rows_per_pass"), "{err}");
+    }
+
+    #[test]
+    fn mla_prefill_is_expanded_unless_the_profile_says_absorbed() {
+        let base = profile(5.0).unwrap();
+        assert_eq!(
+            base.for_family("apple").unwrap().mla_prefill,
+            MlaPrefill::Expanded
+        );
+        let with = |value: &str| {
+            let text = BASE_TEXT.replace(
+                "default_max_batch = 4",
+                &format!("default_max_batch = 4\nmla_prefill = {{ value = \"{value}\", source = \"t\" }}"),
+            );
+            Runtime::from_toml("t", "runtimes/t.toml", &text)
+        };
+        let absorbed = with("absorbed").unwrap();
+        assert_eq!(
+            absorbed.for_family("apple").unwrap().mla_prefill,
+            MlaPrefill::Absorbed
+        );
+        let err = with("absorb").unwrap_err().to_string();
+        assert!(err.contains("runtimes/t.toml"), "{err}");
+        assert!(err.contains("absorb"), "{err}");
     }
 }

@@ -179,14 +179,15 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let mid_decode = decode_pass((steps / 2.0).floor());
     let lead = &nodes[stages[shown_stage].nodes[0]];
     let op_view = |pass: &Pass| {
-        let mut ops = layer_ops(model, shown, pass);
+        let mla = lead.exec.runtime.mla_prefill;
+        let mut ops = layer_ops(model, shown, pass, mla);
         match (&models[shown_stage], stages[shown_stage].kind) {
             (StageModel::Expert(g), _) => {
                 let local = Pass {
                     sequences: g.sequences_on(0, pass.sequences),
                     ..*pass
                 };
-                ops = layer_ops(model, shown, &local);
+                ops = layer_ops(model, shown, &local, mla);
                 if model.is_moe_layer(shown) {
                     // The busiest node's expected experts and the rows they take.
                     // Each expert's mean rows (tokens x k / E) overstated them where
@@ -225,11 +226,13 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
             model,
             shown,
             &prefill_pass,
+            lead.exec.runtime.mla_prefill,
         )),
         decode_layer_overhead_s: lead.exec.dispatch_overhead_s(&super::ops::layer_ops(
             model,
             shown,
             &mid_decode,
+            lead.exec.runtime.mla_prefill,
         )),
     };
 
@@ -241,8 +244,12 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
                 .nodes
                 .iter()
                 .map(|n| {
-                    n.exec
-                        .dispatch_overhead_s(&super::ops::layer_ops(model, shown, &mid_decode))
+                    n.exec.dispatch_overhead_s(&super::ops::layer_ops(
+                        model,
+                        shown,
+                        &mid_decode,
+                        n.exec.runtime.mla_prefill,
+                    ))
                 })
                 .fold(0.0, f64::max);
             let moe_layers = (stages[shown_stage].layers.clone())

@@ -296,11 +296,17 @@ pub fn layer_view(
         decode_context_before: decode_pass.context_before,
         prefill: pass::layer_op_times(prefill, model, layer, &prefill_pass),
         decode: pass::layer_op_times(decode, model, layer, &decode_pass),
-        layer_overhead_s: prefill.dispatch_overhead_s(&ops::layer_ops(model, layer, &prefill_pass)),
+        layer_overhead_s: prefill.dispatch_overhead_s(&ops::layer_ops(
+            model,
+            layer,
+            &prefill_pass,
+            prefill.runtime.mla_prefill,
+        )),
         decode_layer_overhead_s: decode.dispatch_overhead_s(&ops::layer_ops(
             model,
             layer,
             &decode_pass,
+            decode.runtime.mla_prefill,
         )),
     }
 }

@@ -13,12 +13,17 @@
 //! activation). Once per pass: the embedding gather and the LM head (for the last
 //! token of each sequence in prefill, every token in decode).
 //!
+//! Multi-head latent attention runs absorbed (queries projected into the latent, one
+//! shared latent KV head: multi-query attention) in decode, and in prefill as the
+//! runtime's `mla_prefill` says: see [`attention_op`].
+//!
 //! Mixture-of-experts: each token uses `k` of `E` experts, so FLOPs scale with `k`,
 //! but bytes scale with the experts the batch touches. With `n` tokens routed
 //! independently and uniformly, the expected number of distinct experts is
 //! `E (1 - (1 - k/E)^n)`.
 
 use crate::model::{AttentionSpan, Model};
+use crate::runtime::MlaPrefill;
 
 /// Bytes per element of activations (fp16/bf16 everywhere in today's runtimes).
 pub const ACTIVATION_BYTES: f64 = 2.0;
@@ -192,8 +197,9 @@ pub fn expected_distinct_experts(e: f64, k: f64, tokens: f64) -> f64 {
     e * (1.0 - (1.0 - k / e).powf(tokens))
 }
 
-/// Operations of layer `layer` for `pass`.
-pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
+/// Operations of layer `layer` for `pass`; `mla` is how the runtime runs latent
+/// attention over a prompt (ignored for other models).
+pub fn layer_ops(model: &Model, layer: u32, pass: &Pass, mla: MlaPrefill) -> Vec<Op> {
     let n = pass.tokens();
     let d = model.hidden_size as f64;
     let h = model.attention_heads as f64;
@@ -233,7 +239,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass) -> Vec<Op> {
         q_width + kv_width,
     ));
 
-    ops.push(attention_op(model, layer, pass));
+    ops.push(attention_op(model, layer, pass, mla));
     ops.push(Op::matmul(
         OpKind::OutputProjection,
         n,
@@ -323,10 +329,24 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
 
 /// Attention of layer `layer` for `pass`: scores and values over the context each
 /// query sees (causal, capped by the window on sliding-window layers).
-pub fn attention_op(model: &Model, layer: u32, pass: &Pass) -> Op {
+///
+/// Multi-head latent attention runs in one of two forms. Absorbed (every decode step,
+/// and every pass of a runtime whose `mla_prefill` is `absorbed`): the queries are
+/// projected into the latent space and every head attends to the one shared latent,
+/// `kv_lora + qk_rope` wide for scores and `kv_lora` for values: multi-query
+/// attention, so all `h` heads' queries are the rows of one GEMM. Expanded (prefill of
+/// the other runtimes): keys and values are decompressed per head and attention is
+/// multi-head over `qk_nope + qk_rope` and `v_head_dim`.
+pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPrefill) -> Op {
     let h = model.attention_heads as f64;
     let n = pass.tokens();
+    let absorbed = model.mla.is_some()
+        && (pass.new_tokens < ATTENTION_QUERY_BLOCK || mla_prefill == MlaPrefill::Absorbed);
     let (q_width, v_width) = match model.mla {
+        Some(mla) if absorbed => (
+            h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim),
+            h * f64::from(mla.kv_lora_rank),
+        ),
         Some(mla) => (
             h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim),
             h * f64::from(mla.v_head_dim),
@@ -338,27 +358,18 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass) -> Op {
         AttentionSpan::Local { window } => Some(window as f64),
     };
     let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
-    let flops_per_pair = match model.mla {
-        // Decode runs MLA "absorbed": scores against the latent + rope key, values
-        // from the latent. Prefill expands keys and values per head.
-        Some(mla) if pass.new_tokens < ATTENTION_QUERY_BLOCK => {
-            2.0 * h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim)
-                + 2.0 * h * f64::from(mla.kv_lora_rank)
-        }
-        Some(mla) => {
-            2.0 * h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim)
-                + 2.0 * h * f64::from(mla.v_head_dim)
-        }
-        None => 4.0 * h * model.head_dim as f64,
-    };
+    // Scores (2 FLOPs per query element per key) and values (2 per value element),
+    // per head.
+    let flops_per_pair = 2.0 * (q_width + v_width);
     let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
     // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
     // queries see once: summed over blocks that is pairs / block rows (for one decode
     // query, every visible key). The new keys and values are written once.
     let keys_read = pairs / pass.new_tokens.clamp(1.0, ATTENTION_QUERY_BLOCK);
     // Queries sharing a KV head (grouped-query attention) form the rows of the
-    // attention GEMMs.
-    let query_rows = pass.new_tokens * (h / model.kv_heads as f64).max(1.0);
+    // attention GEMMs; absorbed latent attention has one KV head for all `h`.
+    let kv_heads = if absorbed { 1.0 } else { model.kv_heads as f64 };
+    let query_rows = pass.new_tokens * (h / kv_heads).max(1.0);
     Op {
         flops: pass.sequences * pairs * flops_per_pair,
         kv_elements: pass.sequences * kv_per_token * (keys_read + pass.new_tokens),
@@ -423,5 +434,72 @@ mod tests {
         // Two tokens: 16 (1 - 0.75^2) = 16 x 0.4375 = 7.
         assert!((expected_distinct_experts(16.0, 4.0, 2.0) - 7.0).abs() < 1e-12);
         assert!((expected_distinct_experts(16.0, 4.0, 1000.0) - 16.0).abs() < 1e-9);
+    }
+
+    /// A small latent-attention model: 4 heads, kv_lora 8, rope 2, nope 6, v 4.
+    fn tiny_mla() -> Model {
+        Model::from_toml(
+            "tiny-mla",
+            "tiny-mla.toml",
+            r#"
+name = "tiny MLA"
+source = "test"
+published_total_params_b = { value = 0.001, source = "test" }
+layers = 1
+hidden_size = 16
+attention_heads = 4
+kv_heads = 4
+head_dim = 8
+ffn_hidden = 32
+vocab_size = 100
+tied_embeddings = false
+gated_ffn = true
+max_context = 4096
+[mla]
+q_lora_rank = 0
+kv_lora_rank = 8
+qk_nope_head_dim = 6
+qk_rope_head_dim = 2
+v_head_dim = 4
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn latent_attention_prefill_takes_the_runtime_form_and_decode_is_absorbed() {
+        let m = tiny_mla();
+        // Prefill: 200 new tokens (>= the 128-query block) after 0 cached:
+        // pairs = 200 x 201 / 2 = 20,100.
+        let prefill = Pass {
+            sequences: 1.0,
+            new_tokens: 200.0,
+            context_before: 0.0,
+        };
+        // Expanded: per pair 2 h (nope + rope) + 2 h v = 2 x 4 x 8 + 2 x 4 x 4 = 96
+        // FLOPs; each of the 4 KV heads has its own query, 200 rows.
+        let expanded = attention_op(&m, 0, &prefill, MlaPrefill::Expanded);
+        assert_eq!(expanded.flops, 20_100.0 * 96.0);
+        assert_eq!(expanded.rows, 200.0);
+        // Absorbed: 2 h (kv_lora + rope) + 2 h kv_lora = 2 x 4 x 10 + 2 x 4 x 8 = 144;
+        // one shared latent, so the 4 heads' queries are rows: 800.
+        let absorbed = attention_op(&m, 0, &prefill, MlaPrefill::Absorbed);
+        assert_eq!(absorbed.flops, 20_100.0 * 144.0);
+        assert_eq!(absorbed.rows, 800.0);
+        // Both read the same latent cache: (10 per token) x (20,100 / 128 + 200).
+        assert_eq!(absorbed.kv_elements, expanded.kv_elements);
+        assert_eq!(expanded.kv_elements, 10.0 * (20_100.0 / 128.0 + 200.0));
+
+        // Decode (one token after 99): absorbed in either runtime, 100 pairs.
+        let decode = Pass {
+            sequences: 1.0,
+            new_tokens: 1.0,
+            context_before: 99.0,
+        };
+        for form in [MlaPrefill::Expanded, MlaPrefill::Absorbed] {
+            let op = attention_op(&m, 0, &decode, form);
+            assert_eq!(op.flops, 100.0 * 144.0);
+            assert_eq!(op.rows, 4.0);
+        }
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::ops::{head_ops, layer_ops, Op, Pass};
 use super::timing::{Executor, OpTime};
 use crate::model::Model;
+use crate::runtime::MlaPrefill;
 
 /// Time of one or more passes, split the way the contract's breakdown reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -64,7 +65,7 @@ pub fn layer_groups(model: &Model, layers: std::ops::Range<u32>) -> Vec<(u32, f6
 
 /// Times the operations of one layer for `pass`.
 pub fn layer_op_times(exec: &Executor, model: &Model, layer: u32, pass: &Pass) -> Vec<OpTime> {
-    layer_ops(model, layer, pass)
+    layer_ops(model, layer, pass, exec.runtime.mla_prefill)
         .iter()
         .map(|op| exec.time(op))
         .collect()
@@ -108,7 +109,7 @@ pub fn pass_time(
 ) -> PassTime {
     let mut total = PassTime::default();
     for (layer, count) in layer_classes(model, shard.layers.clone()) {
-        let ops = layer_ops(model, layer, pass);
+        let ops = layer_ops(model, layer, pass, exec.runtime.mla_prefill);
         let mut t = sum_ops(exec, &ops);
         t.overhead_s += exec.dispatch_overhead_s(&ops);
         total.add(&t.scaled(count));
@@ -274,8 +275,13 @@ pub fn merged_pass(parts: &[Pass]) -> Pass {
 /// over all the batch's tokens at once (weights read once), then attention for each
 /// part over its own context. Also the operations launched, for dispatch overhead:
 /// one launch of each kernel per layer, whatever the number of parts.
-pub fn batch_layer_ops(model: &Model, layer: u32, parts: &[Pass]) -> (Vec<Op>, Vec<Op>) {
-    let launched = layer_ops(model, layer, &merged_pass(parts));
+pub fn batch_layer_ops(
+    model: &Model,
+    layer: u32,
+    parts: &[Pass],
+    mla: MlaPrefill,
+) -> (Vec<Op>, Vec<Op>) {
+    let launched = layer_ops(model, layer, &merged_pass(parts), mla);
     let mut ops: Vec<Op> = launched
         .iter()
         .filter(|op| op.kind != super::ops::OpKind::Attention)
@@ -286,7 +292,7 @@ pub fn batch_layer_ops(model: &Model, layer: u32, parts: &[Pass]) -> (Vec<Op>, V
     // operation. Prefill chunks run one kernel each.
     let mut decoding: Option<Op> = None;
     for part in parts.iter().filter(|p| p.tokens() > 0.0) {
-        let op = super::ops::attention_op(model, layer, part);
+        let op = super::ops::attention_op(model, layer, part, mla);
         if part.new_tokens <= 1.0 {
             match decoding.as_mut() {
                 Some(d) => {
@@ -306,7 +312,7 @@ pub fn batch_layer_ops(model: &Model, layer: u32, parts: &[Pass]) -> (Vec<Op>, V
 
 /// One layer for a batch made of `parts`.
 fn batch_layer_time(exec: &Executor, model: &Model, layer: u32, parts: &[Pass]) -> PassTime {
-    let (ops, launched) = batch_layer_ops(model, layer, parts);
+    let (ops, launched) = batch_layer_ops(model, layer, parts, exec.runtime.mla_prefill);
     let mut t = PassTime::default();
     for op in &ops {
         t.add(&op_pass_time(exec, op));

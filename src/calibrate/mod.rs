@@ -73,7 +73,7 @@ use crate::analytical::timing::Executor;
 use crate::formats::WeightFormat;
 use crate::hardware::{BandwidthBySize, ComputeDtype, Device};
 use crate::microbench::{Kernel, MicrobenchRow};
-use crate::runtime::RuntimeEfficiency;
+use crate::runtime::{MlaPrefill, RuntimeEfficiency};
 
 use self::lsq::{affine_relative, LinearFit};
 use self::roofline::{fit_roofline, GemmPoint};
@@ -803,6 +803,7 @@ const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     matvec_max_rows: None,
     matvec_rows_per_pass: None,
     overlap_fraction: 1.0,
+    mla_prefill: MlaPrefill::Expanded,
 };
 
 /// A 4-byte weight format computed in `dtype`: a microbenchmark row's bytes as weights

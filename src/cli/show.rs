@@ -6,6 +6,7 @@ use anyhow::Result;
 use planner::analytical::ops::{head_ops, layer_ops, Pass};
 use planner::catalog::CatalogKind;
 use planner::hardware::ComputeDtype;
+use planner::runtime::MlaPrefill;
 use planner::{Catalog, InputError};
 
 /// Width of a left-aligned text column: its longest entry (or header) and two spaces.
@@ -187,7 +188,7 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
         let mut weights = 0.0;
         let mut kv = 0.0;
         for layer in 0..m.layers {
-            for op in layer_ops(m, layer, &pass) {
+            for op in layer_ops(m, layer, &pass, MlaPrefill::default()) {
                 flops += op.flops;
                 weights += op.weight_params;
                 kv += op.kv_elements;

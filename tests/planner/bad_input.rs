@@ -266,3 +266,36 @@ fn a_runtime_must_load_the_weights_and_have_their_arithmetic() {
     ]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }
+
+#[test]
+fn a_runtime_naming_a_format_the_catalog_lacks_is_rejected_at_load() {
+    use crate::common::repo;
+    use planner::{Catalog, CatalogSources};
+    let with = |from: &str, to: &str| {
+        let mut sources = CatalogSources::read_dir(&repo()).unwrap();
+        let trt = sources
+            .runtimes
+            .iter_mut()
+            .find(|s| s.id == "trt-llm")
+            .unwrap();
+        assert!(
+            trt.text.contains(from),
+            "the shipped trt-llm.toml has {from}"
+        );
+        trt.text = trt.text.replacen(from, to, 1);
+        Catalog::from_sources(&sources).unwrap_err().to_string()
+    };
+    // A misspelt native format (the last entry of native_formats, before the
+    // prefill_chunk_tokens table).
+    let err = with(
+        "\"nvfp4\",\n]\n\n[prefill_chunk_tokens]",
+        "\"nvpf4\",\n]\n\n[prefill_chunk_tokens]",
+    );
+    assert!(err.contains("trt-llm.toml"), "{err}");
+    assert!(err.contains("native_formats"), "{err}");
+    assert!(err.contains("nvpf4"), "{err}");
+    // A native format the stack does not load.
+    let err = with("native_formats = [", "native_formats = [\n    \"q4_0\",");
+    assert!(err.contains("native_formats"), "{err}");
+    assert!(err.contains("weight_formats also lists"), "{err}");
+}

@@ -6,6 +6,7 @@ use crate::common::catalog;
 const PUBLISHED_TOTALS: &[(&str, f64, &str)] = &[
     ("dbrx", 132.0, "https://www.databricks.com/blog/introducing-dbrx-new-state-art-open-llm"),
     ("deepseek-v3", 671.0, "https://huggingface.co/deepseek-ai/DeepSeek-V3 (671B main model, without the 14B MTP module)"),
+    ("glm-4.7-flash", 29.94, "llama.cpp benches/mac-m2-ultra.md (build 7948): llama-bench's count for the GLM-4.7-Flash GGUF"),
     ("gemma-3-4b", 3.88, "llama.cpp benches/dgx-spark.md model table (text model)"),
     ("gpt-oss-120b", 116.83, "OpenAI gpt-oss model card, Table 1"),
     ("gpt-oss-20b", 20.91, "OpenAI gpt-oss model card, Table 1"),
