@@ -11,7 +11,7 @@ use crate::error::{nearest_ids, InputError};
 use crate::formats::{formats_from_toml, WeightFormat};
 use crate::hardware::{Device, Link};
 use crate::model::Model;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeFile};
 
 /// One catalog file's text: `id` is its file stem, `file` its display name.
 #[derive(Debug, Clone)]
@@ -162,13 +162,16 @@ impl Catalog {
     /// what it multiplies natively it also loads: a misspelt id would otherwise
     /// silently let the stack load, or run without checks, a format it does not.
     fn check_runtime_formats(&self, runtime: &Runtime, file: &str) -> Result<(), InputError> {
-        let loaded = runtime.weight_formats.iter().flatten();
-        for (key, id) in loaded.map(|id| ("weight_formats", id)).chain(
-            runtime
-                .native_formats
-                .iter()
-                .map(|id| ("native_formats", id)),
-        ) {
+        let RuntimeFile {
+            weight_formats,
+            native_formats,
+            ..
+        } = &runtime.file;
+        let loaded = weight_formats.iter().flatten();
+        for (key, id) in loaded
+            .map(|id| ("weight_formats", id))
+            .chain(native_formats.iter().map(|id| ("native_formats", id)))
+        {
             if !self.formats.contains_key(id) {
                 return Err(InputError::invalid(
                     file,
@@ -181,8 +184,8 @@ impl Catalog {
                 ));
             }
         }
-        if let Some(loads) = &runtime.weight_formats {
-            if let Some(id) = runtime.native_formats.iter().find(|id| !loads.contains(id)) {
+        if let Some(loads) = weight_formats {
+            if let Some(id) = native_formats.iter().find(|id| !loads.contains(id)) {
                 return Err(InputError::invalid(
                     file,
                     "native_formats",

@@ -141,8 +141,6 @@ pub struct Runtime {
     pub name: String,
     pub default_max_batch: u32,
     pub prefill_chunk_tokens: Option<f64>,
-    pub weight_formats: Option<Vec<String>>,
-    pub native_formats: Vec<String>,
     pub families: BTreeMap<String, RuntimeEfficiency>,
     pub file: RuntimeFile,
 }
@@ -237,8 +235,6 @@ impl Runtime {
                 )?),
                 None => None,
             },
-            weight_formats: raw.weight_formats.clone(),
-            native_formats: raw.native_formats.clone(),
             families,
             file: raw,
         })
@@ -248,7 +244,7 @@ impl Runtime {
     /// where it has no weight-only path for it (`native_formats`), the device has the
     /// format's arithmetic. The error says which of the two fails.
     pub fn runs(&self, format: &WeightFormat, device: &Device) -> Result<(), String> {
-        if let Some(loads) = &self.weight_formats {
+        if let Some(loads) = &self.file.weight_formats {
             if !loads.contains(&format.id) {
                 return Err(format!(
                     "runtime `{}` does not load `{}` weights; it loads: {}",
@@ -258,7 +254,7 @@ impl Runtime {
                 ));
             }
         }
-        if self.native_formats.contains(&format.id)
+        if self.file.native_formats.contains(&format.id)
             && !device.peak_tflops.contains_key(&format.compute_dtype)
         {
             return Err(format!(

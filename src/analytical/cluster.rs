@@ -178,8 +178,8 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     });
     let mid_decode = decode_pass((steps / 2.0).floor());
     let lead = &nodes[stages[shown_stage].nodes[0]];
+    let mla = lead.exec.runtime.mla_prefill;
     let op_view = |pass: &Pass| {
-        let mla = lead.exec.runtime.mla_prefill;
         let mut ops = layer_ops(model, shown, pass, mla);
         match (&models[shown_stage], stages[shown_stage].kind) {
             (StageModel::Expert(g), _) => {
@@ -226,13 +226,13 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
             model,
             shown,
             &prefill_pass,
-            lead.exec.runtime.mla_prefill,
+            mla,
         )),
         decode_layer_overhead_s: lead.exec.dispatch_overhead_s(&super::ops::layer_ops(
             model,
             shown,
             &mid_decode,
-            lead.exec.runtime.mla_prefill,
+            mla,
         )),
     };
 

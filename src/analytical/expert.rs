@@ -36,10 +36,9 @@ use serde::Serialize;
 use super::ops::{head_ops, layer_ops, routed_experts_op, Op, OpKind, Pass, ACTIVATION_BYTES};
 use super::pass::{batch_layer_ops, merged_pass};
 use super::routing::{expected_busiest_experts, routing_samples, Placement, RoutingSample};
-use super::stage::{slowest_node, Node, StageTime};
+use super::stage::{group_mla_prefill, slowest_node, Node, StageTime};
 use crate::model::Model;
 use crate::network::{LinkModel, Message, Topology};
-use crate::runtime::MlaPrefill;
 use crate::scenario::AttentionLayout;
 
 /// Expected cost of the expert part of one MoE layer for one pass shape.
@@ -139,12 +138,6 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
 
     /// Runs `ops_for(pass on node i)` on every node holding sequences: the slowest
     /// node's device time and wiring, work summed.
-    /// How the group runs latent attention over a prompt: its first node's runtime's
-    /// way (the nodes of one group run one stack).
-    fn mla_prefill(&self) -> MlaPrefill {
-        self.nodes[0].exec.runtime.mla_prefill
-    }
-
     fn per_node(&self, pass: &Pass, ops_for: impl Fn(&Pass) -> Vec<Op>) -> StageTime {
         slowest_node(self.nodes.iter().enumerate().filter_map(|(i, node)| {
             let sequences = self.sequences_on(i, pass.sequences);
@@ -280,7 +273,7 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
     /// whole dense layer), with dispatch overhead.
     pub fn local_part(&self, layer: u32, pass: &Pass) -> StageTime {
         let moe = self.model.is_moe_layer(layer);
-        let mla = self.mla_prefill();
+        let mla = group_mla_prefill(&self.nodes);
         let mut t = self.per_node(pass, |p| {
             layer_ops(self.model, layer, p, mla)
                 .into_iter()
@@ -315,7 +308,8 @@ impl<'a, 'b> ExpertGroup<'a, 'b> {
     /// say how to share: the request-level engine refuses it.
     pub fn batch_layer_time(&self, layer: u32, parts: &[Pass]) -> StageTime {
         let moe = self.model.is_moe_layer(layer);
-        let (ops, launched) = batch_layer_ops(self.model, layer, parts, self.mla_prefill());
+        let (ops, launched) =
+            batch_layer_ops(self.model, layer, parts, group_mla_prefill(&self.nodes));
         let local: Vec<Op> = ops
             .into_iter()
             .filter(|op| !(moe && op.kind == OpKind::RoutedExperts))

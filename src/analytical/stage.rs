@@ -15,6 +15,7 @@ use super::memory;
 use super::timing::Executor;
 use super::wiring::Wiring;
 use crate::model::Model;
+use crate::runtime::MlaPrefill;
 use crate::scenario::{AttentionLayout, Group};
 
 /// Time of one pass (or part of one) split the way the contract's breakdown reports
@@ -87,6 +88,12 @@ impl Node<'_> {
             ..StageTime::default()
         }
     }
+}
+
+/// How a group of nodes runs latent attention over a prompt: its first node's
+/// runtime's way (the nodes of one group run one stack).
+pub fn group_mla_prefill(nodes: &[&Node]) -> MlaPrefill {
+    nodes[0].exec.runtime.mla_prefill
 }
 
 /// Work done by several nodes at once: the slowest node's device time and wiring

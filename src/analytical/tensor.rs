@@ -22,11 +22,10 @@
 
 use super::ops::{head_ops, layer_ops, Op, OpKind, Pass, ACTIVATION_BYTES};
 use super::pass::{batch_layer_ops, merged_pass};
-use super::stage::{slowest_node, Node, StageTime};
+use super::stage::{group_mla_prefill, slowest_node, Node, StageTime};
 use super::timing::Executor;
 use crate::model::Model;
 use crate::network::{LinkModel, Topology};
-use crate::runtime::MlaPrefill;
 
 /// The `1/degree` share of `op` one node runs; `kv_split` divides the KV cache.
 pub fn split_op(op: &Op, degree: f64, kv_split: f64) -> Op {
@@ -105,12 +104,6 @@ impl TensorGroup<'_, '_> {
         }
     }
 
-    /// How the group runs latent attention over a prompt: its first node's runtime's
-    /// way (the nodes of one group run one stack).
-    fn mla_prefill(&self) -> MlaPrefill {
-        self.nodes[0].exec.runtime.mla_prefill
-    }
-
     /// Dispatch overhead of launching `ops` (the slowest node's).
     fn dispatch_s(&self, ops: &[Op]) -> f64 {
         self.nodes
@@ -121,7 +114,7 @@ impl TensorGroup<'_, '_> {
 
     /// One layer for `pass`: split compute, dispatch, wiring and two all-reduces.
     pub fn layer_time(&self, layer: u32, pass: &Pass) -> StageTime {
-        let ops = layer_ops(self.model, layer, pass, self.mla_prefill());
+        let ops = layer_ops(self.model, layer, pass, group_mla_prefill(&self.nodes));
         let mut t = self.run(&ops);
         t.overhead_s += self.dispatch_s(&ops);
         t.add(&self.layer_communication(pass));
@@ -135,7 +128,8 @@ impl TensorGroup<'_, '_> {
     /// hidden states of all the batch's tokens. With one part this is
     /// [`TensorGroup::layer_time`].
     pub fn batch_layer_time(&self, layer: u32, parts: &[Pass]) -> StageTime {
-        let (ops, launched) = batch_layer_ops(self.model, layer, parts, self.mla_prefill());
+        let (ops, launched) =
+            batch_layer_ops(self.model, layer, parts, group_mla_prefill(&self.nodes));
         let mut t = self.run(&ops);
         t.overhead_s += self.dispatch_s(&launched);
         t.add(&self.layer_communication(&merged_pass(parts)));
