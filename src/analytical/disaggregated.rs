@@ -203,9 +203,10 @@ pub struct OverlapReport {
     pub threshold_tokens: Option<u64>,
     /// The same counting only attention's compute per layer.
     pub attention_only_threshold_tokens: Option<u64>,
-    /// At the scenario's prompt: compute of one layer (first chunk) and the time to
-    /// send its KV.
+    /// At the scenario's prompt: compute of one layer over the first chunk (the whole
+    /// prompt when the runtime does not chunk) and the time to send that chunk's KV.
     pub prompt_tokens: u64,
+    pub first_chunk_tokens: u64,
     pub layer_compute_s: f64,
     pub layer_transfer_s: f64,
     pub exposed_s: f64,
@@ -267,6 +268,7 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
             attention_hides(&exec, model, &link, s)
         }),
         prompt_tokens: scenario.workload.prompt_tokens,
+        first_chunk_tokens: first_chunk.round() as u64,
         layer_compute_s: profile.layer_end_s[1] - profile.layer_end_s[0],
         layer_transfer_s: link.serialization_time(first_chunk * per_layer),
         exposed_s: stream.exposed_s,

@@ -15,7 +15,9 @@
 //!
 //! Multi-head latent attention runs absorbed (queries projected into the latent, one
 //! shared latent KV head: multi-query attention) in decode, and in prefill as the
-//! runtime's `mla_prefill` says: see [`attention_op`].
+//! runtime's `mla_prefill` says: see [`attention_op`]. Expanded prefill after a cached
+//! prefix (a later chunk, or a prefix-cache hit) also decompresses the prefix's
+//! latents each pass: [`latent_decompression_op`].
 //!
 //! Mixture-of-experts: each token uses `k` of `E` experts, so FLOPs scale with `k`,
 //! but bytes scale with the experts the batch touches. With `n` tokens routed
@@ -45,6 +47,7 @@ pub enum OpKind {
     SharedExperts,
     Elementwise,
     LmHead,
+    LatentDecompression,
 }
 
 impl OpKind {
@@ -54,7 +57,8 @@ impl OpKind {
     /// (matmul, softmax, top-k); routed experts 6 (gate, up, down over the chosen
     /// experts, activation, weighting, sum); shared experts 4; element-wise 6 (two
     /// norms with their scale, two residual adds); embedding 1; LM head 2 (final norm,
-    /// matmul). A dense layer is 19 kernels, a MoE layer 24 (28 with shared experts).
+    /// matmul); latent decompression 1 (expanded latent attention over a cached
+    /// prefix). A dense layer is 19 kernels, a MoE layer 24 (28 with shared experts).
     /// Runtimes that fuse or replay graphs pay a fraction (`dispatch_scale`).
     pub fn kernels(self) -> f64 {
         match self {
@@ -68,6 +72,7 @@ impl OpKind {
             OpKind::SharedExperts => 4.0,
             OpKind::Elementwise => 6.0,
             OpKind::LmHead => 2.0,
+            OpKind::LatentDecompression => 1.0,
         }
     }
 
@@ -83,6 +88,7 @@ impl OpKind {
             OpKind::SharedExperts => "shared_experts",
             OpKind::Elementwise => "elementwise",
             OpKind::LmHead => "lm_head",
+            OpKind::LatentDecompression => "latent_decompression",
         }
     }
 }
@@ -240,6 +246,7 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass, mla: MlaPrefill) -> Vec
     ));
 
     ops.push(attention_op(model, layer, pass, mla));
+    ops.extend(latent_decompression_op(model, layer, pass, mla));
     ops.push(Op::matmul(
         OpKind::OutputProjection,
         n,
@@ -327,6 +334,14 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
     }
 }
 
+/// Whether latent attention runs absorbed for `pass`: every decode step (fewer new
+/// tokens than a query block), and every pass of a runtime whose `mla_prefill` is
+/// `absorbed`. False for models without latent attention.
+fn mla_absorbed(model: &Model, pass: &Pass, mla_prefill: MlaPrefill) -> bool {
+    model.mla.is_some()
+        && (pass.new_tokens < ATTENTION_QUERY_BLOCK || mla_prefill == MlaPrefill::Absorbed)
+}
+
 /// Attention of layer `layer` for `pass`: scores and values over the context each
 /// query sees (causal, capped by the window on sliding-window layers).
 ///
@@ -334,14 +349,16 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
 /// and every pass of a runtime whose `mla_prefill` is `absorbed`): the queries are
 /// projected into the latent space and every head attends to the one shared latent,
 /// `kv_lora + qk_rope` wide for scores and `kv_lora` for values: multi-query
-/// attention, so all `h` heads' queries are the rows of one GEMM. Expanded (prefill of
-/// the other runtimes): keys and values are decompressed per head and attention is
-/// multi-head over `qk_nope + qk_rope` and `v_head_dim`.
+/// attention, so all `h` heads' queries are the rows of one GEMM; the kernel reads the
+/// latent cache. Expanded (prefill of the other runtimes): keys and values are
+/// decompressed per head and attention is multi-head over `qk_nope + qk_rope` and
+/// `v_head_dim`; the kernel reads those per-head keys and values (activations,
+/// `h (qk_nope + qk_rope + v)` per key), and the cache only takes the new tokens'
+/// latents. Decompressing a cached prefix is [`latent_decompression_op`].
 pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPrefill) -> Op {
     let h = model.attention_heads as f64;
     let n = pass.tokens();
-    let absorbed = model.mla.is_some()
-        && (pass.new_tokens < ATTENTION_QUERY_BLOCK || mla_prefill == MlaPrefill::Absorbed);
+    let absorbed = mla_absorbed(model, pass, mla_prefill);
     let (q_width, v_width) = match model.mla {
         Some(mla) if absorbed => (
             h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim),
@@ -366,17 +383,61 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     // queries see once: summed over blocks that is pairs / block rows (for one decode
     // query, every visible key). The new keys and values are written once.
     let keys_read = pairs / pass.new_tokens.clamp(1.0, ATTENTION_QUERY_BLOCK);
+    // Expanded latent attention reads decompressed per-head keys and values instead of
+    // the cache.
+    let (cache_keys_read, expanded_bytes) = if model.mla.is_some() && !absorbed {
+        (0.0, keys_read * (q_width + v_width) * ACTIVATION_BYTES)
+    } else {
+        (keys_read, 0.0)
+    };
     // Queries sharing a KV head (grouped-query attention) form the rows of the
     // attention GEMMs; absorbed latent attention has one KV head for all `h`.
     let kv_heads = if absorbed { 1.0 } else { model.kv_heads as f64 };
     let query_rows = pass.new_tokens * (h / kv_heads).max(1.0);
     Op {
         flops: pass.sequences * pairs * flops_per_pair,
-        kv_elements: pass.sequences * kv_per_token * (keys_read + pass.new_tokens),
-        activation_bytes: n * (q_width + v_width) * ACTIVATION_BYTES,
+        kv_elements: pass.sequences * kv_per_token * (cache_keys_read + pass.new_tokens),
+        activation_bytes: n * (q_width + v_width) * ACTIVATION_BYTES
+            + pass.sequences * expanded_bytes,
         rows: query_rows,
         ..Op::new(OpKind::Attention)
     }
+}
+
+/// Expanded latent attention after a cached prefix: each pass decompresses the cached
+/// tokens' latents into per-head keys (`qk_nope` part) and values through the
+/// up-projection (`kv_lora x h (qk_nope + v)` weights), one GEMM with a row per cached
+/// token the new tokens see, as vLLM's MLA prefill does for the context of a chunk or
+/// a prefix-cache hit (`_compute_prefill_context` runs `kv_b_proj` over the gathered
+/// context latents: vllm/model_executor/layers/attention/mla_attention.py, vLLM
+/// 0.33.0).
+/// The new tokens' own keys and values come out of the QKV projection. `None` where
+/// there is nothing to decompress: absorbed attention, no latent attention, or no
+/// cached prefix.
+pub fn latent_decompression_op(
+    model: &Model,
+    layer: u32,
+    pass: &Pass,
+    mla_prefill: MlaPrefill,
+) -> Option<Op> {
+    let mla = model.mla?;
+    if mla_absorbed(model, pass, mla_prefill) || pass.context_before <= 0.0 {
+        return None;
+    }
+    let cached = match model.attention_span(layer) {
+        AttentionSpan::Global => pass.context_before,
+        AttentionSpan::Local { window } => pass.context_before.min(window as f64),
+    };
+    let h = model.attention_heads as f64;
+    let out = h * f64::from(mla.qk_nope_head_dim + mla.v_head_dim);
+    let lora = f64::from(mla.kv_lora_rank);
+    Some(Op::matmul(
+        OpKind::LatentDecompression,
+        pass.sequences * cached,
+        lora * out,
+        (lora, out),
+        out,
+    ))
 }
 
 /// Once-per-pass operations outside the layers: embedding gather and LM head.
@@ -486,9 +547,18 @@ v_head_dim = 4
         let absorbed = attention_op(&m, 0, &prefill, MlaPrefill::Absorbed);
         assert_eq!(absorbed.flops, 20_100.0 * 144.0);
         assert_eq!(absorbed.rows, 800.0);
-        // Both read the same latent cache: (10 per token) x (20,100 / 128 + 200).
-        assert_eq!(absorbed.kv_elements, expanded.kv_elements);
-        assert_eq!(expanded.kv_elements, 10.0 * (20_100.0 / 128.0 + 200.0));
+        // Keys read: 20,100 pairs / 128 query rows per block = 157.03125 per block
+        // sweep. Absorbed reads them from the latent cache (10 elements per token)
+        // and writes the 200 new latents: 10 x (157.03125 + 200) = 3,570.3125.
+        assert_eq!(absorbed.kv_elements, 3_570.312_5);
+        // Expanded reads decompressed per-head keys and values, 32 + 16 = 48 bf16
+        // values per key, so the cache only takes the new latents: 10 x 200 = 2,000;
+        // activations are the queries and outputs, 200 x 48 x 2 = 19,200 bytes, plus
+        // the expanded keys and values, 157.03125 x 48 x 2 = 15,075 bytes.
+        assert_eq!(expanded.kv_elements, 2_000.0);
+        assert_eq!(expanded.activation_bytes, 19_200.0 + 15_075.0);
+        // Absorbed activations: 200 x (40 + 32) x 2 = 28,800 bytes.
+        assert_eq!(absorbed.activation_bytes, 28_800.0);
 
         // Decode (one token after 99): absorbed in either runtime, 100 pairs.
         let decode = Pass {
@@ -501,5 +571,61 @@ v_head_dim = 4
             assert_eq!(op.flops, 100.0 * 144.0);
             assert_eq!(op.rows, 4.0);
         }
+    }
+
+    #[test]
+    fn expanded_latent_attention_decompresses_the_cached_prefix_each_pass() {
+        let m = tiny_mla();
+        // Two sequences, each 200 new tokens after 300 cached: 600 cached rows through
+        // the up-projection kv_lora x h (nope + v) = 8 x 4 x (6 + 4) = 320 weights,
+        // 2 x 600 x 320 = 384,000 FLOPs.
+        let chunk = Pass {
+            sequences: 2.0,
+            new_tokens: 200.0,
+            context_before: 300.0,
+        };
+        let op = latent_decompression_op(&m, 0, &chunk, MlaPrefill::Expanded).unwrap();
+        assert_eq!(op.rows, 600.0);
+        assert_eq!(op.weight_params, 320.0);
+        assert_eq!(op.flops, 384_000.0);
+        // In: 8 latent values per row; out: 40 per row; bf16: 600 x 48 x 2 bytes.
+        assert_eq!(op.activation_bytes, 57_600.0);
+        assert!(layer_ops(&m, 0, &chunk, MlaPrefill::Expanded)
+            .iter()
+            .any(|o| o.kind == OpKind::LatentDecompression));
+        // Nothing to decompress: absorbed, no prefix, or a decode step.
+        assert!(latent_decompression_op(&m, 0, &chunk, MlaPrefill::Absorbed).is_none());
+        let fresh = Pass {
+            context_before: 0.0,
+            ..chunk
+        };
+        assert!(latent_decompression_op(&m, 0, &fresh, MlaPrefill::Expanded).is_none());
+        let decode = Pass {
+            new_tokens: 1.0,
+            ..chunk
+        };
+        assert!(latent_decompression_op(&m, 0, &decode, MlaPrefill::Expanded).is_none());
+
+        // In a mixed batch each prefill chunk decompresses its own prefix (300 and
+        // 100 rows); the decode step none; the layer launches the kernel once.
+        let one = |new_tokens: f64, context_before: f64| Pass {
+            sequences: 1.0,
+            new_tokens,
+            context_before,
+        };
+        let parts = [one(200.0, 300.0), one(1.0, 400.0), one(200.0, 100.0)];
+        let (ops, launched) =
+            crate::analytical::pass::batch_layer_ops(&m, 0, &parts, MlaPrefill::Expanded);
+        let rows: Vec<f64> = ops
+            .iter()
+            .filter(|o| o.kind == OpKind::LatentDecompression)
+            .map(|o| o.rows)
+            .collect();
+        assert_eq!(rows, [300.0, 100.0]);
+        let launches = launched
+            .iter()
+            .filter(|o| o.kind == OpKind::LatentDecompression)
+            .count();
+        assert_eq!(launches, 1);
     }
 }

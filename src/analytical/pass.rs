@@ -272,19 +272,21 @@ pub fn merged_pass(parts: &[Pass]) -> Pass {
 }
 
 /// The operations of one layer for a batch made of `parts`: the token-parallel ones
-/// over all the batch's tokens at once (weights read once), then attention for each
-/// part over its own context. Also the operations launched, for dispatch overhead:
-/// one launch of each kernel per layer, whatever the number of parts.
+/// over all the batch's tokens at once (weights read once), then attention (and, for
+/// expanded latent attention after a cached prefix, the prefix's decompression) for
+/// each part over its own context. Also the operations launched, for dispatch
+/// overhead: one launch of each kernel per layer, whatever the number of parts.
 pub fn batch_layer_ops(
     model: &Model,
     layer: u32,
     parts: &[Pass],
     mla: MlaPrefill,
 ) -> (Vec<Op>, Vec<Op>) {
-    let launched = layer_ops(model, layer, &merged_pass(parts), mla);
+    use super::ops::{attention_op, latent_decompression_op, OpKind};
+    let mut launched = layer_ops(model, layer, &merged_pass(parts), mla);
     let mut ops: Vec<Op> = launched
         .iter()
-        .filter(|op| op.kind != super::ops::OpKind::Attention)
+        .filter(|op| !matches!(op.kind, OpKind::Attention | OpKind::LatentDecompression))
         .copied()
         .collect();
     // Attention is per sequence (each sees its own context). Decoding sequences run
@@ -292,7 +294,7 @@ pub fn batch_layer_ops(
     // operation. Prefill chunks run one kernel each.
     let mut decoding: Option<Op> = None;
     for part in parts.iter().filter(|p| p.tokens() > 0.0) {
-        let op = super::ops::attention_op(model, layer, part, mla);
+        let op = attention_op(model, layer, part, mla);
         if part.new_tokens <= 1.0 {
             match decoding.as_mut() {
                 Some(d) => {
@@ -303,6 +305,13 @@ pub fn batch_layer_ops(
                 None => decoding = Some(op),
             }
         } else {
+            ops.push(op);
+        }
+        if let Some(op) = latent_decompression_op(model, layer, part, mla) {
+            // One launch per layer, as for attention.
+            if !launched.iter().any(|o| o.kind == op.kind) {
+                launched.push(op);
+            }
             ops.push(op);
         }
     }

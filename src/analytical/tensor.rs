@@ -42,6 +42,7 @@ pub fn split_op(op: &Op, degree: f64, kv_split: f64) -> Op {
         | OpKind::Ffn
         | OpKind::RoutedExperts
         | OpKind::SharedExperts
+        | OpKind::LatentDecompression
         | OpKind::LmHead => Op {
             flops: op.flops / degree,
             weight_params: op.weight_params / degree,

@@ -74,9 +74,15 @@ fn table(r: &OverlapReport) -> String {
     for (label, v) in rows {
         let _ = writeln!(s, "  {label:<54}{}", tokens(v));
     }
+    let chunk = if r.first_chunk_tokens < r.prompt_tokens {
+        format!("its first chunk of {} tokens", r.first_chunk_tokens)
+    } else {
+        "the prompt".to_string()
+    };
     let _ = writeln!(
         s,
-        "\n  at the scenario's {} tokens: one layer computes in {}, its KV takes {} to send; exposed {}\n  \
+        "\n  at the scenario's {} tokens: one layer computes {chunk} in {}, whose KV takes {} to send; \
+         exposed {}\n  \
          (when the link keeps up, only the last layer's message is exposed, less the LM head's time)",
         r.prompt_tokens,
         seconds(r.layer_compute_s),
