@@ -16,7 +16,9 @@
 //! - `reserve_gb`: memory the runtime keeps for its own buffers;
 //! - `matvec_max_rows`, `matvec_rows_per_pass` (from the stack's source code, not
 //!   fitted): up to how many token rows the stack multiplies with matrix-vector
-//!   kernels, and how many of those rows one pass over the weights serves.
+//!   kernels, and how many of those rows one pass over the weights serves;
+//! - `gemm_tile_rows` (from the source code, not fitted): the token rows of one tile
+//!   of the stack's GEMM kernels, where a GEMM pays for whole tiles.
 //!
 //! One key is the stack's, not a family's: `mla_prefill`, how it runs multi-head
 //! latent attention over a prompt (see [`MlaPrefill`]).
@@ -111,6 +113,11 @@ pub struct RuntimeFamilyFile {
     /// one pass.
     #[serde(default)]
     pub matvec_rows_per_pass: Option<Sourced<f64>>,
+    /// Token rows of one tile of the stack's tiled GEMM kernels: a GEMM of `rows`
+    /// rows does the work of `ceil(rows / gemm_tile_rows)` whole tiles. Absent: no
+    /// padding (the kernels pick a tile to fit the rows).
+    #[serde(default)]
+    pub gemm_tile_rows: Option<Sourced<f64>>,
     /// How much of the shorter of an operation's compute and memory time hides behind
     /// the longer: 1 is the roofline's max(), 0 their sum. Absent: 1.
     #[serde(default)]
@@ -130,6 +137,7 @@ pub struct RuntimeEfficiency {
     pub gemm_half_rows: Option<f64>,
     pub matvec_max_rows: Option<f64>,
     pub matvec_rows_per_pass: Option<f64>,
+    pub gemm_tile_rows: Option<f64>,
     pub overlap_fraction: f64,
     /// The stack's `mla_prefill` (the same in every family).
     pub mla_prefill: MlaPrefill,
@@ -192,6 +200,18 @@ impl Runtime {
                                 &key("matvec_rows_per_pass"),
                                 r.value,
                                 "expected at least 1 token row per pass",
+                            ))
+                        }
+                        None => None,
+                    },
+                    gemm_tile_rows: match &f.gemm_tile_rows {
+                        Some(r) if r.value >= 1.0 => Some(r.value),
+                        Some(r) => {
+                            return Err(InputError::invalid(
+                                file,
+                                &key("gemm_tile_rows"),
+                                r.value,
+                                "expected at least 1 token row per tile",
                             ))
                         }
                         None => None,
@@ -313,6 +333,28 @@ matvec_max_rows = { value = 8.0, source = "t" }
         let err = profile(0.5).unwrap_err().to_string();
         assert!(err.contains("runtimes/t.toml"), "{err}");
         assert!(err.contains("families.apple.matvec_rows_per_pass"), "{err}");
+    }
+
+    #[test]
+    fn a_gemm_tile_holds_at_least_one_row() {
+        let with = |rows: f64| {
+            let text =
+                format!("{BASE_TEXT}gemm_tile_rows = {{ value = {rows:?}, source = \"t\" }}\n");
+            Runtime::from_toml("t", "runtimes/t.toml", &text)
+        };
+        let ok = with(32.0).unwrap();
+        assert_eq!(ok.for_family("apple").unwrap().gemm_tile_rows, Some(32.0));
+        assert_eq!(
+            profile(5.0)
+                .unwrap()
+                .for_family("apple")
+                .unwrap()
+                .gemm_tile_rows,
+            None
+        );
+        let err = with(0.0).unwrap_err().to_string();
+        assert!(err.contains("runtimes/t.toml"), "{err}");
+        assert!(err.contains("families.apple.gemm_tile_rows"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //!   output features: each dot product's reduction and store; 0 unless calibrated).
 //!   A runtime whose matrix-vector kernel serves at most `matvec_rows_per_pass` rows
 //!   per pass over the weights reads them `ceil(rows / matvec_rows_per_pass)` times
-//!   (llama.cpp's Metal `mul_mv_ext`: 6 to 8 rows take two passes);
+//!   (llama.cpp's Metal `mul_mv_ext`: 6 to 8 rows take two passes). A runtime whose
+//!   GEMM kernels tile the token rows (`gemm_tile_rows`: llama.cpp's Metal `mul_mm`,
+//!   32) pays for whole tiles: `rows` rows cost the work of `ceil(rows / tile) x tile`
+//!   rows at that size's rate (a routed expert's rows are padded per expert);
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
@@ -149,7 +152,15 @@ impl Executor<'_> {
         } else if matvec {
             op.flops / self.vector_rate()
         } else {
-            op.flops / self.compute_rate(dtype, op.rows, attention)
+            // A tiled GEMM kernel pays for whole tiles of token rows: the work of
+            // `padded` rows at the rate of a GEMM that size.
+            match self.runtime.gemm_tile_rows {
+                Some(tile) if !attention && op.rows > 0.0 => {
+                    let padded = (op.rows / tile).ceil() * tile;
+                    op.flops * (padded / op.rows) / self.compute_rate(dtype, padded, false)
+                }
+                _ => op.flops / self.compute_rate(dtype, op.rows, attention),
+            }
         };
         if op.dequant_params > 0.0 && self.weights.dequant_ops_per_weight > 0.0 {
             let tiles = (op.rows / DEQUANT_TILE_ROWS).ceil().max(1.0);
@@ -338,6 +349,40 @@ fp16 = { value = 32.0, source = "t" }
             "{err}"
         );
         assert!(sized_device(0.11).is_ok());
+    }
+
+    #[test]
+    fn tiled_gemms_pay_for_whole_tiles() {
+        // 1 TFLOP in fp32 (10 TFLOPS, half point 8 rows), weights 1 MB (10 us, not
+        // binding). No tiles: 16 rows run at 10 x 16/24 TFLOPS, 0.15 s. Tiles of 32
+        // rows: 16 rows do the work of 32, 2 TFLOP, at 10 x 32/40 = 8 TFLOPS: 0.25 s;
+        // 32 rows fill their tile, 1 TFLOP at 8 TFLOPS: 0.125 s; 33 rows do the work
+        // of 64, 64/33 TFLOP at 10 x 64/72 TFLOPS: (64 x 72) / (33 x 640) = 4608 / 21120
+        // = 0.2182 s.
+        let d = device();
+        let format = row_format(ComputeDtype::Fp32);
+        let mut exec = row_executor(&d, &format);
+        let compute = |exec: &Executor, rows: f64| {
+            let op = Op {
+                kind: OpKind::Ffn,
+                flops: 1e12,
+                weight_params: 2.5e5,
+                dequant_params: 0.0,
+                kv_elements: 0.0,
+                activation_bytes: 0.0,
+                rows,
+                streams: 1.0,
+                kernels: 1.0,
+                dot_products: 0.0,
+            };
+            exec.time(&op).compute_s
+        };
+        assert!((compute(&exec, 16.0) - 0.15).abs() < 1e-12);
+        exec.runtime.gemm_tile_rows = Some(32.0);
+        for (rows, expected) in [(16.0, 0.25), (32.0, 0.125), (33.0, 4608.0 / 21120.0)] {
+            let t = compute(&exec, rows);
+            assert!((t - expected).abs() < 1e-12, "{rows} rows: {t}");
+        }
     }
 
     #[test]

@@ -802,6 +802,7 @@ const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     gemm_half_rows: None,
     matvec_max_rows: None,
     matvec_rows_per_pass: None,
+    gemm_tile_rows: None,
     overlap_fraction: 1.0,
     mla_prefill: MlaPrefill::Expanded,
 };
