@@ -192,30 +192,18 @@ impl Runtime {
                     reserve_gb: check_positive(file, &key("reserve_gb"), f.reserve_gb.value, true)?,
                     quantized_compute_dtype: f.quantized_compute_dtype.as_ref().map(|d| d.value),
                     matvec_max_rows: f.matvec_max_rows.as_ref().map(|m| m.value.max(0.0)),
-                    matvec_rows_per_pass: match &f.matvec_rows_per_pass {
-                        Some(r) if r.value >= 1.0 => Some(r.value),
-                        Some(r) => {
-                            return Err(InputError::invalid(
-                                file,
-                                &key("matvec_rows_per_pass"),
-                                r.value,
-                                "expected at least 1 token row per pass",
-                            ))
-                        }
-                        None => None,
-                    },
-                    gemm_tile_rows: match &f.gemm_tile_rows {
-                        Some(r) if r.value >= 1.0 => Some(r.value),
-                        Some(r) => {
-                            return Err(InputError::invalid(
-                                file,
-                                &key("gemm_tile_rows"),
-                                r.value,
-                                "expected at least 1 token row per tile",
-                            ))
-                        }
-                        None => None,
-                    },
+                    matvec_rows_per_pass: at_least_one_row(
+                        file,
+                        &key("matvec_rows_per_pass"),
+                        &f.matvec_rows_per_pass,
+                        "expected at least 1 token row per pass",
+                    )?,
+                    gemm_tile_rows: at_least_one_row(
+                        file,
+                        &key("gemm_tile_rows"),
+                        &f.gemm_tile_rows,
+                        "expected at least 1 token row per tile",
+                    )?,
                     overlap_fraction: match &f.overlap_fraction {
                         Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
                         Some(o) => {
@@ -293,6 +281,20 @@ impl Runtime {
         self.families
             .get(family)
             .or_else(|| self.families.get("default"))
+    }
+}
+
+/// An optional count of token rows, which must be at least 1 where given.
+fn at_least_one_row(
+    file: &str,
+    key: &str,
+    value: &Option<Sourced<f64>>,
+    expected: &str,
+) -> Result<Option<f64>, InputError> {
+    match value {
+        Some(r) if r.value >= 1.0 => Ok(Some(r.value)),
+        Some(r) => Err(InputError::invalid(file, key, r.value, expected)),
+        None => Ok(None),
     }
 }
 

@@ -298,6 +298,22 @@ fp16 = { value = 32.0, source = "t" }
         assert!((t - (0.02 + 1e-5)).abs() < 1e-12, "{t}");
     }
 
+    /// A feed-forward matmul of `rows` token rows over `weights` fp32 weights.
+    fn weight_op(flops: f64, weights: f64, rows: f64) -> Op {
+        Op {
+            kind: OpKind::Ffn,
+            flops,
+            weight_params: weights,
+            dequant_params: 0.0,
+            kv_elements: 0.0,
+            activation_bytes: 0.0,
+            rows,
+            streams: 1.0,
+            kernels: 1.0,
+            dot_products: 0.0,
+        }
+    }
+
     #[test]
     fn rows_beyond_one_pass_read_the_weights_again() {
         // 1e8 fp32 weights = 400 MB, streamed by a matrix-vector kernel at 100 GB/s x 0.5
@@ -309,21 +325,7 @@ fp16 = { value = 32.0, source = "t" }
         let mut exec = row_executor(&d, &format);
         exec.runtime.matvec_max_rows = Some(8.0);
         exec.runtime.matvec_rows_per_pass = Some(5.0);
-        let memory = |exec: &Executor, rows: f64| {
-            let op = Op {
-                kind: OpKind::Ffn,
-                flops: 0.0,
-                weight_params: 1e8,
-                dequant_params: 0.0,
-                kv_elements: 0.0,
-                activation_bytes: 0.0,
-                rows,
-                streams: 1.0,
-                kernels: 1.0,
-                dot_products: 0.0,
-            };
-            exec.time(&op).memory_s
-        };
+        let memory = |exec: &Executor, rows: f64| exec.time(&weight_op(0.0, 1e8, rows)).memory_s;
         for (rows, expected) in [
             (1.0, 8e-3),
             (5.0, 8e-3),
@@ -362,21 +364,8 @@ fp16 = { value = 32.0, source = "t" }
         let d = device();
         let format = row_format(ComputeDtype::Fp32);
         let mut exec = row_executor(&d, &format);
-        let compute = |exec: &Executor, rows: f64| {
-            let op = Op {
-                kind: OpKind::Ffn,
-                flops: 1e12,
-                weight_params: 2.5e5,
-                dequant_params: 0.0,
-                kv_elements: 0.0,
-                activation_bytes: 0.0,
-                rows,
-                streams: 1.0,
-                kernels: 1.0,
-                dot_products: 0.0,
-            };
-            exec.time(&op).compute_s
-        };
+        let compute =
+            |exec: &Executor, rows: f64| exec.time(&weight_op(1e12, 2.5e5, rows)).compute_s;
         assert!((compute(&exec, 16.0) - 0.15).abs() < 1e-12);
         exec.runtime.gemm_tile_rows = Some(32.0);
         for (rows, expected) in [(16.0, 0.25), (32.0, 0.125), (33.0, 4608.0 / 21120.0)] {
