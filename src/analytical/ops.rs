@@ -353,8 +353,9 @@ fn mla_absorbed(model: &Model, pass: &Pass, mla_prefill: MlaPrefill) -> bool {
 /// latent cache. Expanded (prefill of the other runtimes): keys and values are
 /// decompressed per head and attention is multi-head over `qk_nope + qk_rope` and
 /// `v_head_dim`; the kernel reads those per-head keys and values (activations,
-/// `h (qk_nope + qk_rope + v)` per key), and the cache only takes the new tokens'
-/// latents. Decompressing a cached prefix is [`latent_decompression_op`].
+/// `h (qk_nope + qk_rope + v)` per key, each visible key once), and the cache only
+/// takes the new tokens' latents. Decompressing a cached prefix is
+/// [`latent_decompression_op`].
 pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPrefill) -> Op {
     let h = model.attention_heads as f64;
     let n = pass.tokens();
@@ -383,10 +384,18 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     // queries see once: summed over blocks that is pairs / block rows (for one decode
     // query, every visible key). The new keys and values are written once.
     let keys_read = pairs / pass.new_tokens.clamp(1.0, ATTENTION_QUERY_BLOCK);
-    // Expanded latent attention reads decompressed per-head keys and values instead of
-    // the cache.
+    // Expanded latent attention reads decompressed per-head keys and values, not the
+    // cache: each visible key once. They are 71 times a latent's size for DeepSeek-V3
+    // (128 heads x 320 against 576), so the per-block re-reads above would make the
+    // kernel memory-bound at 128 FLOPs per byte, where it is a multi-head flash
+    // attention whose re-reads of a head's keys across query blocks come from the L2
+    // cache (one head's keys and values for 24k tokens: 15.7 MB).
     let (cache_keys_read, expanded_bytes) = if model.mla.is_some() && !absorbed {
-        (0.0, keys_read * (q_width + v_width) * ACTIVATION_BYTES)
+        let visible = match window {
+            None => pass.context_before,
+            Some(w) => pass.context_before.min(w),
+        } + pass.new_tokens;
+        (0.0, visible * (q_width + v_width) * ACTIVATION_BYTES)
     } else {
         (keys_read, 0.0)
     };
@@ -552,11 +561,11 @@ v_head_dim = 4
         // and writes the 200 new latents: 10 x (157.03125 + 200) = 3,570.3125.
         assert_eq!(absorbed.kv_elements, 3_570.312_5);
         // Expanded reads decompressed per-head keys and values, 32 + 16 = 48 bf16
-        // values per key, so the cache only takes the new latents: 10 x 200 = 2,000;
-        // activations are the queries and outputs, 200 x 48 x 2 = 19,200 bytes, plus
-        // the expanded keys and values, 157.03125 x 48 x 2 = 15,075 bytes.
+        // values per key, each of the 200 keys once, so the cache only takes the new
+        // latents: 10 x 200 = 2,000; activations are the queries and outputs,
+        // 200 x 48 x 2 = 19,200 bytes, plus the expanded keys and values, as many.
         assert_eq!(expanded.kv_elements, 2_000.0);
-        assert_eq!(expanded.activation_bytes, 19_200.0 + 15_075.0);
+        assert_eq!(expanded.activation_bytes, 19_200.0 + 19_200.0);
         // Absorbed activations: 200 x (40 + 32) x 2 = 28,800 bytes.
         assert_eq!(absorbed.activation_bytes, 28_800.0);
 
