@@ -4,8 +4,9 @@
 //! included (so bytes read per step follow directly), which arithmetic the matrix
 //! multiplications run in once weights are unpacked, and how much extra ALU work the
 //! unpacking costs. Dequantisation runs on the vector units (the fp32 rate), once per
-//! weight per tile of `DEQUANT_TILE_ROWS` token rows: a GEMV (decode) pays it once, a
-//! prefill GEMM pays it once per row tile.
+//! weight per tile of token rows (the runtime's `gemm_tile_rows` where it has one, else
+//! `DEQUANT_TILE_ROWS`): a GEMV (decode) pays it once, a prefill GEMM pays it once per
+//! row tile.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,8 @@ use crate::error::InputError;
 use crate::hardware::{check_positive, ComputeDtype};
 use crate::sourced::Sourced;
 
-/// Token rows of one GEMM tile that share a dequantised weight tile.
+/// Token rows of one GEMM tile that share a dequantised weight tile, for runtimes
+/// whose profile does not give their own (`gemm_tile_rows`).
 pub const DEQUANT_TILE_ROWS: f64 = 64.0;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

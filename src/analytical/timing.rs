@@ -20,7 +20,8 @@
 //!   (llama.cpp's Metal `mul_mv_ext`: 6 to 8 rows take two passes). A runtime whose
 //!   GEMM kernels tile the token rows (`gemm_tile_rows`: llama.cpp's Metal `mul_mm`,
 //!   32) pays for whole tiles: `rows` rows cost the work of `ceil(rows / tile) x tile`
-//!   rows at that size's rate (a routed expert's rows are padded per expert);
+//!   rows at that size's rate (a routed expert's rows are padded per expert), and
+//!   each tile unpacks its quantised weights again;
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
@@ -163,7 +164,8 @@ impl Executor<'_> {
             }
         };
         if op.dequant_params > 0.0 && self.weights.dequant_ops_per_weight > 0.0 {
-            let tiles = (op.rows / DEQUANT_TILE_ROWS).ceil().max(1.0);
+            let tile = self.runtime.gemm_tile_rows.unwrap_or(DEQUANT_TILE_ROWS);
+            let tiles = (op.rows / tile).ceil().max(1.0);
             compute_s += op.dequant_params * self.weights.dequant_ops_per_weight * tiles
                 / self.vector_rate();
         }
@@ -372,6 +374,25 @@ fp16 = { value = 32.0, source = "t" }
             let t = compute(&exec, rows);
             assert!((t - expected).abs() < 1e-12, "{rows} rows: {t}");
         }
+
+        // Unpacking: 1e9 quantised weights at 1 op each, no FLOPs, 128 rows. Every
+        // tile unpacks again: 128 / 32 = 4 tiles, 4e9 ops at the vector rate (fp32
+        // 10 TFLOPS): 0.4 ms; without the runtime's tiles, 128 / 64 = 2: 0.2 ms.
+        let quantised = WeightFormat {
+            dequant_ops_per_weight: 1.0,
+            ..row_format(ComputeDtype::Fp32)
+        };
+        let mut exec = row_executor(&d, &quantised);
+        let unpacking = |exec: &Executor| {
+            let op = Op {
+                dequant_params: 1e9,
+                ..weight_op(0.0, 1e9, 128.0)
+            };
+            exec.time(&op).compute_s
+        };
+        assert!((unpacking(&exec) - 2e-4).abs() < 1e-15);
+        exec.runtime.gemm_tile_rows = Some(32.0);
+        assert!((unpacking(&exec) - 4e-4).abs() < 1e-15);
     }
 
     #[test]
