@@ -73,8 +73,8 @@ pub enum MlaPrefill {
     /// Keys and values are decompressed from the latent per head and attention runs
     /// as multi-head attention over `qk_nope + qk_rope` and `v_head_dim`, fewer FLOPs
     /// per query-key pair than the absorbed form: vLLM's, SGLang's and TensorRT-LLM's
-    /// prefill. (The decompression of cached tokens for a chunk after a cached prefix
-    /// is not counted.)
+    /// prefill. After a cached prefix each pass also decompresses the prefix's latents
+    /// (`crate::analytical::ops::latent_decompression_op`).
     #[default]
     Expanded,
     /// The decode form for every pass: queries are projected into the latent space

@@ -334,6 +334,20 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
     }
 }
 
+/// The attention window of layer `layer` in tokens; `None` for global attention.
+fn attention_window(model: &Model, layer: u32) -> Option<f64> {
+    match model.attention_span(layer) {
+        AttentionSpan::Global => None,
+        AttentionSpan::Local { window } => Some(window as f64),
+    }
+}
+
+/// The cached tokens of `pass` its new tokens can see: the whole prefix, capped at
+/// the window.
+fn cached_in_view(pass: &Pass, window: Option<f64>) -> f64 {
+    window.map_or(pass.context_before, |w| pass.context_before.min(w))
+}
+
 /// Whether latent attention runs absorbed for `pass`: every decode step (fewer new
 /// tokens than a query block), and every pass of a runtime whose `mla_prefill` is
 /// `absorbed`. False for models without latent attention.
@@ -371,10 +385,7 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
         ),
         None => (h * model.head_dim as f64, h * model.head_dim as f64),
     };
-    let window = match model.attention_span(layer) {
-        AttentionSpan::Global => None,
-        AttentionSpan::Local { window } => Some(window as f64),
-    };
+    let window = attention_window(model, layer);
     let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
     // Scores (2 FLOPs per query element per key) and values (2 per value element),
     // per head.
@@ -391,10 +402,7 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     // attention whose re-reads of a head's keys across query blocks come from the L2
     // cache (one head's keys and values for 24k tokens: 15.7 MB).
     let (cache_keys_read, expanded_bytes) = if model.mla.is_some() && !absorbed {
-        let visible = match window {
-            None => pass.context_before,
-            Some(w) => pass.context_before.min(w),
-        } + pass.new_tokens;
+        let visible = cached_in_view(pass, window) + pass.new_tokens;
         (0.0, visible * (q_width + v_width) * ACTIVATION_BYTES)
     } else {
         (keys_read, 0.0)
@@ -433,10 +441,7 @@ pub fn latent_decompression_op(
     if mla_absorbed(model, pass, mla_prefill) || pass.context_before <= 0.0 {
         return None;
     }
-    let cached = match model.attention_span(layer) {
-        AttentionSpan::Global => pass.context_before,
-        AttentionSpan::Local { window } => pass.context_before.min(window as f64),
-    };
+    let cached = cached_in_view(pass, attention_window(model, layer));
     let h = model.attention_heads as f64;
     let out = h * f64::from(mla.qk_nope_head_dim + mla.v_head_dim);
     let lora = f64::from(mla.kv_lora_rank);
