@@ -28,6 +28,14 @@ const PUBLISHED_TOTALS: &[(&str, f64, &str)] = &[
     ("qwen3-235b-a22b", 235.0, "https://huggingface.co/Qwen/Qwen3-235B-A22B"),
     ("qwen3-30b-a3b", 30.5, "https://huggingface.co/Qwen/Qwen3-30B-A3B"),
     ("qwen3-coder-30b-a3b", 30.5, "https://huggingface.co/Qwen/Qwen3-Coder-30B-A3B-Instruct"),
+    ("gemma-3-27b", 27.01, "llama.cpp's count for gemma3 27B GGUFs (text model); Google's 27B includes the vision encoder"),
+    ("mixtral-8x22b", 141.0, "https://mistral.ai/news/mixtral-8x22b"),
+    ("phi-4", 14.7, "https://arxiv.org/abs/2412.08905 (Phi-4 technical report)"),
+    ("qwen2.5-32b", 32.5, "https://huggingface.co/Qwen/Qwen2.5-32B"),
+    ("qwen2.5-72b", 72.7, "https://huggingface.co/Qwen/Qwen2.5-72B"),
+    ("qwen3-8b", 8.2, "https://huggingface.co/Qwen/Qwen3-8B"),
+    ("qwen3-14b", 14.8, "https://huggingface.co/Qwen/Qwen3-14B"),
+    ("qwen3-32b", 32.8, "https://huggingface.co/Qwen/Qwen3-32B"),
 ];
 
 #[test]
