@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use super::ops::{OpKind, Pass};
+use super::ops::{attention_flops_per_pair, OpKind, Pass};
 use super::pass::{
     batch_pass_profile, chunk_per_sequence, decode_time, layer_op_times, prefill_chunks, PassTime,
     Shard,
@@ -30,6 +30,7 @@ use super::{
     executor, layer_view, node_memory, phase, report_skeleton, shortfall_reason, timed_report,
     NodeRole, RunError, RunTimes, Spend,
 };
+use crate::hardware::ComputeDtype;
 use crate::model::Model;
 use crate::network::{LinkModel, StreamMessage, StreamTiming};
 use crate::report::{Breakdown, MemoryReport, Report};
@@ -186,6 +187,27 @@ fn threshold(max_tokens: u64, holds: impl Fn(f64) -> bool) -> Option<u64> {
     }
 }
 
+/// The prompt length `s` at which one layer's attention, counted as every one of the
+/// `s^2` (query, key) pairs at `peak_flops`, takes as long as sending that layer's KV
+/// (`s x kv_bytes_per_token` bytes) at `line_rate` bytes/s:
+/// `flops_per_pair s^2 / peak = s kv_bytes_per_token / line_rate`, so
+/// `s = peak kv_bytes_per_token / (line_rate flops_per_pair)`.
+///
+/// This is the arithmetic behind EXO's "s > 5k tokens for Llama-3 70B with 8-bit KV"
+/// on 10 GbE: 4 x 8192 FLOPs per pair, 2048 B per token, 100 TFLOPS and 1.25 GB/s give
+/// 100e12 x 2048 / (1.25e9 x 32768) = 5000. It leaves out what the model counts: the
+/// projections and FFN, whose compute grows with `s` like the KV does and for a 70B
+/// model is about ten times the transfer at any length on this link; the causal mask,
+/// which halves the pairs; and the rates actually reached.
+pub fn envelope_threshold(
+    model: &Model,
+    peak_flops: f64,
+    kv_bytes_per_token: f64,
+    line_rate: f64,
+) -> f64 {
+    peak_flops * kv_bytes_per_token / (line_rate * attention_flops_per_pair(model, false))
+}
+
 /// What `planner overlap` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OverlapReport {
@@ -203,6 +225,13 @@ pub struct OverlapReport {
     pub threshold_tokens: Option<u64>,
     /// The same counting only attention's compute per layer.
     pub attention_only_threshold_tokens: Option<u64>,
+    /// The back-of-the-envelope threshold: every (query, key) pair of a layer's
+    /// attention, causal mask ignored, at the prefill device's headline dense fp16
+    /// rate, against that layer's KV at the link's line rate ([`envelope_threshold`]).
+    pub envelope_threshold_tokens: u64,
+    /// The rates it uses: the device's dense fp16 peak and the link's line rate.
+    pub envelope_peak_tflops: f64,
+    pub link_line_rate_gb_s: f64,
     /// At the scenario's prompt: compute of one layer over the first chunk (the whole
     /// prompt when the runtime does not chunk) and the time to send that chunk's KV.
     pub prompt_tokens: u64,
@@ -232,6 +261,8 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
     let prompt = scenario.workload.prompt_tokens as f64;
     let per_layer = kv_bytes_per_token_layer(model, scenario.kv_cache.bytes_per_weight());
     let first_chunk = chunk_per_sequence(chunk, 1.0, prompt);
+    let peak_tflops = group.device.peak_tflops_for(ComputeDtype::Fp16).1;
+    let line_rate_gb_s = network.link.spec_bandwidth_gb_s;
     let profile = batch_pass_profile(
         &exec,
         model,
@@ -267,6 +298,15 @@ pub fn overlap(scenario: &Scenario) -> Result<OverlapReport, RunError> {
         attention_only_threshold_tokens: threshold(max_tokens, |s| {
             attention_hides(&exec, model, &link, s)
         }),
+        envelope_threshold_tokens: envelope_threshold(
+            model,
+            peak_tflops * 1e12,
+            per_layer,
+            line_rate_gb_s * 1e9,
+        )
+        .round() as u64,
+        envelope_peak_tflops: peak_tflops,
+        link_line_rate_gb_s: line_rate_gb_s,
         prompt_tokens: scenario.workload.prompt_tokens,
         first_chunk_tokens: first_chunk.round() as u64,
         layer_compute_s: profile.layer_end_s[1] - profile.layer_end_s[0],
@@ -378,6 +418,20 @@ mod tests {
         // Always true: 1. Never true at the cap: None.
         assert_eq!(threshold(8192, |_| true), Some(1));
         assert_eq!(threshold(8192, |s| s > 9000.0), None);
+    }
+
+    #[test]
+    fn envelope_threshold_by_hand() {
+        // Llama-3.1 8B: 32 heads x 128 = 4,096 wide, so 2 x (4096 + 4096) = 16,384 FLOPs
+        // per (query, key) pair; fp16 KV is 2 x 8 x 128 x 2 = 4,096 bytes per token per
+        // layer. At 100 TFLOPS and 1.25 GB/s: s = 100e12 x 4096 / (1.25e9 x 16384) =
+        // 20,000 tokens. Twice the peak, twice the length; twice the line rate, half.
+        let catalog = crate::test_support::catalog();
+        let model = &catalog.models["llama-3.1-8b"];
+        let s = envelope_threshold(model, 100e12, 4096.0, 1.25e9);
+        assert!((s - 20_000.0).abs() < 1e-6, "{s}");
+        assert!((envelope_threshold(model, 200e12, 4096.0, 1.25e9) - 40_000.0).abs() < 1e-6);
+        assert!((envelope_threshold(model, 100e12, 4096.0, 2.5e9) - 10_000.0).abs() < 1e-6);
     }
 
     #[test]

@@ -356,6 +356,32 @@ fn mla_absorbed(model: &Model, pass: &Pass, mla_prefill: MlaPrefill) -> bool {
         && (pass.new_tokens < ATTENTION_QUERY_BLOCK || mla_prefill == MlaPrefill::Absorbed)
 }
 
+/// The widths one (query, key) pair of a layer's attention multiplies over, all heads
+/// together: the query-key width of the scores and the value width. Latent attention
+/// has two forms (see [`attention_op`]).
+fn attention_widths(model: &Model, absorbed: bool) -> (f64, f64) {
+    let h = model.attention_heads as f64;
+    match model.mla {
+        Some(mla) if absorbed => (
+            h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim),
+            h * f64::from(mla.kv_lora_rank),
+        ),
+        Some(mla) => (
+            h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim),
+            h * f64::from(mla.v_head_dim),
+        ),
+        None => (h * model.head_dim as f64, h * model.head_dim as f64),
+    }
+}
+
+/// FLOPs of one (query, key) pair of one layer's attention: scores (2 per query
+/// element) and values (2 per value element), over all heads. `absorbed` picks the
+/// form of latent attention; other models ignore it.
+pub fn attention_flops_per_pair(model: &Model, absorbed: bool) -> f64 {
+    let (q_width, v_width) = attention_widths(model, absorbed);
+    2.0 * (q_width + v_width)
+}
+
 /// Attention of layer `layer` for `pass`: scores and values over the context each
 /// query sees (causal, capped by the window on sliding-window layers).
 ///
@@ -374,22 +400,10 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     let h = model.attention_heads as f64;
     let n = pass.tokens();
     let absorbed = mla_absorbed(model, pass, mla_prefill);
-    let (q_width, v_width) = match model.mla {
-        Some(mla) if absorbed => (
-            h * f64::from(mla.kv_lora_rank + mla.qk_rope_head_dim),
-            h * f64::from(mla.kv_lora_rank),
-        ),
-        Some(mla) => (
-            h * f64::from(mla.qk_nope_head_dim + mla.qk_rope_head_dim),
-            h * f64::from(mla.v_head_dim),
-        ),
-        None => (h * model.head_dim as f64, h * model.head_dim as f64),
-    };
+    let (q_width, v_width) = attention_widths(model, absorbed);
     let window = attention_window(model, layer);
     let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
-    // Scores (2 FLOPs per query element per key) and values (2 per value element),
-    // per head.
-    let flops_per_pair = 2.0 * (q_width + v_width);
+    let flops_per_pair = attention_flops_per_pair(model, absorbed);
     let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
     // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
     // queries see once: summed over blocks that is pairs / block rows (for one decode

@@ -22,6 +22,7 @@ pub fn render(r: &OverlapReport, format: Format) -> Result<String> {
                 "link",
                 "threshold_tokens",
                 "attention_only_threshold_tokens",
+                "envelope_threshold_tokens",
             ])?;
             let opt = |v: Option<u64>| v.map_or_else(String::new, |x| x.to_string());
             w.write_record([
@@ -31,6 +32,7 @@ pub fn render(r: &OverlapReport, format: Format) -> Result<String> {
                 r.link.clone(),
                 opt(r.threshold_tokens),
                 opt(r.attention_only_threshold_tokens),
+                r.envelope_threshold_tokens.to_string(),
             ])?;
             String::from_utf8(w.into_inner()?)?
         }
@@ -74,6 +76,16 @@ fn table(r: &OverlapReport) -> String {
     for (label, v) in rows {
         let _ = writeln!(s, "  {label:<54}{}", tokens(v));
     }
+    let _ = writeln!(
+        s,
+        "  {:<54}{} tokens\n    \
+         (all s x s query-key pairs at the {} TFLOPS fp16 peak against the KV at the {} GB/s line\n     \
+         rate: the arithmetic of EXO's \"s > 5k tokens\"; it leaves out the layer's other compute)",
+        "back of the envelope, attention alone, from",
+        r.envelope_threshold_tokens,
+        r.envelope_peak_tflops,
+        r.link_line_rate_gb_s,
+    );
     let chunk = if r.first_chunk_tokens < r.prompt_tokens {
         format!("its first chunk of {} tokens", r.first_chunk_tokens)
     } else {

@@ -173,6 +173,11 @@ fn overlap_command_reports_both_criteria() {
     // A whole layer (1.7 GFLOP per token) computes far longer than its 2 KB of KV per
     // token takes on 10 GbE: the stream keeps up at every length.
     assert_eq!(report.threshold_tokens, Some(1));
+    // The back-of-the-envelope criterion: all s^2 pairs at 4 x 64 heads x 128 = 32,768
+    // FLOPs each, at the Spark's 125 TFLOPS fp16 peak, against s x 2,048 bytes at the
+    // 10 GbE line rate of 1.25 GB/s: s = 125e12 x 2048 / (1.25e9 x 32768) = 6,250
+    // (with the 100 TFLOPS EXO quotes, 5,000).
+    assert_eq!(report.envelope_threshold_tokens, 6250);
     let out = planner(&["overlap", "scenarios/exo-overlap-llama-3-70b.toml"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
