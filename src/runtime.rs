@@ -317,12 +317,14 @@ reserve_gb = { value = 0.0, source = "t" }
 matvec_max_rows = { value = 8.0, source = "t" }
 "#;
 
-    fn profile(rows_per_pass: f64) -> Result<Runtime, InputError> {
-        let text = format!(
-            "{}matvec_rows_per_pass = {{ value = {rows_per_pass:?}, source = \"t\" }}\n",
-            BASE_TEXT
-        );
+    /// [`BASE_TEXT`] with one more key of its `apple` family.
+    fn with_family_key(key: &str, value: f64) -> Result<Runtime, InputError> {
+        let text = format!("{BASE_TEXT}{key} = {{ value = {value:?}, source = \"t\" }}\n");
         Runtime::from_toml("t", "runtimes/t.toml", &text)
+    }
+
+    fn profile(rows_per_pass: f64) -> Result<Runtime, InputError> {
+        with_family_key("matvec_rows_per_pass", rows_per_pass)
     }
 
     #[test]
@@ -339,11 +341,7 @@ matvec_max_rows = { value = 8.0, source = "t" }
 
     #[test]
     fn a_gemm_tile_holds_at_least_one_row() {
-        let with = |rows: f64| {
-            let text =
-                format!("{BASE_TEXT}gemm_tile_rows = {{ value = {rows:?}, source = \"t\" }}\n");
-            Runtime::from_toml("t", "runtimes/t.toml", &text)
-        };
+        let with = |rows: f64| with_family_key("gemm_tile_rows", rows);
         let ok = with(32.0).unwrap();
         assert_eq!(ok.for_family("apple").unwrap().gemm_tile_rows, Some(32.0));
         assert_eq!(

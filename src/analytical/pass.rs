@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::ops::{head_ops, layer_ops, Op, Pass};
+use super::ops::{attention_op, head_ops, latent_decompression_op, layer_ops, Op, OpKind, Pass};
 use super::timing::{Executor, OpTime};
 use crate::model::Model;
 use crate::runtime::MlaPrefill;
@@ -282,7 +282,6 @@ pub fn batch_layer_ops(
     parts: &[Pass],
     mla: MlaPrefill,
 ) -> (Vec<Op>, Vec<Op>) {
-    use super::ops::{attention_op, latent_decompression_op, OpKind};
     let mut launched = layer_ops(model, layer, &merged_pass(parts), mla);
     let mut ops: Vec<Op> = launched
         .iter()
