@@ -118,6 +118,17 @@ pub struct RuntimeFamilyFile {
     /// padding (the kernels pick a tile to fit the rows).
     #[serde(default)]
     pub gemm_tile_rows: Option<Sourced<f64>>,
+    /// Query heads one tile (threadgroup) of the stack's attention kernels holds.
+    /// Absent: all the heads that share a KV head (grouped-query attention), whose
+    /// queries then form the rows of one product over that head's keys. Where the
+    /// kernel runs one head per tile (1: llama.cpp's Metal flash attention), a decode
+    /// step's attention has one query row however many heads share the keys.
+    #[serde(default)]
+    pub attention_heads_per_tile: Option<Sourced<f64>>,
+    /// Query rows at which the stack's attention kernels reach half their rate, when
+    /// it differs from `gemm_half_rows`.
+    #[serde(default)]
+    pub attention_half_rows: Option<Sourced<f64>>,
     /// How much of the shorter of an operation's compute and memory time hides behind
     /// the longer: 1 is the roofline's max(), 0 their sum. Absent: 1.
     #[serde(default)]
@@ -138,6 +149,8 @@ pub struct RuntimeEfficiency {
     pub matvec_max_rows: Option<f64>,
     pub matvec_rows_per_pass: Option<f64>,
     pub gemm_tile_rows: Option<f64>,
+    pub attention_heads_per_tile: Option<f64>,
+    pub attention_half_rows: Option<f64>,
     pub overlap_fraction: f64,
     /// The stack's `mla_prefill` (the same in every family).
     pub mla_prefill: MlaPrefill,
@@ -204,6 +217,21 @@ impl Runtime {
                         &f.gemm_tile_rows,
                         "expected at least 1 token row per tile",
                     )?,
+                    attention_heads_per_tile: at_least_one_row(
+                        file,
+                        &key("attention_heads_per_tile"),
+                        &f.attention_heads_per_tile,
+                        "expected at least 1 query head per tile",
+                    )?,
+                    attention_half_rows: match &f.attention_half_rows {
+                        Some(h) => Some(check_positive(
+                            file,
+                            &key("attention_half_rows"),
+                            h.value,
+                            true,
+                        )?),
+                        None => None,
+                    },
                     overlap_fraction: match &f.overlap_fraction {
                         Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
                         Some(o) => {
@@ -355,6 +383,28 @@ matvec_max_rows = { value = 8.0, source = "t" }
         let err = with(0.0).unwrap_err().to_string();
         assert!(err.contains("runtimes/t.toml"), "{err}");
         assert!(err.contains("families.apple.gemm_tile_rows"), "{err}");
+    }
+
+    #[test]
+    fn an_attention_tile_holds_at_least_one_head_and_a_positive_half_point() {
+        let heads = |n: f64| with_family_key("attention_heads_per_tile", n);
+        let apple = |r: Runtime| *r.for_family("apple").unwrap();
+        assert_eq!(
+            apple(heads(1.0).unwrap()).attention_heads_per_tile,
+            Some(1.0)
+        );
+        assert_eq!(apple(profile(5.0).unwrap()).attention_heads_per_tile, None);
+        let err = heads(0.5).unwrap_err().to_string();
+        assert!(err.contains("runtimes/t.toml"), "{err}");
+        assert!(
+            err.contains("families.apple.attention_heads_per_tile"),
+            "{err}"
+        );
+
+        let half = |rows: f64| with_family_key("attention_half_rows", rows);
+        assert_eq!(apple(half(4.0).unwrap()).attention_half_rows, Some(4.0));
+        let err = half(-1.0).unwrap_err().to_string();
+        assert!(err.contains("families.apple.attention_half_rows"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub enum Param {
     DispatchScale,
     PerStepOverheadUs,
     GemmHalfRows,
+    AttentionHalfRows,
     OverlapFraction,
 }
 
@@ -40,6 +41,7 @@ impl Param {
             "dispatch_scale" => Param::DispatchScale,
             "per_step_overhead_us" => Param::PerStepOverheadUs,
             "gemm_half_rows" => Param::GemmHalfRows,
+            "attention_half_rows" => Param::AttentionHalfRows,
             "overlap_fraction" => Param::OverlapFraction,
             _ => return None,
         })
@@ -53,6 +55,7 @@ impl Param {
             Param::DispatchScale => "dispatch_scale",
             Param::PerStepOverheadUs => "per_step_overhead_us",
             Param::GemmHalfRows => "gemm_half_rows",
+            Param::AttentionHalfRows => "attention_half_rows",
             Param::OverlapFraction => "overlap_fraction",
         }
     }
@@ -65,6 +68,7 @@ impl Param {
             Param::DispatchScale => e.dispatch_scale = v,
             Param::PerStepOverheadUs => e.per_step_overhead_s = v * 1e-6,
             Param::GemmHalfRows => e.gemm_half_rows = Some(v),
+            Param::AttentionHalfRows => e.attention_half_rows = Some(v),
             Param::OverlapFraction => e.overlap_fraction = v,
         }
     }
@@ -104,7 +108,7 @@ impl Param {
             Param::OverlapFraction => 0.5,
             Param::DispatchScale => 1.0,
             Param::PerStepOverheadUs => 1000.0,
-            Param::GemmHalfRows => 16.0,
+            Param::GemmHalfRows | Param::AttentionHalfRows => 16.0,
         }
     }
 
@@ -132,6 +136,10 @@ impl Param {
     fn sourced(self, f: &mut crate::runtime::RuntimeFamilyFile) -> &mut Sourced<f64> {
         match self {
             Param::GemmHalfRows => f.gemm_half_rows.get_or_insert(Sourced {
+                value: 0.0,
+                source: String::new(),
+            }),
+            Param::AttentionHalfRows => f.attention_half_rows.get_or_insert(Sourced {
                 value: 0.0,
                 source: String::new(),
             }),
@@ -185,7 +193,7 @@ pub struct RuntimeFit {
 pub enum FitError {
     #[error("no fit-half cases for runtime `{0}`")]
     NoCases(String),
-    #[error("unknown parameter `{0}` (expected compute_fraction, bandwidth_fraction, attention_fraction, dispatch_scale, per_step_overhead_us or gemm_half_rows)")]
+    #[error("unknown parameter `{0}` (expected compute_fraction, bandwidth_fraction, attention_fraction, dispatch_scale, per_step_overhead_us, gemm_half_rows, attention_half_rows or overlap_fraction)")]
     UnknownParam(String),
     #[error("case {id} cannot be predicted: {reason}")]
     Prediction { id: String, reason: String },

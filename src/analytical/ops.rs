@@ -107,8 +107,14 @@ pub struct Op {
     pub kv_elements: f64,
     /// Other bytes: activations in and out.
     pub activation_bytes: f64,
-    /// Token rows of the matrix multiplication (decides GEMM efficiency).
+    /// Token rows of the matrix multiplication (decides GEMM efficiency). For
+    /// attention: query rows, each new token's `heads_per_kv` heads that share a KV
+    /// head counted as rows of one product over that head's keys.
     pub rows: f64,
+    /// Query heads per KV head counted in an attention op's `rows` (1 elsewhere): a
+    /// runtime whose attention tiles hold fewer heads (`attention_heads_per_tile`)
+    /// has fewer rows per tile.
+    pub heads_per_kv: f64,
     /// Separate weight matrices streamed (one per routed expert touched): each pays
     /// the memory system's fixed start-up cost.
     pub streams: f64,
@@ -129,6 +135,7 @@ impl Op {
             kv_elements: 0.0,
             activation_bytes: 0.0,
             rows: 0.0,
+            heads_per_kv: 1.0,
             streams: 1.0,
             kernels: kind.kernels(),
             dot_products: 0.0,
@@ -424,13 +431,14 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     // Queries sharing a KV head (grouped-query attention) form the rows of the
     // attention GEMMs; absorbed latent attention has one KV head for all `h`.
     let kv_heads = if absorbed { 1.0 } else { model.kv_heads as f64 };
-    let query_rows = pass.new_tokens * (h / kv_heads).max(1.0);
+    let heads_per_kv = (h / kv_heads).max(1.0);
     Op {
         flops: pass.sequences * pairs * flops_per_pair,
         kv_elements: pass.sequences * kv_per_token * (cache_keys_read + pass.new_tokens),
         activation_bytes: n * (q_width + v_width) * ACTIVATION_BYTES
             + pass.sequences * expanded_bytes,
-        rows: query_rows,
+        rows: pass.new_tokens * heads_per_kv,
+        heads_per_kv,
         ..Op::new(OpKind::Attention)
     }
 }

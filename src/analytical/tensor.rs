@@ -177,6 +177,7 @@ mod tests {
             kv_elements: 0.0,
             activation_bytes: 3.0,
             rows: 1.0,
+            heads_per_kv: 1.0,
             streams: 1.0,
             kernels: 3.0,
             dot_products: 2.0,

@@ -21,7 +21,14 @@
 //!   GEMM kernels tile the token rows (`gemm_tile_rows`: llama.cpp's Metal `mul_mm`,
 //!   32) pays for whole tiles: `rows` rows cost the work of `ceil(rows / tile) x tile`
 //!   rows at that size's rate (a routed expert's rows are padded per expert), and
-//!   each tile unpacks its quantised weights again;
+//!   each tile unpacks its quantised weights again. Attention's rows are its query
+//!   rows, each new token's heads that share a KV head counted as rows of one product
+//!   over that head's keys; a runtime whose attention kernels hold fewer heads per
+//!   tile (`attention_heads_per_tile`: llama.cpp's Metal flash attention runs one head
+//!   per threadgroup) has that many rows per query, on its attention kernels' own
+//!   size curve where it has one (`attention_half_rows`). The re-reads of a KV head's
+//!   keys by each of its heads' tiles are not counted as memory traffic (they come
+//!   from the cache; their cost is in the fitted rate);
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
@@ -72,10 +79,14 @@ impl Executor<'_> {
         let (used, peak_tflops) = self.device.peak_tflops_for(dtype);
         let e = &self.device.efficiency;
         let size_curve = if rows > 0.0 {
-            let half = self
-                .runtime
-                .gemm_half_rows
-                .unwrap_or_else(|| e.half_rows_for(used));
+            let runtime_half = match attention {
+                true => self
+                    .runtime
+                    .attention_half_rows
+                    .or(self.runtime.gemm_half_rows),
+                false => self.runtime.gemm_half_rows,
+            };
+            let half = runtime_half.unwrap_or_else(|| e.half_rows_for(used));
             rows / (rows + half)
         } else {
             1.0
@@ -129,6 +140,18 @@ impl Executor<'_> {
         }
     }
 
+    /// The rows one tile of `op`'s kernel computes: an attention op's rows hold
+    /// `heads_per_kv` heads per query, of which a tile takes the runtime's
+    /// `attention_heads_per_tile` where it has one.
+    fn compute_rows(&self, op: &Op) -> f64 {
+        match self.runtime.attention_heads_per_tile {
+            Some(per_tile) if op.kind == OpKind::Attention => {
+                op.rows / op.heads_per_kv * op.heads_per_kv.min(per_tile)
+            }
+            _ => op.rows,
+        }
+    }
+
     pub fn time(&self, op: &Op) -> OpTime {
         let weight_matvec = op.weight_params > 0.0
             && self
@@ -160,7 +183,7 @@ impl Executor<'_> {
                     let padded = (op.rows / tile).ceil() * tile;
                     op.flops * (padded / op.rows) / self.compute_rate(dtype, padded, false)
                 }
-                _ => op.flops / self.compute_rate(dtype, op.rows, attention),
+                _ => op.flops / self.compute_rate(dtype, self.compute_rows(op), attention),
             }
         };
         if op.dequant_params > 0.0 && self.weights.dequant_ops_per_weight > 0.0 {
@@ -310,10 +333,42 @@ fp16 = { value = 32.0, source = "t" }
             kv_elements: 0.0,
             activation_bytes: 0.0,
             rows,
+            heads_per_kv: 1.0,
             streams: 1.0,
             kernels: 1.0,
             dot_products: 0.0,
         }
+    }
+
+    #[test]
+    fn attention_tiles_hold_the_runtimes_heads() {
+        // 1 TFLOP of decode attention: one new token, 8 query heads per KV head, in fp32
+        // (10 TFLOPS, half point 8 rows; attention fraction 1). Grouped, the 8 heads are
+        // 8 rows: 10 x 8/16 = 5 TFLOPS, 0.2 s. One head per tile: 1 row, 10 x 1/9
+        // TFLOPS, 0.9 s; two per tile: 2 rows, 10 x 2/10 = 2 TFLOPS, 0.5 s. One head per
+        // tile with the attention kernel's own half point of 4 rows: 10 x 1/5, 0.5 s.
+        let d = device();
+        let format = row_format(ComputeDtype::Fp32);
+        let mut exec = row_executor(&d, &format);
+        let attention = Op {
+            rows: 8.0,
+            heads_per_kv: 8.0,
+            kind: OpKind::Attention,
+            ..weight_op(1e12, 0.0, 8.0)
+        };
+        let compute = |exec: &Executor| exec.time(&attention).compute_s;
+        assert!((compute(&exec) - 0.2).abs() < 1e-12);
+        exec.runtime.attention_heads_per_tile = Some(1.0);
+        assert!((compute(&exec) - 0.9).abs() < 1e-12);
+        exec.runtime.attention_heads_per_tile = Some(2.0);
+        assert!((compute(&exec) - 0.5).abs() < 1e-12);
+        exec.runtime.attention_heads_per_tile = Some(1.0);
+        exec.runtime.attention_half_rows = Some(4.0);
+        assert!((compute(&exec) - 0.5).abs() < 1e-12);
+        // The attention kernel's half point leaves weight products alone: 8 rows at
+        // 10 x 8/16 TFLOPS, 0.2 s.
+        let t = exec.time(&weight_op(1e12, 2.5e5, 8.0)).compute_s;
+        assert!((t - 0.2).abs() < 1e-12, "{t}");
     }
 
     #[test]

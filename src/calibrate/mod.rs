@@ -803,6 +803,8 @@ const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     matvec_max_rows: None,
     matvec_rows_per_pass: None,
     gemm_tile_rows: None,
+    attention_heads_per_tile: None,
+    attention_half_rows: None,
     overlap_fraction: 1.0,
     mla_prefill: MlaPrefill::Expanded,
 };
@@ -852,6 +854,7 @@ pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
                 kv_elements: 0.0,
                 activation_bytes: 0.0,
                 rows: row.m.max(1) as f64,
+                heads_per_kv: 1.0,
                 streams: 1.0,
                 kernels: 1.0,
                 dot_products: output_elements(row),

@@ -195,7 +195,8 @@ pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibr
                     "--params",
                     &name,
                     "compute_fraction, bandwidth_fraction, attention_fraction, \
-                     dispatch_scale, per_step_overhead_us, gemm_half_rows or overlap_fraction"
+                     dispatch_scale, per_step_overhead_us, gemm_half_rows, attention_half_rows \
+                     or overlap_fraction"
                         .to_string(),
                 ),
                 other => anyhow::Error::new(other),
