@@ -115,9 +115,6 @@ pub struct Op {
     /// runtime whose attention tiles hold fewer heads (`attention_heads_per_tile`)
     /// has fewer rows per tile.
     pub heads_per_kv: f64,
-    /// Separate weight matrices streamed (one per routed expert touched): each pays
-    /// the memory system's fixed start-up cost.
-    pub streams: f64,
     /// Kernels an unfused graph launches for this operation (see [`OpKind::kernels`]).
     pub kernels: f64,
     /// Output elements of the weight products: token rows times the weight matrices'
@@ -136,7 +133,6 @@ impl Op {
             activation_bytes: 0.0,
             rows: 0.0,
             heads_per_kv: 1.0,
-            streams: 1.0,
             kernels: kind.kernels(),
             dot_products: 0.0,
         }
@@ -335,7 +331,6 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
         } else {
             0.0
         },
-        streams: distinct.max(1.0),
         dot_products: picks * model.ffn_output_features(fe) as f64,
         ..Op::new(OpKind::RoutedExperts)
     }

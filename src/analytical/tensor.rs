@@ -178,7 +178,6 @@ mod tests {
             activation_bytes: 3.0,
             rows: 1.0,
             heads_per_kv: 1.0,
-            streams: 1.0,
             kernels: 3.0,
             dot_products: 2.0,
         };

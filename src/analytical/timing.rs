@@ -32,9 +32,11 @@
 //! - memory time = bytes / (spec bandwidth x the device's achievable fraction x the
 //!   transfer-size curve `bytes / (bytes + bandwidth_half_bytes)` x the runtime's
 //!   fraction). The size curve amounts to a fixed latency per operation of
-//!   `bandwidth_half_bytes / achievable bandwidth`. Where the device has a
-//!   [`crate::hardware::BandwidthBySize`] law, the time per byte also scales with the
-//!   size of each stream (`bytes / streams`).
+//!   `bandwidth_half_bytes / achievable bandwidth`, paid once per operation: the
+//!   routed experts a step touches are read by one launch (llama.cpp's `mul_mat_id`
+//!   spans the picked experts in one grid), concurrently, so their start-up
+//!   latencies overlap. Where the device has a [`crate::hardware::BandwidthBySize`]
+//!   law, the time per byte also scales with the operation's bytes.
 //!
 //! Dispatch overhead is charged per kernel: each operation's kernel count (see
 //! `OpKind::kernels`) times the device's per-kernel dispatch cost times the runtime's
@@ -104,12 +106,6 @@ impl Executor<'_> {
     /// Achievable bytes/s for a transfer of `bytes`: spec x fractions, and the time
     /// includes a fixed `bandwidth_half_bytes` worth of latency.
     pub fn memory_time(&self, bytes: f64) -> f64 {
-        self.memory_time_streams(bytes, 1.0)
-    }
-
-    /// Memory time of `bytes` read as `streams` separate streams, each paying the
-    /// fixed start-up cost.
-    pub fn memory_time_streams(&self, bytes: f64, streams: f64) -> f64 {
         if bytes <= 0.0 {
             return 0.0;
         }
@@ -120,8 +116,8 @@ impl Executor<'_> {
             * self.runtime.bandwidth_fraction;
         let per_byte = e
             .bandwidth_by_size
-            .map_or(1.0, |law| law.time_per_byte_factor(bytes / streams));
-        (bytes * per_byte + streams * e.bandwidth_half_bytes) / rate
+            .map_or(1.0, |law| law.time_per_byte_factor(bytes));
+        (bytes * per_byte + e.bandwidth_half_bytes) / rate
     }
 
     /// Vector (non-matrix) FLOP/s, for element-wise work, matrix-vector kernels and
@@ -192,7 +188,7 @@ impl Executor<'_> {
             compute_s += op.dequant_params * self.weights.dequant_ops_per_weight * tiles
                 / self.vector_rate();
         }
-        let mut memory_s = self.memory_time_streams(bytes, op.streams);
+        let mut memory_s = self.memory_time(bytes);
         if weight_matvec {
             let e = &self.device.efficiency;
             memory_s = memory_s / e.matvec_bandwidth_fraction + op.dot_products * e.matvec_output_s;
@@ -307,10 +303,6 @@ fp16 = { value = 32.0, source = "t" }
         // from_mb, 9 halvings: 1 - 0.45 = 0.55, so 10 us x 0.55.
         assert!((read(4e9) - 0.04).abs() < 1e-12);
         assert!((read(1e6) - 5.5e-6).abs() < 1e-15);
-        // Two streams of 125 MB: each at the 125 MB factor, 2.5 ms x 0.85.
-        let format = row_format(ComputeDtype::Fp32);
-        let exec = row_executor(&d, &format);
-        assert!((exec.memory_time_streams(250e6, 2.0) - 2.125e-3).abs() < 1e-12);
     }
 
     #[test]
@@ -334,7 +326,6 @@ fp16 = { value = 32.0, source = "t" }
             activation_bytes: 0.0,
             rows,
             heads_per_kv: 1.0,
-            streams: 1.0,
             kernels: 1.0,
             dot_products: 0.0,
         }

@@ -855,7 +855,6 @@ pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
                 activation_bytes: 0.0,
                 rows: row.m.max(1) as f64,
                 heads_per_kv: 1.0,
-                streams: 1.0,
                 kernels: 1.0,
                 dot_products: output_elements(row),
             };
