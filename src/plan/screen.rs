@@ -11,9 +11,20 @@
 //! - the decode batch follows from Little's law, `B = λ (G s(B) / (1 - ρ))`, solved by
 //!   fixed-point iteration; if it needs more sequences than the runtime's batch cap or
 //!   the memory holds, or `ρ >= 1`, the option is overloaded;
-//! - TPOT p90 ~ `s(B) / (1 - ρ)`; TTFT p90 ~ `P` plus the p90 of an M/D/1 wait behind
-//!   other prefills, `2.3 x ρ P / (2 (1 - ρ))` (2.3 = -ln 0.1, the exponential tail),
-//!   plus half a decode step.
+//! - TPOT p90 ~ `s(B) / (1 - ρ)`; TTFT p90 ~ `P` plus the 90th percentile of the
+//!   wait behind other prefills, plus half a decode step. The wait is an M/D/c queue's
+//!   ([`super::queue`]): the `c` instances that share the arrivals (replicas, or
+//!   prefill instances) behind a router that sends each request to a free one, each
+//!   busy `P` per request; exact (Erlang's distribution) for one instance.
+//!
+//! Until 2026-11-22 the wait was M/D/1 per instance at its share of the rate, its
+//! p90 taken as 2.3 times the mean (an exponential's p90). That ignored that a
+//! fraction `1 - ρ` of arrivals wait not at all and the rest the longer (25-40% short
+//! of M/D/1's p90 at loads of 0.3 to 0.7), and that replicas behind one router pool
+//! their queues. Against the engine on the README's plan (25 options re-checked,
+//! 2026-11-22), screened TTFT p90 over the engine's went from 0.85-0.94 to 0.99-1.07
+//! for single instances, tensor-parallel and disaggregated options, and from 1.25-1.50
+//! to 0.94-1.09 for replicas.
 //!
 //! The option's sustainable throughput (the `max tok/s` column and the frontier's
 //! throughput axis) is a property of the option, not of the plan's rate: the rate at
@@ -25,18 +36,24 @@
 //! (Little's law with no prefill interference). These are screening estimates; the
 //! planner re-checks its best options with the discrete-event engine.
 //!
-//! Where the screen and the engine part (traced 2026-11-21 on the README's plan): the
-//! engine prefills together the prompts that arrived during an iteration, and a
-//! pipelined instance overlaps its stages across them, so a prompt keeps it busy for
-//! less than `P`. The screen charges each prompt `P`, one at a time, and so is
-//! pessimistic for pipelines: on two B200 stages (sglang fp8) TTFT/TPOT p90 146.9 /
-//! 40.6 ms screened, 100.5 / 35.0 ms in the engine, and 140.4 / 42.3 ms in the engine
-//! limited to one prompt per prefill iteration (`scheduler.max_batch_tokens = 1024`).
+//! Where the screen and the engine still part (traced 2026-11-21 and 2026-11-22 on
+//! the README's plan): the engine prefills together the prompts that arrived during
+//! an iteration, and a pipelined instance overlaps its stages across them, so a
+//! prompt keeps it busy for less than `P`. The screen charges each prompt `P`, one
+//! at a time, and so is pessimistic for pipelines: on two B200 stages (sglang fp8)
+//! TTFT/TPOT p90 167.0 / 40.6 ms screened, 100.5 / 35.0 ms in the engine, and
+//! 140.4 / 42.3 ms in the engine limited to one prompt per prefill iteration
+//! (`scheduler.max_batch_tokens = 1024`). Charging each prompt only the first stage's
+//! share, `P / stages`, was tried (2026-11-22, not kept): those options then screened
+//! 0.84-0.89 of the engine's TTFT p90 and 0.60-0.66 of its TPOT p90, and 14 pipelined
+//! options the engine finds far over the targets (TTFT p90 0.5 to 16 s) passed the
+//! screen; a pessimistic screen only loses options, an optimistic one ranks wrong ones.
 
 use serde::Serialize;
 
 use super::enumerate::{Layout, PlanOption};
 use super::file::Plan;
+use super::queue::mdc_wait_quantile;
 use crate::catalog::Catalog;
 use crate::cost::cost_report;
 use crate::report::Report;
@@ -74,9 +91,6 @@ pub struct Screened {
     pub tokens_per_s_per_kusd: f64,
     pub tokens_per_joule: f64,
 }
-
-/// -ln(0.1): the 90th percentile of an exponential in units of its mean.
-const P90_OF_EXPONENTIAL: f64 = std::f64::consts::LN_10;
 
 /// The option's scenario, parsed once through the scenario contract; the screen then
 /// only changes its batch.
@@ -272,7 +286,7 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     s.batch = batch;
     s.capacity_tokens_per_s = capacity;
     s.tpot_p90_s = step_s / decode_share;
-    let wait = P90_OF_EXPONENTIAL * rho * prefill_busy_s / (2.0 * (1.0 - rho))
+    let wait = mdc_wait_quantile(prefill_instances as u32, rho, prefill_busy_s, 0.9)
         + if colocated { step_s / 2.0 } else { 0.0 };
     s.ttft_p90_s = single.prefill_s + wait;
     let capex = report1.cost.capex_usd;
