@@ -185,6 +185,23 @@ mod tests {
         assert!(mdc_wait_quantile(2, 0.6, 1.0, 0.9) < md1_wait_quantile(0.6, 1.0, 0.9));
     }
 
+    proptest::proptest! {
+        /// More load never shortens the wait, and more servers at the same load per
+        /// server never lengthen it (pooling), across the series, the tail and the
+        /// switch between them.
+        #[test]
+        fn load_lengthens_and_pooling_shortens_the_wait(
+            rho in 0.01f64..0.99,
+            extra in 0.0f64..0.3,
+            servers in 1u32..8,
+        ) {
+            let more = (rho + extra).min(0.995);
+            let wait = |c: u32, r: f64| mdc_wait_quantile(c, r, 1.0, 0.9);
+            proptest::prop_assert!(wait(servers, more) >= wait(servers, rho) - 1e-9);
+            proptest::prop_assert!(wait(servers + 1, rho) <= wait(servers, rho) + 1e-9);
+        }
+    }
+
     #[test]
     fn the_series_and_the_tail_meet() {
         // Where the series stops, the exponential tail takes over: at a load where the
