@@ -81,12 +81,12 @@ impl Executor<'_> {
         let (used, peak_tflops) = self.device.peak_tflops_for(dtype);
         let e = &self.device.efficiency;
         let size_curve = if rows > 0.0 {
-            let runtime_half = match attention {
-                true => self
-                    .runtime
+            let runtime_half = if attention {
+                self.runtime
                     .attention_half_rows
-                    .or(self.runtime.gemm_half_rows),
-                false => self.runtime.gemm_half_rows,
+                    .or(self.runtime.gemm_half_rows)
+            } else {
+                self.runtime.gemm_half_rows
             };
             let half = runtime_half.unwrap_or_else(|| e.half_rows_for(used));
             rows / (rows + half)
