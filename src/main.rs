@@ -107,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         action: ListShow,
     },
+    /// List runtime profiles, or show one with every fitted value and its source.
+    Runtimes {
+        #[command(subcommand)]
+        action: ListShow,
+    },
     /// Search cluster options for a plan: ranked table, Pareto frontier, rejections.
     Plan {
         plan: PathBuf,
@@ -301,6 +306,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let text = match action {
                 ListShow::List => cli::show::models_list(&catalog),
                 ListShow::Show { id } => cli::show::models_show(&catalog, &id)?,
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Runtimes { action } => {
+            let text = match action {
+                ListShow::List => cli::show::runtimes_list(&catalog),
+                ListShow::Show { id } => cli::show::runtimes_show(&catalog, &id)?,
             };
             print!("{text}");
             Ok(())

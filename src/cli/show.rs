@@ -1,4 +1,4 @@
-//! `planner hardware` and `planner models`: catalog listings.
+//! `planner hardware`, `planner models` and `planner runtimes`: catalog listings.
 
 use std::fmt::Write;
 
@@ -98,6 +98,79 @@ pub fn hardware_show(catalog: &Catalog, id: &str) -> Result<String> {
         suggestions,
     )
     .into())
+}
+
+/// One line per runtime and device family: the efficiencies the timing model
+/// multiplies in, and whether they were fitted or are priors.
+pub fn runtimes_list(catalog: &Catalog) -> String {
+    let mut s = String::new();
+    let runtimes = catalog.runtimes.values();
+    let iw = column("runtime", runtimes.clone().map(|r| r.id.as_str()));
+    let _ = writeln!(
+        s,
+        "{:<iw$}{:<8}{:>9}{:>11}{:>11}{:>10}{:>10}{:>11}  fitted",
+        "runtime",
+        "family",
+        "compute",
+        "bandwidth",
+        "attention",
+        "dispatch",
+        "step us",
+        "max batch"
+    );
+    for r in catalog.runtimes.values() {
+        for (family, e) in &r.families {
+            let f = &r.file.families[family];
+            let values = [
+                &f.compute_fraction,
+                &f.bandwidth_fraction,
+                &f.attention_fraction,
+                &f.dispatch_scale,
+                &f.per_step_overhead_us,
+            ];
+            let fitted = values
+                .iter()
+                .filter(|v| v.source.starts_with("fitted"))
+                .count();
+            let _ = writeln!(
+                s,
+                "{:<iw$}{:<8}{:>9.3}{:>11.3}{:>11.3}{:>10.3}{:>10.1}{:>11}  {fitted} of {}",
+                r.id,
+                family,
+                e.compute_fraction,
+                e.bandwidth_fraction,
+                e.attention_fraction,
+                e.dispatch_scale,
+                e.per_step_overhead_s * 1e6,
+                r.default_max_batch,
+                values.len()
+            );
+        }
+    }
+    s.push_str(
+        "\n(fractions multiply the device's achievable rates; dispatch: the share of the \
+         per-kernel launch cost paid;\n step us: host time per forward pass; fitted: how \
+         many of these five values were fitted to measurements, not priors or \
+         definitions;\n `planner runtimes show ID` prints every value with its source)\n",
+    );
+    s
+}
+
+pub fn runtimes_show(catalog: &Catalog, id: &str) -> Result<String> {
+    match catalog.runtimes.get(id) {
+        Some(r) => Ok(format!(
+            "# runtime `{id}`\n{}",
+            toml::to_string_pretty(&r.file)?
+        )),
+        None => Err(InputError::unknown_id(
+            "command line",
+            "runtimes show",
+            "runtime",
+            id,
+            planner::error::nearest_ids(id, catalog.runtimes.keys()),
+        )
+        .into()),
+    }
 }
 
 pub fn models_list(catalog: &Catalog) -> String {

@@ -164,6 +164,11 @@ fn catalog_lookups_name_the_command_and_suggest_once() {
         err.contains("did you mean m2-ultra-60c, m2-ultra-76c"),
         "{err}"
     );
+    let err = input_error(&["runtimes", "show", "llama.cp"]);
+    assert!(
+        err.contains("`runtimes show`: unknown runtime `llama.cp` (did you mean llama.cpp?)"),
+        "{err}"
+    );
 }
 
 #[test]

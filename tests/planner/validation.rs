@@ -221,3 +221,34 @@ fn disaggregated_cases_belong_to_the_device_of_their_phase_and_bias_is_on_speed(
         assert!((speed - expected).abs() < 1e-9, "{}", c["id"]);
     }
 }
+
+#[test]
+fn runtimes_list_shows_each_familys_efficiencies_and_what_was_fitted() {
+    let out = crate::common::stdout(&crate::common::planner(&["runtimes", "list"]));
+    // The llama.cpp Apple row carries the profile's values (read here from the file)
+    // and all five fitted; TensorRT-LLM's three of five (the suite fits its compute and
+    // bandwidth fractions and host time, not attention or dispatch); MLX's none.
+    let text = std::fs::read_to_string(repo().join("runtimes/llama.cpp.toml")).unwrap();
+    let profile: toml::Value = toml::from_str(&text).unwrap();
+    let value = |k: &str| profile["families"]["apple"][k]["value"].as_float().unwrap();
+    let row = |runtime: &str, family: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .find(|c| c.len() > 2 && c[0] == runtime && c[1] == family)
+            .unwrap_or_else(|| panic!("no {runtime} {family} row in\n{out}"))
+    };
+    let apple = row("llama.cpp", "apple");
+    assert_eq!(apple[2], format!("{:.3}", value("compute_fraction")));
+    assert_eq!(apple[3], format!("{:.3}", value("bandwidth_fraction")));
+    assert_eq!(apple[4], format!("{:.3}", value("attention_fraction")));
+    assert_eq!(apple[8..], ["5", "of", "5"]);
+    assert_eq!(row("trt-llm", "nvidia")[8..], ["3", "of", "5"]);
+    assert_eq!(row("mlx", "apple")[8..], ["0", "of", "5"]);
+
+    let show = crate::common::stdout(&crate::common::planner(&["runtimes", "show", "llama.cpp"]));
+    assert!(show.starts_with("# runtime `llama.cpp`"), "{show}");
+    assert!(
+        show.contains("[families.apple.attention_heads_per_tile]"),
+        "{show}"
+    );
+}
