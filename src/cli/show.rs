@@ -148,10 +148,10 @@ pub fn runtimes_list(catalog: &Catalog) -> String {
         }
     }
     s.push_str(
-        "\n(fractions multiply the device's achievable rates; dispatch: the share of the \
-         per-kernel launch cost paid;\n step us: host time per forward pass; fitted: how \
-         many of these five values were fitted to measurements, not priors or \
-         definitions;\n `planner runtimes show ID` prints every value with its source)\n",
+        "\n(compute, bandwidth, attention: fractions of the device's achievable rates;\n \
+         dispatch: the share of the per-kernel launch cost paid; step us: host time per \
+         pass;\n fitted: how many of these five were fitted to measurements, not priors \
+         or definitions;\n `planner runtimes show ID` prints every value with its source)\n",
     );
     s
 }
