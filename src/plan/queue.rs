@@ -1,5 +1,5 @@
-//! Waiting time in an M/D/1 queue: Poisson arrivals served one at a time, each for
-//! the same time. The plan's screen queues prefills this way.
+//! Waiting time in M/D/1 and M/D/c queues: Poisson arrivals served, one at a time
+//! per server, each for the same time. The plan's screen queues prefills this way.
 //!
 //! The distribution is Erlang's (derived by Crommelin, 1932): with load `ρ`, service
 //! time `D` and arrival rate `λ = ρ / D`,
@@ -59,15 +59,16 @@ pub fn md1_wait_quantile(rho: f64, service_s: f64, q: f64) -> f64 {
 }
 
 /// The `q` quantile of the waiting time when arrivals at total load `servers x rho`
-/// share `servers` identical servers (M/D/c, a router that sends each request to a
-/// free replica): exact for one server ([`md1_wait_quantile`]); for more, the wait is
-/// approximated from the M/M/c queue. The probability of waiting is Erlang's C
-/// formula, the mean wait half of M/M/c's (deterministic service halves it, as in
-/// M/D/1 against M/M/1: Lee and Longton's approximation,
-/// `W(M/G/c) = (1 + cv²) / 2 x W(M/M/c)`), and the tail exponential:
-/// `P(W > t) = C e^{-C t / W̄}`. Against a simulated M/D/c queue (the tests) it is
-/// within 10% of the 90th percentile from a load of 0.5 up, and within 0.06 service
-/// times below.
+/// share `servers` identical servers (M/D/c: one queue, each request taken by the
+/// first server to free; the engine's least-loaded router comes close to it): exact
+/// for one server ([`md1_wait_quantile`]); for more, approximated from the M/M/c
+/// queue. The probability of waiting is Erlang's C formula, the mean wait half of
+/// M/M/c's (deterministic service halves it, as in M/D/1 against M/M/1: Lee and
+/// Longton's approximation, `W(M/G/c) = (1 + cv²) / 2 x W(M/M/c)`), and the tail
+/// exponential: `P(W > t) = C e^{-C t / W̄}`. Against a simulated M/D/c queue's 90th
+/// percentile (400,000 arrivals; 2, 3, 4 and 8 servers; 2026-11-22) it is within 5%
+/// from a load of 0.8 up, and at lower loads short of it by at most 0.08 service
+/// times (2 servers at 0.5: 0.60 against 0.67; 8 servers at 0.7: 0.21 against 0.25).
 pub fn mdc_wait_quantile(servers: u32, rho: f64, service_s: f64, q: f64) -> f64 {
     if servers <= 1 {
         return md1_wait_quantile(rho, service_s, q);
