@@ -243,14 +243,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Calibrate(args) => Ok(cli::calibrate::run(&catalog, &root, *args)?),
-        Command::Hardware { action } => {
-            let text = match action {
-                ListShow::List => cli::show::hardware_list(&catalog),
-                ListShow::Show { id } => cli::show::hardware_show(&catalog, &id)?,
-            };
-            print!("{text}");
-            Ok(())
-        }
+        Command::Hardware { action } => list_or_show(
+            &catalog,
+            action,
+            cli::show::hardware_list,
+            cli::show::hardware_show,
+        ),
         Command::Plan {
             plan: path,
             format,
@@ -302,23 +300,34 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{text}");
             Ok(())
         }
-        Command::Models { action } => {
-            let text = match action {
-                ListShow::List => cli::show::models_list(&catalog),
-                ListShow::Show { id } => cli::show::models_show(&catalog, &id)?,
-            };
-            print!("{text}");
-            Ok(())
-        }
-        Command::Runtimes { action } => {
-            let text = match action {
-                ListShow::List => cli::show::runtimes_list(&catalog),
-                ListShow::Show { id } => cli::show::runtimes_show(&catalog, &id)?,
-            };
-            print!("{text}");
-            Ok(())
-        }
+        Command::Models { action } => list_or_show(
+            &catalog,
+            action,
+            cli::show::models_list,
+            cli::show::models_show,
+        ),
+        Command::Runtimes { action } => list_or_show(
+            &catalog,
+            action,
+            cli::show::runtimes_list,
+            cli::show::runtimes_show,
+        ),
     }
+}
+
+/// Prints a catalog listing (`list`) or one entry with its sources (`show ID`).
+fn list_or_show(
+    catalog: &planner::Catalog,
+    action: ListShow,
+    list: fn(&planner::Catalog) -> String,
+    show: fn(&planner::Catalog, &str) -> anyhow::Result<String>,
+) -> Result<(), Failure> {
+    let text = match action {
+        ListShow::List => list(catalog),
+        ListShow::Show { id } => show(catalog, &id)?,
+    };
+    print!("{text}");
+    Ok(())
 }
 
 /// Reads and validates a scenario file.

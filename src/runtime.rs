@@ -223,15 +223,11 @@ impl Runtime {
                         &f.attention_heads_per_tile,
                         "expected at least 1 query head per tile",
                     )?,
-                    attention_half_rows: match &f.attention_half_rows {
-                        Some(h) => Some(check_positive(
-                            file,
-                            &key("attention_half_rows"),
-                            h.value,
-                            true,
-                        )?),
-                        None => None,
-                    },
+                    attention_half_rows: f
+                        .attention_half_rows
+                        .as_ref()
+                        .map(|h| check_positive(file, &key("attention_half_rows"), h.value, true))
+                        .transpose()?,
                     overlap_fraction: match &f.overlap_fraction {
                         Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
                         Some(o) => {
@@ -244,12 +240,11 @@ impl Runtime {
                         }
                         None => 1.0,
                     },
-                    gemm_half_rows: match &f.gemm_half_rows {
-                        Some(h) => {
-                            Some(check_positive(file, &key("gemm_half_rows"), h.value, true)?)
-                        }
-                        None => None,
-                    },
+                    gemm_half_rows: f
+                        .gemm_half_rows
+                        .as_ref()
+                        .map(|h| check_positive(file, &key("gemm_half_rows"), h.value, true))
+                        .transpose()?,
                     mla_prefill: raw
                         .mla_prefill
                         .as_ref()
@@ -312,7 +307,7 @@ impl Runtime {
     }
 }
 
-/// An optional count of token rows, which must be at least 1 where given.
+/// An optional count (token rows, query heads), which must be at least 1 where given.
 fn at_least_one_row(
     file: &str,
     key: &str,

@@ -33,18 +33,27 @@ pub enum Param {
 }
 
 impl Param {
+    /// Every fittable parameter, in the order the error messages list them.
+    pub const ALL: [Param; 8] = [
+        Param::ComputeFraction,
+        Param::BandwidthFraction,
+        Param::AttentionFraction,
+        Param::DispatchScale,
+        Param::PerStepOverheadUs,
+        Param::GemmHalfRows,
+        Param::AttentionHalfRows,
+        Param::OverlapFraction,
+    ];
+
     pub fn from_name(name: &str) -> Option<Param> {
-        Some(match name {
-            "compute_fraction" => Param::ComputeFraction,
-            "bandwidth_fraction" => Param::BandwidthFraction,
-            "attention_fraction" => Param::AttentionFraction,
-            "dispatch_scale" => Param::DispatchScale,
-            "per_step_overhead_us" => Param::PerStepOverheadUs,
-            "gemm_half_rows" => Param::GemmHalfRows,
-            "attention_half_rows" => Param::AttentionHalfRows,
-            "overlap_fraction" => Param::OverlapFraction,
-            _ => return None,
-        })
+        Param::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The parameters' names as a list for messages: "a, b, ... or z".
+    pub fn names() -> String {
+        let names: Vec<&str> = Param::ALL.iter().map(|p| p.name()).collect();
+        let (last, rest) = names.split_last().expect("parameters");
+        format!("{} or {last}", rest.join(", "))
     }
 
     pub fn name(self) -> &'static str {
@@ -133,25 +142,17 @@ impl Param {
         }
     }
 
-    fn sourced(self, f: &mut crate::runtime::RuntimeFamilyFile) -> &mut Sourced<f64> {
+    /// Writes `value` as this parameter's entry of a profile's family.
+    fn write(self, f: &mut crate::runtime::RuntimeFamilyFile, value: Sourced<f64>) {
         match self {
-            Param::GemmHalfRows => f.gemm_half_rows.get_or_insert(Sourced {
-                value: 0.0,
-                source: String::new(),
-            }),
-            Param::AttentionHalfRows => f.attention_half_rows.get_or_insert(Sourced {
-                value: 0.0,
-                source: String::new(),
-            }),
-            Param::OverlapFraction => f.overlap_fraction.get_or_insert(Sourced {
-                value: 1.0,
-                source: String::new(),
-            }),
-            Param::ComputeFraction => &mut f.compute_fraction,
-            Param::BandwidthFraction => &mut f.bandwidth_fraction,
-            Param::AttentionFraction => &mut f.attention_fraction,
-            Param::DispatchScale => &mut f.dispatch_scale,
-            Param::PerStepOverheadUs => &mut f.per_step_overhead_us,
+            Param::GemmHalfRows => f.gemm_half_rows = Some(value),
+            Param::AttentionHalfRows => f.attention_half_rows = Some(value),
+            Param::OverlapFraction => f.overlap_fraction = Some(value),
+            Param::ComputeFraction => f.compute_fraction = value,
+            Param::BandwidthFraction => f.bandwidth_fraction = value,
+            Param::AttentionFraction => f.attention_fraction = value,
+            Param::DispatchScale => f.dispatch_scale = value,
+            Param::PerStepOverheadUs => f.per_step_overhead_us = value,
         }
     }
 }
@@ -193,7 +194,7 @@ pub struct RuntimeFit {
 pub enum FitError {
     #[error("no fit-half cases for runtime `{0}`")]
     NoCases(String),
-    #[error("unknown parameter `{0}` (expected compute_fraction, bandwidth_fraction, attention_fraction, dispatch_scale, per_step_overhead_us, gemm_half_rows, attention_half_rows or overlap_fraction)")]
+    #[error("unknown parameter `{0}` (expected {names})", names = Param::names())]
     UnknownParam(String),
     #[error("case {id} cannot be predicted: {reason}")]
     Prediction { id: String, reason: String },
@@ -455,14 +456,17 @@ pub fn apply_fit_to_file(file: &RuntimeFile, fit: &RuntimeFit, command: &str) ->
             } else {
                 round4(fp.value)
             };
-            *param.sourced(entry) = Sourced {
-                value,
-                source: format!(
-                    "fitted from {} fit-half cases{shared} by `{command}`: {error}, R^2 {:.3} over the fit",
-                    fit.n_points,
-                    fit.r_squared
-                ),
-            };
+            param.write(
+                entry,
+                Sourced {
+                    value,
+                    source: format!(
+                        "fitted from {} fit-half cases{shared} by `{command}`: {error}, R^2 {:.3} over the fit",
+                        fit.n_points,
+                        fit.r_squared
+                    ),
+                },
+            );
         }
     }
     out

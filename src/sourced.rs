@@ -20,3 +20,11 @@ impl<T: Copy> Sourced<T> {
         self.value
     }
 }
+
+impl<T> Sourced<T> {
+    /// Whether a command fitted the value (its source says "fitted from ..."), rather
+    /// than a publication, a prior or a definition.
+    pub fn is_fitted(&self) -> bool {
+        self.source.starts_with("fitted from")
+    }
+}

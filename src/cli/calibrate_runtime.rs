@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use planner::runtime::RuntimeFile;
 use std::collections::BTreeMap;
 
-use planner::runtime_fit::{fit_runtime, render_profile, FitError, RuntimeFit};
+use planner::runtime_fit::{fit_runtime, render_profile, FitError, Param, RuntimeFit};
 use planner::validate::llama_bench::{self, Import};
 use planner::validate::{build_suite, run_scenario, Case, SuiteFile, Unmapped};
 use planner::Catalog;
@@ -190,15 +190,9 @@ pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibr
                         n.saturating_sub(1)
                     ),
                 ),
-                FitError::UnknownParam(name) => invalid(
-                    req.from,
-                    "--params",
-                    &name,
-                    "compute_fraction, bandwidth_fraction, attention_fraction, \
-                     dispatch_scale, per_step_overhead_us, gemm_half_rows, attention_half_rows \
-                     or overlap_fraction"
-                        .to_string(),
-                ),
+                FitError::UnknownParam(name) => {
+                    invalid(req.from, "--params", &name, Param::names())
+                }
                 other => anyhow::Error::new(other),
             })?;
         let path = root.join("runtimes").join(format!("{}.toml", spec.runtime));

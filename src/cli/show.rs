@@ -128,10 +128,7 @@ pub fn runtimes_list(catalog: &Catalog) -> String {
                 &f.dispatch_scale,
                 &f.per_step_overhead_us,
             ];
-            let fitted = values
-                .iter()
-                .filter(|v| v.source.starts_with("fitted"))
-                .count();
+            let fitted = values.iter().filter(|v| v.is_fitted()).count();
             let _ = writeln!(
                 s,
                 "{:<iw$}{:<8}{:>9.3}{:>11.3}{:>11.3}{:>10.3}{:>10.1}{:>11}  {fitted} of {}",

@@ -8,7 +8,7 @@
 //!   pipeline x expert degrees with the remaining nodes as replicas, weight format,
 //!   runtime, and prefill/decode splits across two device types;
 //! - [`screen`]: one option's serving estimate under the target load;
-//! - [`queue`]: the M/D/1 waiting time the screen queues prefills with;
+//! - [`queue`]: the M/D/1 and M/D/c waiting times the screen queues prefills with;
 //! - [`pareto`]: the frontier.
 
 pub mod enumerate;
