@@ -211,6 +211,8 @@ pub struct DeviceFits {
     /// The data type whose fit sets `compute_half_rows` (and, with a base device,
     /// `compute_fraction`).
     pub primary_dtype: ComputeDtype,
+    /// The time of each row fitted, and measured for the held-out rows.
+    pub statistic: Statistic,
     /// From `read` rows: the bandwidth the device profile uses.
     pub bandwidth: ReadFit,
     /// `copy` and `triad`, reported for comparison (writes cost more than reads).
@@ -294,9 +296,32 @@ pub const LOOPBACK_NOTE: &str = "both ends of the probe are loopback addresses: 
      latency + bytes / bandwidth (README, Network probe); probe between two machines for a \
      link profile";
 
-/// Whether a row has a positive time, which every fit needs.
-fn timed(row: &MicrobenchRow) -> bool {
-    row.median_s > 0.0
+/// Which of a row's two times the fits use (`planner calibrate --statistic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    /// The median repetition: the typical time, interference included.
+    Median,
+    /// The fastest repetition: the machine least disturbed.
+    Min,
+}
+
+impl Statistic {
+    /// The row's time under this statistic.
+    pub fn time_s(self, row: &MicrobenchRow) -> f64 {
+        match self {
+            Statistic::Median => row.median_s,
+            Statistic::Min => row.min_s,
+        }
+    }
+
+    /// The CSV column of that time.
+    pub fn column(self) -> &'static str {
+        match self {
+            Statistic::Median => "median_s",
+            Statistic::Min => "min_s",
+        }
+    }
 }
 
 /// A held-out row and the planner's prediction for it.
@@ -373,7 +398,10 @@ pub fn default_primary_dtype(backend: &str) -> ComputeDtype {
 pub fn fit_device(
     rows: &[MicrobenchRow],
     primary: Option<ComputeDtype>,
+    statistic: Statistic,
 ) -> Result<DeviceFits, CalibrateError> {
+    let time = |r: &MicrobenchRow| statistic.time_s(r);
+    let timed = |r: &MicrobenchRow| time(r) > 0.0;
     let device_rows: Vec<&MicrobenchRow> = rows.iter().filter(|r| !r.kernel.is_network()).collect();
     let first = device_rows
         .first()
@@ -402,7 +430,8 @@ pub fn fit_device(
         .count();
     if untimed > 0 {
         notes.push(format!(
-            "{untimed} row(s) without a positive median_s left out of every fit"
+            "{untimed} row(s) without a positive {} left out of every fit",
+            statistic.column()
         ));
     }
     let mut held_out = Vec::new();
@@ -413,7 +442,7 @@ pub fn fit_device(
     }
     let (read_fit_rows, read_held) = split_held_out(&reads);
     held_out.extend(read_held);
-    let bandwidth = fit_read(&read_fit_rows, &mut notes)?;
+    let bandwidth = fit_read(&read_fit_rows, statistic, &mut notes)?;
 
     let mut other_bandwidth = Vec::new();
     for kernel in [Kernel::Copy, Kernel::Triad] {
@@ -421,7 +450,7 @@ pub fn fit_device(
         if rows.is_empty() {
             continue;
         }
-        match affine_of(&rows, |r| r.bytes, |r| r.median_s, kernel.name()) {
+        match affine_of(&rows, |r| r.bytes, time, kernel.name()) {
             Ok(fit) => other_bandwidth.push((kernel, fit)),
             Err(e) => notes.push(format!("{} bandwidth not fitted: {e}", kernel.name())),
         }
@@ -444,7 +473,7 @@ pub fn fit_device(
                 flops: r.flops,
                 rows: r.m.max(1) as f64,
                 bytes: r.bytes,
-                time_s: r.median_s,
+                time_s: time(r),
             })
             .collect()
     };
@@ -494,7 +523,7 @@ pub fn fit_device(
     let matvec = if gemvs.is_empty() {
         None
     } else {
-        match fit_matvec(&gemv_fit_rows, &bandwidth) {
+        match fit_matvec(&gemv_fit_rows, &bandwidth, statistic) {
             Ok(fit) => Some(fit),
             Err(e) => {
                 notes.push(format!("matrix-vector bandwidth not fitted: {e}"));
@@ -510,7 +539,7 @@ pub fn fit_device(
         Some(affine_of(
             &dispatch_rows,
             |r| r.m as f64,
-            |r| r.median_s,
+            time,
             "dispatch overhead",
         )?)
     };
@@ -523,6 +552,7 @@ pub fn fit_device(
         backend: first.backend.clone(),
         device: first.device.clone(),
         primary_dtype,
+        statistic,
         bandwidth,
         other_bandwidth,
         compute,
@@ -541,12 +571,19 @@ const MIN_READS_FOR_SIZE_TERM: usize = 6;
 
 /// Fits the read law (module docs): three terms where there are enough reads and the
 /// size term keeps the time per byte positive, else `t = a + bytes / B`.
-fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, CalibrateError> {
+fn fit_read(
+    rows: &[MicrobenchRow],
+    statistic: Statistic,
+    notes: &mut Vec<String>,
+) -> Result<ReadFit, CalibrateError> {
     let what = "memory bandwidth (read)";
-    let two_term = || {
-        affine_of(rows, |r| r.bytes, |r| r.median_s, what).map(|law| ReadFit { law, by_size: None })
-    };
-    let usable: Vec<&MicrobenchRow> = rows.iter().filter(|r| timed(r) && r.bytes > 0.0).collect();
+    let time = |r: &MicrobenchRow| statistic.time_s(r);
+    let two_term =
+        || affine_of(rows, |r| r.bytes, time, what).map(|law| ReadFit { law, by_size: None });
+    let usable: Vec<&MicrobenchRow> = rows
+        .iter()
+        .filter(|r| time(r) > 0.0 && r.bytes > 0.0)
+        .collect();
     let from = usable.iter().map(|r| r.bytes).fold(f64::INFINITY, f64::min);
     let to = usable.iter().map(|r| r.bytes).fold(0.0, f64::max);
     if usable.len() < MIN_READS_FOR_SIZE_TERM || to <= from {
@@ -556,7 +593,7 @@ fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, 
         .iter()
         .map(|r| vec![1.0, r.bytes, r.bytes * (to / r.bytes).log2()])
         .collect();
-    let y: Vec<f64> = usable.iter().map(|r| r.median_s).collect();
+    let y: Vec<f64> = usable.iter().map(|r| time(r)).collect();
     let fit = lsq::relative_least_squares(&x, &y)
         .ok_or_else(|| CalibrateError::Degenerate(what.to_string()))?;
     let law = AffineFit::from_linear(&fit, what)?;
@@ -589,7 +626,11 @@ fn fit_read(rows: &[MicrobenchRow], notes: &mut Vec<String>) -> Result<ReadFit, 
 /// Fits `f` and `c` in `t = read(bytes) / f + outputs x c` to matrix-vector rows:
 /// linear through the origin in `read(bytes)` and `outputs` (`n` of the row), with
 /// coefficients `1 / f` and `c`. Where `c` comes out at or below zero, `f` alone.
-fn fit_matvec(rows: &[MicrobenchRow], read: &ReadFit) -> Result<MatvecFit, CalibrateError> {
+fn fit_matvec(
+    rows: &[MicrobenchRow],
+    read: &ReadFit,
+    statistic: Statistic,
+) -> Result<MatvecFit, CalibrateError> {
     let what = "matrix-vector bandwidth (gemv)";
     if rows.len() < 2 {
         return Err(CalibrateError::TooFewPoints {
@@ -598,7 +639,7 @@ fn fit_matvec(rows: &[MicrobenchRow], read: &ReadFit) -> Result<MatvecFit, Calib
             need: 2,
         });
     }
-    let y: Vec<f64> = rows.iter().map(|r| r.median_s).collect();
+    let y: Vec<f64> = rows.iter().map(|r| statistic.time_s(r)).collect();
     let fit_with = |outputs: bool| {
         let x: Vec<Vec<f64>> = rows
             .iter()
@@ -643,10 +684,11 @@ fn output_elements(row: &MicrobenchRow) -> f64 {
 }
 
 /// Fits a link from `tcp_pingpong` (and, when present, `tcp_stream`) rows.
-pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
+pub fn fit_link(rows: &[MicrobenchRow], statistic: Statistic) -> Result<LinkFits, CalibrateError> {
+    let time = |r: &MicrobenchRow| statistic.time_s(r);
     let of = |kernel: Kernel| -> Vec<MicrobenchRow> {
         rows.iter()
-            .filter(|r| r.kernel == kernel && timed(r))
+            .filter(|r| r.kernel == kernel && time(r) > 0.0)
             .cloned()
             .collect()
     };
@@ -657,7 +699,7 @@ pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
     let pingpong = affine_of(
         &pings,
         |r| r.bytes,
-        |r| r.median_s / 2.0,
+        |r| time(r) / 2.0,
         "link latency (ping-pong)",
     )?;
     let streams = of(Kernel::TcpStream);
@@ -667,7 +709,7 @@ pub fn fit_link(rows: &[MicrobenchRow]) -> Result<LinkFits, CalibrateError> {
         Some(affine_of(
             &streams,
             |r| r.bytes,
-            |r| r.median_s,
+            time,
             "link bandwidth (stream)",
         )?)
     };
@@ -867,14 +909,20 @@ pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
 
 /// Predicts every held-out row with the calibrated device.
 pub fn held_out_errors(fits: &DeviceFits, device: &Device) -> Vec<HeldOut> {
-    prediction_errors(&fits.held_out, device)
+    prediction_errors(&fits.held_out, device, fits.statistic)
 }
 
-/// The planner's prediction for each row, with its error.
-pub fn prediction_errors(rows: &[MicrobenchRow], device: &Device) -> Vec<HeldOut> {
+/// The planner's prediction for each row, with its error against the row's time
+/// under `statistic`.
+pub fn prediction_errors(
+    rows: &[MicrobenchRow],
+    device: &Device,
+    statistic: Statistic,
+) -> Vec<HeldOut> {
     rows.iter()
         .filter_map(|row| {
             let predicted_s = predict_row(device, row)?;
+            let measured_s = statistic.time_s(row);
             Some(HeldOut {
                 kernel: row.kernel,
                 dtype: row.dtype,
@@ -882,9 +930,9 @@ pub fn prediction_errors(rows: &[MicrobenchRow], device: &Device) -> Vec<HeldOut
                 n: row.n,
                 k: row.k,
                 bytes: row.bytes,
-                measured_s: row.median_s,
+                measured_s,
                 predicted_s,
-                relative_error: (predicted_s - row.median_s) / row.median_s,
+                relative_error: (predicted_s - measured_s) / measured_s,
                 spread: crate::microbench::spread(row.median_s, row.min_s),
             })
         })
@@ -952,7 +1000,7 @@ mod tests {
 
     #[test]
     fn synthetic_device_parameters_are_recovered() {
-        let fits = fit_device(&synthetic(), None).unwrap();
+        let fits = fit_device(&synthetic(), None, Statistic::Median).unwrap();
         // Bandwidth 10 GB/s; half = 20 us x 10 GB/s = 200 kB.
         let read = &fits.bandwidth;
         assert!((read.law.rate - 10e9).abs() < 1e-3 * 10e9);
@@ -1000,7 +1048,7 @@ mod tests {
         let rows = pingpong_rows(&[8.0, 512.0, 32768.0, 2097152.0, 67108864.0], |b| {
             2.0 * (50e-6 + b / 1.25e9)
         });
-        let link = fit_link(&rows).unwrap();
+        let link = fit_link(&rows, Statistic::Median).unwrap();
         assert!((link.pingpong.fixed_s - 50e-6).abs() < 1e-12);
         assert!((link.pingpong.rate - 1.25e9).abs() < 1.0);
         let list = link_fit_list(&link);
@@ -1010,10 +1058,8 @@ mod tests {
 
     #[test]
     fn a_probe_between_loopback_addresses_is_loopback() {
-        let fitted = fit_link(&pingpong_rows(&[8.0, 4096.0, 1048576.0], |b| {
-            1e-4 + b / 1e9
-        }))
-        .unwrap();
+        let rows = pingpong_rows(&[8.0, 4096.0, 1048576.0], |b| 1e-4 + b / 1e9);
+        let fitted = fit_link(&rows, Statistic::Median).unwrap();
         let link = |device: &str| LinkFits {
             device: device.to_string(),
             ..fitted.clone()
@@ -1054,7 +1100,7 @@ mod tests {
         let mut rows = synthetic();
         rows[0].device = "other".to_string();
         assert!(matches!(
-            fit_device(&rows, None),
+            fit_device(&rows, None, Statistic::Median),
             Err(CalibrateError::MixedDevices(_))
         ));
     }

@@ -587,7 +587,7 @@ pub fn link_toml(file: &LinkFile, header: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibrate::fit_device;
+    use crate::calibrate::{fit_device, Statistic};
     use crate::hardware::Link;
     use crate::microbench::{Kernel, MicrobenchRow};
 
@@ -655,7 +655,7 @@ mod tests {
 
     #[test]
     fn cpu_profile_without_base_is_a_valid_device_file() {
-        let fits = fit_device(&rows(), None).unwrap();
+        let fits = fit_device(&rows(), None, Statistic::Median).unwrap();
         let file = device_file(&fits, &options(None)).unwrap();
         let text = device_toml(&file, "test header");
         let device = Device::from_toml("t", "t.toml", &text).unwrap();
@@ -682,7 +682,7 @@ mod tests {
         .unwrap();
         let base = Device::from_toml("m3-ultra-80c", "m3.toml", &base_text).unwrap();
         let opts = options(Some(&base));
-        let fits = fit_device(&rows(), Some(ComputeDtype::Fp16)).unwrap();
+        let fits = fit_device(&rows(), Some(ComputeDtype::Fp16), Statistic::Median).unwrap();
         let file = device_file(&fits, &opts).unwrap();
         let device = Device::from_toml("x", "x.toml", &device_toml(&file, "")).unwrap();
         // fp16: 0.1 TFLOPS fitted / 28.6 peak = 0.0034965; 20 GB/s / 819 = 0.02442.
@@ -709,7 +709,7 @@ mod tests {
                 )
             })
             .collect();
-        let fits = crate::calibrate::fit_link(&rows).unwrap();
+        let fits = crate::calibrate::fit_link(&rows, crate::calibrate::Statistic::Median).unwrap();
         let text = link_toml(&link_file(&fits, "lo", "fitted"), "h");
         let link = Link::from_toml("lo", "lo.toml", &text).unwrap();
         // 30 us one way; 2 GB/s from the ping-pong slope.

@@ -40,6 +40,15 @@ pub enum Statistic {
     Min,
 }
 
+impl Statistic {
+    fn fitted(self) -> planner::calibrate::Statistic {
+        match self {
+            Statistic::Median => planner::calibrate::Statistic::Median,
+            Statistic::Min => planner::calibrate::Statistic::Min,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct CalibrateArgs {
     /// CSV files written by `planner-harness run` or `planner-harness net probe`.
@@ -254,11 +263,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         }
         rows.extend(file_rows);
     }
-    if args.statistic == Statistic::Min {
-        for row in &mut rows {
-            row.median_s = row.min_s;
-        }
-    }
+    let statistic = args.statistic.fitted();
     let files_display = args
         .files
         .iter()
@@ -274,7 +279,6 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         ),
         None => None,
     };
-    let provenance = provenance(&args.files);
     let has_device_rows = rows.iter().any(|r| !r.kernel.is_network());
     let has_link_rows = rows.iter().any(|r| r.kernel.is_network());
 
@@ -287,8 +291,9 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
     let mut title = Vec::new();
 
     if has_device_rows {
-        let device_fits =
-            fit_device(&rows, args.primary_dtype).map_err(|e| input_error(&files_display, e))?;
+        let device_fits = fit_device(&rows, args.primary_dtype, statistic)
+            .map_err(|e| input_error(&files_display, e))?;
+        let provenance = provenance(&args.files);
         title.push(format!(
             "device `{}` ({} backend)",
             device_fits.device, device_fits.backend
@@ -320,14 +325,15 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         let device = Device::from_toml(&id, &id, &text)
             .context("the calibrated profile does not validate as a device file")?;
         held = held_out_errors(&device_fits, &device);
-        one_row_gemm = prediction_errors(&device_fits.one_row_gemm, &device);
+        one_row_gemm = prediction_errors(&device_fits.one_row_gemm, &device, statistic);
         if let Some(out) = &args.out {
             write_file(out, &text)?;
             device_profile = Some(out.display().to_string());
         }
     }
     if has_link_rows {
-        let link_fits = fit_link(&rows).map_err(|e| input_error(&files_display, e))?;
+        let link_fits = fit_link(&rows, statistic).map_err(|e| input_error(&files_display, e))?;
+        let provenance = provenance(&args.files);
         title.push(format!("link `{}`", link_fits.device));
         fits.extend(link_fit_list(&link_fits));
         if link_fits.is_loopback() {

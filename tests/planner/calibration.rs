@@ -452,6 +452,69 @@ fn a_profile_on_a_base_device_keeps_each_types_fitted_rate() {
 }
 
 #[test]
+fn the_min_statistic_fits_the_fastest_repetition_and_keeps_each_rows_spread() {
+    // Every synthetic row timed twice, at t and 1.5 t: its median is 1.25 t, its
+    // fastest t. Fitted to the fastest, the reads come back at the synthetic 25 GB/s,
+    // every held-out row is predicted to within rounding of its fastest time, and each
+    // still shows how disturbed it was: spread = median / fastest = 1.25 (the fit
+    // used to overwrite the median with the fastest time, which showed 1.00).
+    let rows: Vec<MicrobenchRow> = synthetic_rows()
+        .into_iter()
+        .map(|r| {
+            if r.kernel == Kernel::MemoryCapacity {
+                return r;
+            }
+            let t = r.median_s;
+            MicrobenchRow::timed(
+                &r.backend,
+                &r.device,
+                r.kernel,
+                r.dtype,
+                [r.m, r.n, r.k],
+                r.bytes,
+                r.flops,
+                &[t, 1.5 * t],
+            )
+        })
+        .collect();
+    let csv = scenario_file("").with_extension("csv");
+    let mut buffer = Vec::new();
+    write_csv(&mut buffer, &rows).unwrap();
+    std::fs::write(&csv, buffer).unwrap();
+    let run = |statistic: &str| -> serde_json::Value {
+        let o = planner(&[
+            "calibrate",
+            csv.to_str().unwrap(),
+            "--statistic",
+            statistic,
+            "--format",
+            "json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let min = run("min");
+    let rate = fit(&min, "memory.bandwidth_gb_s")["value"]
+        .as_f64()
+        .unwrap();
+    assert!((rate / 25.0 - 1.0).abs() < 1e-3, "{rate}");
+    let held = min["held_out"].as_array().unwrap();
+    assert!(!held.is_empty());
+    for h in held {
+        let error = h["relative_error"].as_f64().unwrap();
+        assert!(error.abs() < 1e-3, "{h}");
+        let spread = h["spread"].as_f64().unwrap();
+        assert!((spread - 1.25).abs() < 1e-9, "{h}");
+    }
+    // Fitted to the median, every time is 1.25 x: 25 / 1.25 = 20 GB/s.
+    let median = run("median");
+    let rate = fit(&median, "memory.bandwidth_gb_s")["value"]
+        .as_f64()
+        .unwrap();
+    assert!((rate / 20.0 - 1.0).abs() < 1e-3, "{rate}");
+}
+
+#[test]
 fn rows_without_a_positive_time_are_left_out_with_a_note() {
     // One read row timed at 0 s: it was dropped from the read fit silently (n 9 to 8).
     let mut rows = synthetic_rows();
