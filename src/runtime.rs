@@ -184,6 +184,12 @@ impl Runtime {
                     ))
                 }
             };
+            // A size curve's half point, positive where given.
+            let half_rows = |k: &str, v: &Option<Sourced<f64>>| {
+                v.as_ref()
+                    .map(|h| check_positive(file, &key(k), h.value, true))
+                    .transpose()
+            };
             families.insert(
                 family.clone(),
                 RuntimeEfficiency {
@@ -223,11 +229,7 @@ impl Runtime {
                         &f.attention_heads_per_tile,
                         "expected at least 1 query head per tile",
                     )?,
-                    attention_half_rows: f
-                        .attention_half_rows
-                        .as_ref()
-                        .map(|h| check_positive(file, &key("attention_half_rows"), h.value, true))
-                        .transpose()?,
+                    attention_half_rows: half_rows("attention_half_rows", &f.attention_half_rows)?,
                     overlap_fraction: match &f.overlap_fraction {
                         Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
                         Some(o) => {
@@ -240,11 +242,7 @@ impl Runtime {
                         }
                         None => 1.0,
                     },
-                    gemm_half_rows: f
-                        .gemm_half_rows
-                        .as_ref()
-                        .map(|h| check_positive(file, &key("gemm_half_rows"), h.value, true))
-                        .transpose()?,
+                    gemm_half_rows: half_rows("gemm_half_rows", &f.gemm_half_rows)?,
                     mla_prefill: raw
                         .mla_prefill
                         .as_ref()

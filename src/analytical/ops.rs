@@ -380,7 +380,11 @@ fn attention_widths(model: &Model, absorbed: bool) -> (f64, f64) {
 /// element) and values (2 per value element), over all heads. `absorbed` picks the
 /// form of latent attention; other models ignore it.
 pub fn attention_flops_per_pair(model: &Model, absorbed: bool) -> f64 {
-    let (q_width, v_width) = attention_widths(model, absorbed);
+    pair_flops(attention_widths(model, absorbed))
+}
+
+/// FLOPs of one (query, key) pair over the widths [`attention_widths`] gives.
+fn pair_flops((q_width, v_width): (f64, f64)) -> f64 {
     2.0 * (q_width + v_width)
 }
 
@@ -405,7 +409,7 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     let (q_width, v_width) = attention_widths(model, absorbed);
     let window = attention_window(model, layer);
     let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
-    let flops_per_pair = attention_flops_per_pair(model, absorbed);
+    let flops_per_pair = pair_flops((q_width, v_width));
     let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
     // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
     // queries see once: summed over blocks that is pairs / block rows (for one decode

@@ -315,6 +315,11 @@ impl Statistic {
         }
     }
 
+    /// Whether the row has a positive time under this statistic, which every fit needs.
+    pub fn timed(self, row: &MicrobenchRow) -> bool {
+        self.time_s(row) > 0.0
+    }
+
     /// The CSV column of that time.
     pub fn column(self) -> &'static str {
         match self {
@@ -401,7 +406,7 @@ pub fn fit_device(
     statistic: Statistic,
 ) -> Result<DeviceFits, CalibrateError> {
     let time = |r: &MicrobenchRow| statistic.time_s(r);
-    let timed = |r: &MicrobenchRow| time(r) > 0.0;
+    let timed = |r: &MicrobenchRow| statistic.timed(r);
     let device_rows: Vec<&MicrobenchRow> = rows.iter().filter(|r| !r.kernel.is_network()).collect();
     let first = device_rows
         .first()
@@ -582,7 +587,7 @@ fn fit_read(
         || affine_of(rows, |r| r.bytes, time, what).map(|law| ReadFit { law, by_size: None });
     let usable: Vec<&MicrobenchRow> = rows
         .iter()
-        .filter(|r| time(r) > 0.0 && r.bytes > 0.0)
+        .filter(|r| statistic.timed(r) && r.bytes > 0.0)
         .collect();
     let from = usable.iter().map(|r| r.bytes).fold(f64::INFINITY, f64::min);
     let to = usable.iter().map(|r| r.bytes).fold(0.0, f64::max);
@@ -688,7 +693,7 @@ pub fn fit_link(rows: &[MicrobenchRow], statistic: Statistic) -> Result<LinkFits
     let time = |r: &MicrobenchRow| statistic.time_s(r);
     let of = |kernel: Kernel| -> Vec<MicrobenchRow> {
         rows.iter()
-            .filter(|r| r.kernel == kernel && time(r) > 0.0)
+            .filter(|r| r.kernel == kernel && statistic.timed(r))
             .cloned()
             .collect()
     };

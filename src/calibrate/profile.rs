@@ -709,7 +709,7 @@ mod tests {
                 )
             })
             .collect();
-        let fits = crate::calibrate::fit_link(&rows, crate::calibrate::Statistic::Median).unwrap();
+        let fits = crate::calibrate::fit_link(&rows, Statistic::Median).unwrap();
         let text = link_toml(&link_file(&fits, "lo", "fitted"), "h");
         let link = Link::from_toml("lo", "lo.toml", &text).unwrap();
         // 30 us one way; 2 GB/s from the ping-pong slope.

@@ -154,20 +154,14 @@ pub fn runtimes_list(catalog: &Catalog) -> String {
 }
 
 pub fn runtimes_show(catalog: &Catalog, id: &str) -> Result<String> {
-    match catalog.runtimes.get(id) {
-        Some(r) => Ok(format!(
-            "# runtime `{id}`\n{}",
-            toml::to_string_pretty(&r.file)?
-        )),
-        None => Err(InputError::unknown_id(
-            "command line",
-            "runtimes show",
-            "runtime",
-            id,
-            planner::error::nearest_ids(id, catalog.runtimes.keys()),
-        )
-        .into()),
-    }
+    let r = catalog.runtimes.get(id).ok_or_else(|| {
+        let suggestions = catalog.suggestions(CatalogKind::Runtime, id);
+        InputError::unknown_id("command line", "runtimes show", "runtime", id, suggestions)
+    })?;
+    Ok(format!(
+        "# runtime `{id}`\n{}",
+        toml::to_string_pretty(&r.file)?
+    ))
 }
 
 pub fn models_list(catalog: &Catalog) -> String {
