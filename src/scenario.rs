@@ -958,9 +958,15 @@ impl Scenario {
             None => 1,
         };
         if prompt_tokens + output_tokens > model.max_context {
+            // Name the key that is over on its own: the prompt where it alone is too long.
+            let (key, value) = if prompt_tokens >= model.max_context {
+                ("workload.prompt_tokens", &w.prompt_tokens)
+            } else {
+                ("workload.output_tokens", &w.output_tokens)
+            };
             return Err(ctx.invalid(
-                "workload.output_tokens",
-                &w.output_tokens,
+                key,
+                value,
                 format!(
                     "expected prompt_tokens + output_tokens <= the {} tokens of context `{}` supports",
                     model.max_context, model.id

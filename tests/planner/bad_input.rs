@@ -74,6 +74,23 @@ fn negative_and_zero_token_counts_are_rejected() {
 }
 
 #[test]
+fn a_request_longer_than_the_context_names_the_key_that_is_over() {
+    // BASE runs llama-3.1-8b, whose context is 131,072 tokens.
+    // A prompt of 200,000 is over on its own: the error points at prompt_tokens (line 14).
+    let err = rejected(&BASE.replace("prompt_tokens = 1024", "prompt_tokens = 200000"));
+    assert!(err.contains(":14:"), "{err}");
+    assert!(err.contains("`workload.prompt_tokens` = 200000"), "{err}");
+    assert!(err.contains("131072 tokens of context"), "{err}");
+    // 131,000 + 16 fits; 131,000 + 100 does not, and the output is what tips it over.
+    let err = rejected(
+        &BASE
+            .replace("prompt_tokens = 1024", "prompt_tokens = 131000")
+            .replace("output_tokens = 16", "output_tokens = 100"),
+    );
+    assert!(err.contains("`workload.output_tokens` = 100"), "{err}");
+}
+
+#[test]
 fn tensor_degree_must_divide_the_heads() {
     // Llama-3.1 8B has 32 heads and 8 KV heads: 3 divides neither.
     let text = BASE.replace("memory_gb = 256", "memory_gb = 256\ncount = 3")
