@@ -14,6 +14,8 @@
 //! - `per_step_overhead_us`: fixed host time per forward pass (graph build, sampling,
 //!   scheduling, synchronisation);
 //! - `reserve_gb`: memory the runtime keeps for its own buffers;
+//! - `memory_utilization` (from the stack's defaults, not fitted): the fraction of a
+//!   node's memory the stack allocates at most, the rest left unused (vLLM 0.92);
 //! - `matvec_max_rows`, `matvec_rows_per_pass` (from the stack's source code, not
 //!   fitted): up to how many token rows the stack multiplies with matrix-vector
 //!   kernels, and how many of those rows one pass over the weights serves;
@@ -133,6 +135,11 @@ pub struct RuntimeFamilyFile {
     /// the longer: 1 is the roofline's max(), 0 their sum. Absent: 1.
     #[serde(default)]
     pub overlap_fraction: Option<Sourced<f64>>,
+    /// Fraction of a node's memory the stack allocates at most, for weights,
+    /// activations, its buffers and the KV cache together (vLLM's
+    /// `gpu_memory_utilization`); the rest stays unused. Absent: 1.
+    #[serde(default)]
+    pub memory_utilization: Option<Sourced<f64>>,
 }
 
 /// Validated efficiency parameters of one runtime on one device family.
@@ -152,8 +159,22 @@ pub struct RuntimeEfficiency {
     pub attention_heads_per_tile: Option<f64>,
     pub attention_half_rows: Option<f64>,
     pub overlap_fraction: f64,
+    /// Fraction of a node's memory the stack allocates at most (1: all of it).
+    pub memory_utilization: f64,
     /// The stack's `mla_prefill` (the same in every family).
     pub mla_prefill: MlaPrefill,
+}
+
+impl RuntimeEfficiency {
+    /// Memory kept from the model on a node of `capacity_gb` whose operating system
+    /// and driver keep `device_reserved_gb`: the stack's own buffers (`reserve_gb`)
+    /// plus the larger of the device's reserve and the share of the node the stack
+    /// leaves unallocated (`1 - memory_utilization`), since the driver's memory lies
+    /// in that share (vLLM sizes its budget as a fraction of the whole device and
+    /// checks that much is free at start).
+    pub fn reserve_gb_on(&self, device_reserved_gb: f64, capacity_gb: f64) -> f64 {
+        self.reserve_gb + device_reserved_gb.max((1.0 - self.memory_utilization) * capacity_gb)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +264,18 @@ impl Runtime {
                         None => 1.0,
                     },
                     gemm_half_rows: half_rows("gemm_half_rows", &f.gemm_half_rows)?,
+                    memory_utilization: match &f.memory_utilization {
+                        Some(u) if u.value > 0.0 && u.value <= 1.0 => u.value,
+                        Some(u) => {
+                            return Err(InputError::invalid(
+                                file,
+                                &key("memory_utilization"),
+                                u.value,
+                                "expected a fraction in (0, 1]",
+                            ))
+                        }
+                        None => 1.0,
+                    },
                     mla_prefill: raw
                         .mla_prefill
                         .as_ref()
@@ -322,6 +355,42 @@ fn at_least_one_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stack_leaving_part_of_the_node_unallocated_keeps_that_share_from_the_model() {
+        let mut r = *with_family_key("memory_utilization", 0.92)
+            .unwrap()
+            .for_family("apple")
+            .unwrap();
+        r.reserve_gb = 1.0;
+        // vLLM's 0.92 on an 80 GB H100 whose driver keeps 1 GB: its 1 GB of buffers
+        // plus the larger of 1 GB and 0.08 x 80 = 6.4 GB: 7.4 GB.
+        assert!((r.reserve_gb_on(1.0, 80.0) - 7.4).abs() < 1e-12);
+        // A small node whose driver keeps more than the unallocated share (0.08 x 10
+        // = 0.8 GB against 2 GB): the driver's memory lies in that share, 1 + 2 GB.
+        assert!((r.reserve_gb_on(2.0, 10.0) - 3.0).abs() < 1e-12);
+        // A stack that allocates the whole node (the default): its buffers plus the
+        // driver's.
+        r.memory_utilization = with_family_key("matvec_rows_per_pass", 1.0)
+            .unwrap()
+            .for_family("apple")
+            .unwrap()
+            .memory_utilization;
+        assert_eq!(r.memory_utilization, 1.0);
+        assert!((r.reserve_gb_on(1.0, 80.0) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn memory_utilization_must_be_a_fraction_of_the_node() {
+        for bad in [0.0, 1.2, -0.5] {
+            let err = with_family_key("memory_utilization", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("families.apple.memory_utilization"), "{err}");
+            assert!(err.contains("expected a fraction in (0, 1]"), "{err}");
+        }
+        assert!(with_family_key("memory_utilization", 1.0).is_ok());
+    }
 
     /// A valid profile with one `apple` family.
     const BASE_TEXT: &str = r#"

@@ -5,8 +5,11 @@
 //!   each context token; sliding-window layers keep only the window.
 //! - Activations: the largest pass's hidden states and FFN intermediates for the
 //!   tokens of one prefill chunk, plus fp32 logits for the sequences.
-//! - Reserve: what the OS and driver keep (the device's `reserved_gb`) and what the
-//!   runtime keeps for its own buffers (the runtime's `reserve_gb`).
+//! - Reserve: what the runtime keeps for its own buffers (the runtime's `reserve_gb`),
+//!   plus the larger of what the OS and driver keep (the device's `reserved_gb`) and
+//!   the share of the node a stack leaves unallocated (`1 - memory_utilization`:
+//!   vLLM's 0.92), since the driver's memory lies in that share
+//!   ([`crate::runtime::RuntimeEfficiency::reserve_gb_on`]).
 
 use serde::Serialize;
 

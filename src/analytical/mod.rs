@@ -106,7 +106,9 @@ pub fn node_memory(scenario: &Scenario, group: &Group, role: NodeRole) -> GroupM
         }
     };
     let activations_gb = memory::activation_bytes(model, chunk * sequences, sequences) / GB;
-    let reserve_gb = group.device.reserved_gb + exec.runtime.reserve_gb;
+    let reserve_gb = exec
+        .runtime
+        .reserve_gb_on(group.device.reserved_gb, group.memory_gb);
     let used_gb = weights_gb + kv_cache_gb + activations_gb + reserve_gb;
     GroupMemory {
         name: group.name.clone(),

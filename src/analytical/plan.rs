@@ -155,8 +155,10 @@ impl Plan {
                     .placement
                     .as_ref()
                     .map_or(0, |pl| pl.node_experts[pos].len() as u32);
-                let reserve = executor(scenario, group).runtime.reserve_gb;
-                memory[n] = node_memory(inputs, stage, group, reserve, held);
+                let reserve = executor(scenario, group)
+                    .runtime
+                    .reserve_gb_on(group.device.reserved_gb, group.memory_gb);
+                memory[n] = node_memory(inputs, stage, reserve, held);
             }
         }
         memory

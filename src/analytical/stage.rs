@@ -16,7 +16,7 @@ use super::timing::Executor;
 use super::wiring::Wiring;
 use crate::model::Model;
 use crate::runtime::MlaPrefill;
-use crate::scenario::{AttentionLayout, Group};
+use crate::scenario::AttentionLayout;
 
 /// Time of one pass (or part of one) split the way the contract's breakdown reports
 /// it. `total_s` is compute + exposed communication + overhead.
@@ -224,11 +224,11 @@ pub fn node_kv_bytes(model: &Model, stage: &Stage, kv_bytes: f64, context: f64) 
         / kv_split(model, stage.kind)
 }
 
-/// Memory of a node of `stage` holding `experts_held` experts (expert stages).
+/// Memory of a node of `stage` holding `experts_held` experts (expert stages), with
+/// `reserve_gb` kept from the model (device and runtime together).
 pub fn node_memory(
     inputs: &MemoryInputs,
     stage: &Stage,
-    group: &Group,
     reserve_gb: f64,
     experts_held: u32,
 ) -> NodeMemory {
@@ -245,7 +245,7 @@ pub fn node_memory(
         weights_gb,
         kv_cache_gb,
         activations_gb,
-        reserve_gb: group.device.reserved_gb + reserve_gb,
+        reserve_gb,
     }
 }
 

@@ -853,6 +853,7 @@ const IDEAL: RuntimeEfficiency = RuntimeEfficiency {
     attention_heads_per_tile: None,
     attention_half_rows: None,
     overlap_fraction: 1.0,
+    memory_utilization: 1.0,
     mla_prefill: MlaPrefill::Expanded,
 };
 

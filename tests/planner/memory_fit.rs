@@ -121,3 +121,35 @@ fn the_table_says_does_not_fit_once_and_prices_a_node_without_a_price_as_a_bound
         stdout(&out)
     );
 }
+
+#[test]
+fn vllm_leaves_eight_percent_of_the_node_unallocated() {
+    // Llama-3.1 70B fp8 on one 80 GB H100, an 8,192-token prompt: 70.55 GB of
+    // weights, 1.35 GB of fp8 KV cache and 1.95 GB of activations, 73.85 GB, whatever
+    // the stack. SGLang keeps its 1 GB of buffers plus the driver's 1 GB: 75.85 GB,
+    // fits. vLLM allocates at most 0.92 of the node (`gpu_memory_utilization`), so
+    // its 1 GB of buffers plus the larger of the driver's 1 GB and 0.08 x 80 = 6.4 GB
+    // are kept: 7.4 GB, 81.25 GB in all, 1.3 GB short.
+    let run = |runtime: &str| {
+        let text = format!(
+            "[model]\npreset = \"llama-3.1-70b\"\nweights = \"fp8\"\nkv_cache = \"fp8\"\n\
+             [runtime]\npreset = \"{runtime}\"\n[[cluster.groups]]\ndevice = \"h100-sxm\"\n\
+             [workload]\nprompt_tokens = 8192\noutput_tokens = 64\n"
+        );
+        let path = scenario_file(&text);
+        let out = planner(&["simulate", path.to_str().unwrap(), "--format", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, json) = run("sglang");
+    assert_eq!(code, Some(0));
+    let reserve = json["memory"]["groups"][0]["reserve_gb"].as_f64().unwrap();
+    assert!((reserve - 2.0).abs() < 1e-9, "{reserve}");
+    let (code, json) = run("vllm");
+    assert_eq!(code, Some(3));
+    let reserve = json["memory"]["groups"][0]["reserve_gb"].as_f64().unwrap();
+    assert!((reserve - 7.4).abs() < 1e-9, "{reserve}");
+    let reason = json["reason"].as_str().unwrap();
+    assert!(reason.contains("reserve 7.4 GB"), "{reason}");
+    assert!(reason.contains("1.3 GB short"), "{reason}");
+}
