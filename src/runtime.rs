@@ -211,6 +211,13 @@ impl Runtime {
                     .map(|h| check_positive(file, &key(k), h.value, true))
                     .transpose()
             };
+            // An optional share that is 1 when absent and must pass `ok` where given.
+            let share_or_one =
+                |k: &str, v: &Option<Sourced<f64>>, ok: fn(f64) -> bool, expected: &str| match v {
+                    Some(s) if ok(s.value) => Ok(s.value),
+                    Some(s) => Err(InputError::invalid(file, &key(k), s.value, expected)),
+                    None => Ok(1.0),
+                };
             families.insert(
                 family.clone(),
                 RuntimeEfficiency {
@@ -251,31 +258,19 @@ impl Runtime {
                         "expected at least 1 query head per tile",
                     )?,
                     attention_half_rows: half_rows("attention_half_rows", &f.attention_half_rows)?,
-                    overlap_fraction: match &f.overlap_fraction {
-                        Some(o) if (0.0..=1.0).contains(&o.value) => o.value,
-                        Some(o) => {
-                            return Err(InputError::invalid(
-                                file,
-                                &key("overlap_fraction"),
-                                o.value,
-                                "expected a fraction in [0, 1]",
-                            ))
-                        }
-                        None => 1.0,
-                    },
+                    overlap_fraction: share_or_one(
+                        "overlap_fraction",
+                        &f.overlap_fraction,
+                        |v| (0.0..=1.0).contains(&v),
+                        "expected a fraction in [0, 1]",
+                    )?,
                     gemm_half_rows: half_rows("gemm_half_rows", &f.gemm_half_rows)?,
-                    memory_utilization: match &f.memory_utilization {
-                        Some(u) if u.value > 0.0 && u.value <= 1.0 => u.value,
-                        Some(u) => {
-                            return Err(InputError::invalid(
-                                file,
-                                &key("memory_utilization"),
-                                u.value,
-                                "expected a fraction in (0, 1]",
-                            ))
-                        }
-                        None => 1.0,
-                    },
+                    memory_utilization: share_or_one(
+                        "memory_utilization",
+                        &f.memory_utilization,
+                        |v| v > 0.0 && v <= 1.0,
+                        "expected a fraction in (0, 1]",
+                    )?,
                     mla_prefill: raw
                         .mla_prefill
                         .as_ref()
@@ -371,11 +366,8 @@ mod tests {
         assert!((r.reserve_gb_on(2.0, 10.0) - 3.0).abs() < 1e-12);
         // A stack that allocates the whole node (the default): its buffers plus the
         // driver's.
-        r.memory_utilization = with_family_key("matvec_rows_per_pass", 1.0)
-            .unwrap()
-            .for_family("apple")
-            .unwrap()
-            .memory_utilization;
+        let whole = Runtime::from_toml("t", "runtimes/t.toml", BASE_TEXT).unwrap();
+        r.memory_utilization = whole.for_family("apple").unwrap().memory_utilization;
         assert_eq!(r.memory_utilization, 1.0);
         assert!((r.reserve_gb_on(1.0, 80.0) - 2.0).abs() < 1e-12);
     }

@@ -296,13 +296,14 @@ pub const LOOPBACK_NOTE: &str = "both ends of the probe are loopback addresses: 
      latency + bytes / bandwidth (README, Network probe); probe between two machines for a \
      link profile";
 
-/// Which of a row's two times the fits use (`planner calibrate --statistic`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which of a row's two times the fits use (`planner calibrate --statistic`; the
+/// variants' comments are that option's help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Statistic {
-    /// The median repetition: the typical time, interference included.
+    /// The median repetition: typical time, including interference.
     Median,
-    /// The fastest repetition: the machine least disturbed.
+    /// The fastest repetition: the machine undisturbed (for shared machines).
     Min,
 }
 

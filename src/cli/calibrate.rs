@@ -19,7 +19,7 @@ use serde::Serialize;
 use planner::calibrate::profile::{device_file, device_toml, link_file, link_toml, ProfileOptions};
 use planner::calibrate::{
     device_fit_list, fit_device, fit_link, held_out_errors, link_fit_list, prediction_errors,
-    rough_fit_notes, Fit, HeldOut, LOOPBACK_NOTE,
+    rough_fit_notes, Fit, HeldOut, Statistic, LOOPBACK_NOTE,
 };
 use planner::catalog::CatalogKind;
 use planner::hardware::{ComputeDtype, Device, Link};
@@ -30,23 +30,6 @@ use planner::{Catalog, InputError};
 pub enum CalibrateFormat {
     Table,
     Json,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Statistic {
-    /// The median repetition: typical time, including interference.
-    Median,
-    /// The fastest repetition: the machine undisturbed (for shared machines).
-    Min,
-}
-
-impl Statistic {
-    fn fitted(self) -> planner::calibrate::Statistic {
-        match self {
-            Statistic::Median => planner::calibrate::Statistic::Median,
-            Statistic::Min => planner::calibrate::Statistic::Min,
-        }
-    }
 }
 
 #[derive(Args)]
@@ -263,7 +246,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         }
         rows.extend(file_rows);
     }
-    let statistic = args.statistic.fitted();
+    let statistic = args.statistic;
     let files_display = args
         .files
         .iter()

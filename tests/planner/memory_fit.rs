@@ -124,12 +124,17 @@ fn the_table_says_does_not_fit_once_and_prices_a_node_without_a_price_as_a_bound
 
 #[test]
 fn vllm_leaves_eight_percent_of_the_node_unallocated() {
-    // Llama-3.1 70B fp8 on one 80 GB H100, an 8,192-token prompt: 70.55 GB of
-    // weights, 1.35 GB of fp8 KV cache and 1.95 GB of activations, 73.85 GB, whatever
-    // the stack. SGLang keeps its 1 GB of buffers plus the driver's 1 GB: 75.85 GB,
-    // fits. vLLM allocates at most 0.92 of the node (`gpu_memory_utilization`), so
-    // its 1 GB of buffers plus the larger of the driver's 1 GB and 0.08 x 80 = 6.4 GB
-    // are kept: 7.4 GB, 81.25 GB in all, 1.3 GB short.
+    // Llama-3.1 70B fp8 on one 80 GB H100, an 8,192-token prompt, whatever the stack:
+    // - weights: 70.554 B parameters (the catalog's derived count) x 1 byte = 70.554 GB;
+    // - fp8 KV cache: 80 layers x 8 KV heads x 128 x 2 (K, V) x 1 byte = 163,840 B
+    //   per token, x (8,192 + 64) tokens = 1.353 GB;
+    // - activations (an 8,192-token prefill chunk in both stacks): 8,192 tokens x
+    //   (4 x 8,192 + 3 x 28,672) x 2 bytes + 128,256 fp32 logits = 1.947 GB;
+    // 73.853 GB in all. SGLang keeps its 1 GB of buffers plus the driver's 1 GB:
+    // 75.85 GB, fits. vLLM allocates at most 0.92 of the node
+    // (`gpu_memory_utilization`), so its 1 GB of buffers plus the larger of the
+    // driver's 1 GB and 0.08 x 80 = 6.4 GB are kept: 7.4 GB, 81.25 GB in all, 1.25
+    // (printed 1.3) GB short.
     let run = |runtime: &str| {
         let text = format!(
             "[model]\npreset = \"llama-3.1-70b\"\nweights = \"fp8\"\nkv_cache = \"fp8\"\n\
