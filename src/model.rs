@@ -73,6 +73,12 @@ pub struct SlidingWindowFile {
     /// rest are local. 1 would make every layer global; use a large number (e.g. the
     /// layer count + 1) for "every layer local".
     pub global_every: u32,
+    /// Chunked local attention (Llama 4's `attention_chunk_size`): the sequence is cut
+    /// into chunks of `window` tokens and a token attends only to the tokens of its own
+    /// chunk up to itself, so the token at position `p` (from 0) sees `p mod window + 1`
+    /// keys, not `min(p + 1, window)` as in a sliding window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chunked: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -89,6 +95,19 @@ pub struct MoeFile {
     /// The first `dense_layers` layers use a dense FFN of width `ffn_hidden`.
     #[serde(default)]
     pub dense_layers: u32,
+    /// After the dense layers, every `interval`-th layer (the last of each group) has
+    /// routed experts and the others a dense FFN of width `ffn_hidden`: Hugging Face's
+    /// `interleave_moe_layer_step` (2 in Llama 4 Maverick). Default 1, every layer.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub interval: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A validated model.
@@ -116,7 +135,14 @@ pub struct Model {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionSpan {
     Global,
-    Local { window: u64 },
+    /// The last `window` tokens (sliding window).
+    Local {
+        window: u64,
+    },
+    /// The tokens of the token's own chunk of `chunk` (chunked attention).
+    Chunked {
+        chunk: u64,
+    },
 }
 
 impl Model {
@@ -187,6 +213,14 @@ impl Model {
                     "expected at most `layers`",
                 ));
             }
+            if moe.interval == 0 {
+                return Err(InputError::invalid(
+                    file,
+                    "moe.interval",
+                    moe.interval,
+                    "expected a positive integer (1: every layer after the dense ones)",
+                ));
+            }
         }
         if let Some(sw) = &raw.sliding_window {
             if sw.window == 0 || sw.global_every == 0 {
@@ -218,21 +252,35 @@ impl Model {
         })
     }
 
-    /// Whether layer `layer` (0-based) has a routed-expert FFN.
+    /// Whether layer `layer` (0-based) has a routed-expert FFN: past the dense layers,
+    /// the last of each group of `interval`.
     pub fn is_moe_layer(&self, layer: u32) -> bool {
-        self.moe.is_some_and(|moe| layer >= moe.dense_layers)
+        self.moe.is_some_and(|moe| {
+            layer >= moe.dense_layers && (layer - moe.dense_layers + 1).is_multiple_of(moe.interval)
+        })
     }
 
     pub fn moe_layer_count(&self) -> u32 {
-        self.moe.map_or(0, |moe| self.layers - moe.dense_layers)
+        self.moe
+            .map_or(0, |moe| (self.layers - moe.dense_layers) / moe.interval)
+    }
+
+    /// The first layer with routed experts, if any: the layer the per-layer views show.
+    pub fn first_moe_layer(&self) -> Option<u32> {
+        (0..self.layers).find(|&layer| self.is_moe_layer(layer))
     }
 
     /// Attention span of layer `layer` (0-based).
     pub fn attention_span(&self, layer: u32) -> AttentionSpan {
         match self.sliding_window {
-            Some(sw) if !(layer + 1).is_multiple_of(sw.global_every) => AttentionSpan::Local {
-                window: sw.window.into(),
-            },
+            Some(sw) if !(layer + 1).is_multiple_of(sw.global_every) => {
+                let window = sw.window.into();
+                if sw.chunked {
+                    AttentionSpan::Chunked { chunk: window }
+                } else {
+                    AttentionSpan::Local { window }
+                }
+            }
             _ => AttentionSpan::Global,
         }
     }
@@ -408,6 +456,56 @@ expert_ffn_hidden = 10752
         let m = Model::from_toml("x", "x.toml", &text).unwrap();
         assert_eq!(m.attention_span(0), AttentionSpan::Local { window: 128 });
         assert_eq!(m.attention_span(1), AttentionSpan::Global);
+    }
+
+    #[test]
+    fn chunked_layers_attend_in_chunks() {
+        let text = DBRX.replace(
+            "[moe]",
+            "[sliding_window]\nwindow = 8192\nglobal_every = 4\nchunked = true\n[moe]",
+        );
+        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        assert_eq!(m.attention_span(0), AttentionSpan::Chunked { chunk: 8192 });
+        assert_eq!(m.attention_span(2), AttentionSpan::Chunked { chunk: 8192 });
+        assert_eq!(m.attention_span(3), AttentionSpan::Global);
+    }
+
+    #[test]
+    fn interleaved_experts_sit_on_every_nth_layer_after_the_dense_ones() {
+        let text = DBRX.replace(
+            "expert_ffn_hidden = 10752",
+            "expert_ffn_hidden = 10752\ninterval = 2",
+        );
+        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        // The last layer of each pair: 1, 3, ..., 39.
+        let moe: Vec<u32> = (0..40).filter(|&l| m.is_moe_layer(l)).collect();
+        assert_eq!(moe, (1..40).step_by(2).collect::<Vec<u32>>());
+        assert_eq!(m.moe_layer_count(), 20);
+        assert_eq!(m.first_moe_layer(), Some(1));
+        // 40 x 88,080,384 attention + 20 dense FFNs x 3 x 6144 x 10752 (198,180,864)
+        // + 20 x (16 x 198,180,864 + 6144 x 16 router) + 2 x 100352 x 6144 embeddings
+        // + 81 x 6144 norms = 3,523,215,360 + 3,963,617,280 + 63,419,842,560
+        // + 1,233,125,376 + 497,664 = 72,140,298,240.
+        assert_eq!(m.total_params(), 72_140_298_240);
+        // Active: 12 idle experts on each of the 20 MoE layers.
+        assert_eq!(m.active_params(), 72_140_298_240 - 12 * 20 * 198_180_864);
+
+        // One dense layer first, then every second: layers 2, 4, ..., 38.
+        let text = text.replace("interval = 2", "interval = 2\ndense_layers = 1");
+        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        assert_eq!(m.moe_layer_count(), 19);
+        assert_eq!(m.first_moe_layer(), Some(2));
+        assert!(m.is_moe_layer(38) && !m.is_moe_layer(39) && !m.is_moe_layer(1));
+    }
+
+    #[test]
+    fn a_zero_moe_interval_is_rejected() {
+        let text = DBRX.replace(
+            "expert_ffn_hidden = 10752",
+            "expert_ffn_hidden = 10752\ninterval = 0",
+        );
+        let err = Model::from_toml("x", "x.toml", &text).unwrap_err();
+        assert!(err.to_string().contains("moe.interval"), "{err}");
     }
 
     #[test]

@@ -38,7 +38,7 @@ struct Layer {
     w_down: Vec<f32>,
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
-    window: Option<usize>,
+    span: AttentionSpan,
 }
 
 pub struct Engine {
@@ -149,10 +149,7 @@ impl Engine {
                 w_down: filled(d * ffn, seed + s + 3, scale(ffn)),
                 k_cache: vec![0.0; max_context * kv * hd],
                 v_cache: vec![0.0; max_context * kv * hd],
-                window: match model.attention_span(l) {
-                    AttentionSpan::Global => None,
-                    AttentionSpan::Local { window } => Some(window as usize),
-                },
+                span: model.attention_span(l),
             });
         }
         Ok(Engine {
@@ -224,7 +221,12 @@ impl Engine {
             let row = pos * kv * hd;
             layer.k_cache[row..row + kv * hd].copy_from_slice(k);
             layer.v_cache[row..row + kv * hd].copy_from_slice(v);
-            let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            // The first cached position this token attends to.
+            let first = match layer.span {
+                AttentionSpan::Global => 0,
+                AttentionSpan::Local { window } => (pos + 1).saturating_sub(window as usize),
+                AttentionSpan::Chunked { chunk } => pos - pos % chunk as usize,
+            };
             let (k_cache, v_cache) = (&layer.k_cache, &layer.v_cache);
             let q: &[f32] = q;
             self.attn

@@ -164,9 +164,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
     let step = decode.scaled(1.0 / steps);
 
     // Views of one layer: the first MoE layer, in the stage that runs it.
-    let shown = model
-        .moe
-        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
+    let shown = model.first_moe_layer().unwrap_or(0);
     let shown_stage = stages
         .iter()
         .position(|s| s.layers.contains(&shown))

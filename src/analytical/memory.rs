@@ -36,7 +36,10 @@ pub fn kv_elements_per_sequence(model: &Model, layers: std::ops::Range<u32>, con
     layers
         .map(|layer| match model.attention_span(layer) {
             AttentionSpan::Global => context,
-            AttentionSpan::Local { window } => context.min(window as f64),
+            // A chunked layer holds at most one chunk (when it is full).
+            AttentionSpan::Local { window: limit } | AttentionSpan::Chunked { chunk: limit } => {
+                context.min(limit as f64)
+            }
         })
         .sum::<f64>()
         * per_token

@@ -278,9 +278,7 @@ pub fn layer_view(
     steps: f64,
     chunk: Option<f64>,
 ) -> LayerView {
-    let layer = model
-        .moe
-        .map_or(0, |moe| moe.dense_layers.min(model.layers - 1));
+    let layer = model.first_moe_layer().unwrap_or(0);
     let prefill_pass = ops::Pass {
         sequences,
         new_tokens: pass::chunk_per_sequence(chunk, sequences, prompt - cached),

@@ -174,9 +174,11 @@ impl Pass {
     }
 }
 
-/// Sum over the new tokens of the keys each attends to (itself included), causal,
-/// capped at `window`: sum over p = c+1 ..= c+t of min(p, w).
-pub fn attended_pairs(context_before: f64, new_tokens: f64, window: Option<f64>) -> f64 {
+/// Sum over the new tokens of the keys each attends to (itself included), causal:
+/// sum over p = c+1 ..= c+t of p globally, of min(p, w) in a sliding window of `w`,
+/// and of ((p - 1) mod w) + 1 in chunks of `w` (a token sees its own chunk up to
+/// itself).
+pub fn attended_pairs(context_before: f64, new_tokens: f64, span: AttentionSpan) -> f64 {
     let c = context_before;
     let t = new_tokens;
     let full = |from: f64, to: f64| -> f64 {
@@ -187,13 +189,25 @@ pub fn attended_pairs(context_before: f64, new_tokens: f64, window: Option<f64>)
             (from + to) * (to - from + 1.0) / 2.0
         }
     };
-    match window {
-        None => full(c + 1.0, c + t),
-        Some(w) => {
+    match span {
+        AttentionSpan::Global => full(c + 1.0, c + t),
+        AttentionSpan::Local { window } => {
+            let w = window as f64;
             let last_uncapped = (c + t).min(w);
             let uncapped = full(c + 1.0, last_uncapped);
             let capped_count = (c + t - w.max(c)).max(0.0);
             uncapped + capped_count * w
+        }
+        AttentionSpan::Chunked { chunk } => {
+            // Keys seen by the first n tokens: each whole chunk 1 + ... + w, then
+            // 1 + ... + r for the r tokens of the last, partial one.
+            let w = chunk as f64;
+            let seen = |n: f64| {
+                let whole = (n / w).floor();
+                let r = n - whole * w;
+                whole * w * (w + 1.0) / 2.0 + r * (r + 1.0) / 2.0
+            };
+            seen(c + t) - seen(c)
         }
     }
 }
@@ -336,18 +350,15 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
     }
 }
 
-/// The attention window of layer `layer` in tokens; `None` for global attention.
-fn attention_window(model: &Model, layer: u32) -> Option<f64> {
-    match model.attention_span(layer) {
-        AttentionSpan::Global => None,
-        AttentionSpan::Local { window } => Some(window as f64),
+/// The cached tokens of `pass` its new tokens can see under `span`: the whole prefix,
+/// its last `window` tokens, or the part of it in the current chunk.
+fn cached_in_view(pass: &Pass, span: AttentionSpan) -> f64 {
+    let c = pass.context_before;
+    match span {
+        AttentionSpan::Global => c,
+        AttentionSpan::Local { window } => c.min(window as f64),
+        AttentionSpan::Chunked { chunk } => c - (c / chunk as f64).floor() * chunk as f64,
     }
-}
-
-/// The cached tokens of `pass` its new tokens can see: the whole prefix, capped at
-/// the window.
-fn cached_in_view(pass: &Pass, window: Option<f64>) -> f64 {
-    window.map_or(pass.context_before, |w| pass.context_before.min(w))
 }
 
 /// Whether latent attention runs absorbed for `pass`: every decode step (fewer new
@@ -407,8 +418,8 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     let n = pass.tokens();
     let absorbed = mla_absorbed(model, pass, mla_prefill);
     let (q_width, v_width) = attention_widths(model, absorbed);
-    let window = attention_window(model, layer);
-    let pairs = attended_pairs(pass.context_before, pass.new_tokens, window);
+    let span = model.attention_span(layer);
+    let pairs = attended_pairs(pass.context_before, pass.new_tokens, span);
     let flops_per_pair = pair_flops((q_width, v_width));
     let kv_per_token = model.kv_elements_per_token_per_layer() as f64;
     // Each block of up to ATTENTION_QUERY_BLOCK queries reads the keys and values its
@@ -422,7 +433,7 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     // attention whose re-reads of a head's keys across query blocks come from the L2
     // cache (one head's keys and values for 24k tokens: 15.7 MB).
     let (cache_keys_read, expanded_bytes) = if model.mla.is_some() && !absorbed {
-        let visible = cached_in_view(pass, window) + pass.new_tokens;
+        let visible = cached_in_view(pass, span) + pass.new_tokens;
         (0.0, visible * (q_width + v_width) * ACTIVATION_BYTES)
     } else {
         (keys_read, 0.0)
@@ -462,7 +473,7 @@ pub fn latent_decompression_op(
     if mla_absorbed(model, pass, mla_prefill) || pass.context_before <= 0.0 {
         return None;
     }
-    let cached = cached_in_view(pass, attention_window(model, layer));
+    let cached = cached_in_view(pass, model.attention_span(layer));
     let h = model.attention_heads as f64;
     let out = h * f64::from(mla.qk_nope_head_dim + mla.v_head_dim);
     let lora = f64::from(mla.kv_lora_rank);
@@ -506,21 +517,36 @@ mod tests {
     #[test]
     fn attended_pairs_global_is_a_triangle() {
         // 4 new tokens after 0 cached: 1 + 2 + 3 + 4 = 10.
-        assert_eq!(attended_pairs(0.0, 4.0, None), 10.0);
+        assert_eq!(attended_pairs(0.0, 4.0, AttentionSpan::Global), 10.0);
         // One decode token after 99 cached attends to 100 keys.
-        assert_eq!(attended_pairs(99.0, 1.0, None), 100.0);
+        assert_eq!(attended_pairs(99.0, 1.0, AttentionSpan::Global), 100.0);
         // 2 new after 3 cached: 4 + 5 = 9.
-        assert_eq!(attended_pairs(3.0, 2.0, None), 9.0);
+        assert_eq!(attended_pairs(3.0, 2.0, AttentionSpan::Global), 9.0);
     }
 
     #[test]
     fn attended_pairs_caps_at_the_window() {
+        let window = |w| AttentionSpan::Local { window: w };
         // Window 3, 5 new tokens from 0: min(1,3)+min(2,3)+3+3+3 = 12.
-        assert_eq!(attended_pairs(0.0, 5.0, Some(3.0)), 12.0);
+        assert_eq!(attended_pairs(0.0, 5.0, window(3)), 12.0);
         // Window 3, one decode token after 99 cached: 3.
-        assert_eq!(attended_pairs(99.0, 1.0, Some(3.0)), 3.0);
+        assert_eq!(attended_pairs(99.0, 1.0, window(3)), 3.0);
         // Window 4, 3 new after 2 cached: min(3,4)+4+4 = 11.
-        assert_eq!(attended_pairs(2.0, 3.0, Some(4.0)), 11.0);
+        assert_eq!(attended_pairs(2.0, 3.0, window(4)), 11.0);
+    }
+
+    #[test]
+    fn attended_pairs_restart_at_each_chunk() {
+        let chunk = |w| AttentionSpan::Chunked { chunk: w };
+        // Chunks of 3, 5 new tokens from 0: positions 0-2 see 1, 2, 3 keys, positions
+        // 3-4 start a chunk and see 1, 2: 1+2+3+1+2 = 9 (a window of 3 gives 12).
+        assert_eq!(attended_pairs(0.0, 5.0, chunk(3)), 9.0);
+        // One decode token after 99 cached is at position 99 = 33 x 3: 1 key.
+        assert_eq!(attended_pairs(99.0, 1.0, chunk(3)), 1.0);
+        // ... after 100 cached, position 100 (100 mod 3 = 1): 2 keys.
+        assert_eq!(attended_pairs(100.0, 1.0, chunk(3)), 2.0);
+        // Chunks of 4, 6 new after 2 cached: positions 2-7 see 3, 4, 1, 2, 3, 4 = 17.
+        assert_eq!(attended_pairs(2.0, 6.0, chunk(4)), 17.0);
     }
 
     #[test]

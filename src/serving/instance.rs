@@ -24,7 +24,8 @@
 //! - **Static batching**: a batch of `workload.batch` requests is admitted only when
 //!   the instance is empty, and runs until its last request finishes.
 //!
-//! Sliding-window layers are charged their full KV (an upper bound).
+//! Sliding-window and chunked-attention layers are charged their full KV (an upper
+//! bound).
 
 use std::collections::VecDeque;
 

@@ -36,6 +36,10 @@ const PUBLISHED_TOTALS: &[(&str, f64, &str)] = &[
     ("qwen3-8b", 8.2, "https://huggingface.co/Qwen/Qwen3-8B"),
     ("qwen3-14b", 14.8, "https://huggingface.co/Qwen/Qwen3-14B"),
     ("qwen3-32b", 32.8, "https://huggingface.co/Qwen/Qwen3-32B"),
+    // Meta's totals include the vision encoder, which the text model leaves out.
+    ("llama-4-scout", 109.0, "https://ai.meta.com/blog/llama-4-multimodal-intelligence/"),
+    ("llama-4-maverick", 400.0, "https://ai.meta.com/blog/llama-4-multimodal-intelligence/"),
+    ("glm-4.5-air", 106.0, "https://huggingface.co/zai-org/GLM-4.5-Air"),
 ];
 
 #[test]
@@ -75,6 +79,21 @@ fn moe_active_parameters_are_far_below_the_total() {
     let dbrx = &catalog.models["dbrx"];
     let active_b = dbrx.active_params() as f64 / 1e9;
     assert!((active_b - 36.0).abs() / 36.0 < 0.02, "{active_b}");
+}
+
+#[test]
+fn llama_4_maverick_alternates_dense_and_expert_layers() {
+    // Maverick: 24 of 48 layers have 128 experts. Active per token = 48 x attention
+    // (q, o 5120 x 5120 and k, v 5120 x 1024: 62,914,560) + 24 dense FFNs (3 x 5120 x
+    // 16384 = 251,658,240) + 24 x (one routed + one shared expert, 2 x 3 x 5120 x 8192
+    // = 251,658,240, + router 5120 x 128 = 655,360) + embedding and LM head (2 x
+    // 202048 x 5120 = 2,068,971,520) + 97 norms x 5120 = 3,019,898,880 + 6,039,797,760
+    // + 6,055,526,400 + 2,068,971,520 + 496,640 = 17,184,691,200.
+    let catalog = catalog();
+    let m = &catalog.models["llama-4-maverick"];
+    assert_eq!(m.moe_layer_count(), 24);
+    assert!(!m.is_moe_layer(0) && m.is_moe_layer(1) && m.is_moe_layer(47));
+    assert_eq!(m.active_params(), 17_184_691_200);
 }
 
 #[test]
