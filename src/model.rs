@@ -433,6 +433,20 @@ experts_per_token = 4
 expert_ffn_hidden = 10752
 "#;
 
+    /// DBRX with `table` (a whole TOML table) inserted before its `[moe]` table.
+    fn dbrx_with_table(table: &str) -> Result<Model, InputError> {
+        Model::from_toml(
+            "x",
+            "x.toml",
+            &DBRX.replace("[moe]", &format!("{table}\n[moe]")),
+        )
+    }
+
+    /// DBRX with `keys` added to its `[moe]` table (the last in the text).
+    fn dbrx_with_moe_keys(keys: &str) -> Result<Model, InputError> {
+        Model::from_toml("x", "x.toml", &format!("{DBRX}{keys}\n"))
+    }
+
     #[test]
     fn dbrx_counts_match_the_study_arithmetic() {
         let m = Model::from_toml("dbrx", "dbrx.toml", DBRX).unwrap();
@@ -449,22 +463,16 @@ expert_ffn_hidden = 10752
 
     #[test]
     fn sliding_window_marks_every_nth_layer_global() {
-        let text = DBRX.replace(
-            "[moe]",
-            "[sliding_window]\nwindow = 128\nglobal_every = 2\n[moe]",
-        );
-        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        let m = dbrx_with_table("[sliding_window]\nwindow = 128\nglobal_every = 2").unwrap();
         assert_eq!(m.attention_span(0), AttentionSpan::Local { window: 128 });
         assert_eq!(m.attention_span(1), AttentionSpan::Global);
     }
 
     #[test]
     fn chunked_layers_attend_in_chunks() {
-        let text = DBRX.replace(
-            "[moe]",
-            "[sliding_window]\nwindow = 8192\nglobal_every = 4\nchunked = true\n[moe]",
-        );
-        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        let m =
+            dbrx_with_table("[sliding_window]\nwindow = 8192\nglobal_every = 4\nchunked = true")
+                .unwrap();
         assert_eq!(m.attention_span(0), AttentionSpan::Chunked { chunk: 8192 });
         assert_eq!(m.attention_span(2), AttentionSpan::Chunked { chunk: 8192 });
         assert_eq!(m.attention_span(3), AttentionSpan::Global);
@@ -472,11 +480,7 @@ expert_ffn_hidden = 10752
 
     #[test]
     fn interleaved_experts_sit_on_every_nth_layer_after_the_dense_ones() {
-        let text = DBRX.replace(
-            "expert_ffn_hidden = 10752",
-            "expert_ffn_hidden = 10752\ninterval = 2",
-        );
-        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        let m = dbrx_with_moe_keys("interval = 2").unwrap();
         // The last layer of each pair: 1, 3, ..., 39.
         let moe: Vec<u32> = (0..40).filter(|&l| m.is_moe_layer(l)).collect();
         assert_eq!(moe, (1..40).step_by(2).collect::<Vec<u32>>());
@@ -491,8 +495,7 @@ expert_ffn_hidden = 10752
         assert_eq!(m.active_params(), 72_140_298_240 - 12 * 20 * 198_180_864);
 
         // One dense layer first, then every second: layers 2, 4, ..., 38.
-        let text = text.replace("interval = 2", "interval = 2\ndense_layers = 1");
-        let m = Model::from_toml("x", "x.toml", &text).unwrap();
+        let m = dbrx_with_moe_keys("interval = 2\ndense_layers = 1").unwrap();
         assert_eq!(m.moe_layer_count(), 19);
         assert_eq!(m.first_moe_layer(), Some(2));
         assert!(m.is_moe_layer(38) && !m.is_moe_layer(39) && !m.is_moe_layer(1));
@@ -500,11 +503,7 @@ expert_ffn_hidden = 10752
 
     #[test]
     fn a_zero_moe_interval_is_rejected() {
-        let text = DBRX.replace(
-            "expert_ffn_hidden = 10752",
-            "expert_ffn_hidden = 10752\ninterval = 0",
-        );
-        let err = Model::from_toml("x", "x.toml", &text).unwrap_err();
+        let err = dbrx_with_moe_keys("interval = 0").unwrap_err();
         assert!(err.to_string().contains("moe.interval"), "{err}");
     }
 

@@ -2,7 +2,8 @@
 //!
 //! - Weights: the parameters the node holds times the format's bytes per weight.
 //! - KV cache: per sequence, every layer keeps keys and values (or MLA's latent) for
-//!   each context token; sliding-window layers keep only the window.
+//!   each context token; sliding-window layers keep only the window, chunked layers
+//!   at most one chunk.
 //! - Activations: the largest pass's hidden states and FFN intermediates for the
 //!   tokens of one prefill chunk, plus fp32 logits for the sequences.
 //! - Reserve: what the runtime keeps for its own buffers (the runtime's `reserve_gb`),

@@ -357,7 +357,7 @@ fn cached_in_view(pass: &Pass, span: AttentionSpan) -> f64 {
     match span {
         AttentionSpan::Global => c,
         AttentionSpan::Local { window } => c.min(window as f64),
-        AttentionSpan::Chunked { chunk } => c - (c / chunk as f64).floor() * chunk as f64,
+        AttentionSpan::Chunked { chunk } => c.rem_euclid(chunk as f64),
     }
 }
 

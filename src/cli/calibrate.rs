@@ -262,6 +262,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
         ),
         None => None,
     };
+    let provenance = provenance(&args.files);
     let has_device_rows = rows.iter().any(|r| !r.kernel.is_network());
     let has_link_rows = rows.iter().any(|r| r.kernel.is_network());
 
@@ -276,7 +277,6 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
     if has_device_rows {
         let device_fits = fit_device(&rows, args.primary_dtype, statistic)
             .map_err(|e| input_error(&files_display, e))?;
-        let provenance = provenance(&args.files);
         title.push(format!(
             "device `{}` ({} backend)",
             device_fits.device, device_fits.backend
@@ -316,7 +316,6 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
     }
     if has_link_rows {
         let link_fits = fit_link(&rows, statistic).map_err(|e| input_error(&files_display, e))?;
-        let provenance = provenance(&args.files);
         title.push(format!("link `{}`", link_fits.device));
         fits.extend(link_fit_list(&link_fits));
         if link_fits.is_loopback() {

@@ -214,13 +214,13 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
     );
     if m.moe.is_some() {
         let _ = writeln!(s, "  one expert          {:>12.4} B", b(m.expert_params()));
+        let moe_layers = m.moe_layer_count();
         let _ = writeln!(
             s,
             "  layers with experts {:>12} of {}",
-            m.moe_layer_count(),
-            m.layers
+            moe_layers, m.layers
         );
-        if m.moe_layer_count() < m.layers {
+        if moe_layers < m.layers {
             let _ = writeln!(
                 s,
                 "  dense FFN per layer {:>12.4} B (the other layers)",
