@@ -145,6 +145,19 @@ pub enum AttentionSpan {
     },
 }
 
+impl AttentionSpan {
+    /// How many of the `context` tokens already in the cache the next token sees: the
+    /// whole prefix, its last `window` tokens, or the part of it in the current chunk.
+    /// Also what a decode node needs of that layer's KV after a `context`-token prefill.
+    pub fn cached_in_view(self, context: f64) -> f64 {
+        match self {
+            AttentionSpan::Global => context,
+            AttentionSpan::Local { window } => context.min(window as f64),
+            AttentionSpan::Chunked { chunk } => context.rem_euclid(chunk as f64),
+        }
+    }
+}
+
 impl Model {
     pub fn from_toml(id: &str, file: &str, text: &str) -> Result<Model, InputError> {
         let raw: ModelFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;

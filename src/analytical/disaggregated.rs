@@ -9,6 +9,11 @@
 //!   which can only leave when the last layer is done, less the LM head time; more
 //!   when the link cannot keep up with the compute.
 //!
+//! What is sent is what the decode node needs ([`KvHandover`]): every prompt token's
+//! keys and values on a global layer, but only the last `window` tokens' on a
+//! sliding-window layer and those of the open chunk on a chunked one (gpt-oss, Gemma
+//! 3, Llama 4). A layer with nothing to send for a chunk sends no message.
+//!
 //! Time to first token is when the decode node holds the KV cache (and the prefill's
 //! first token): max(prefill end, last message's arrival), as the contract defines it.
 //! Decode then runs `output_tokens` steps on the decode group, as in the single-node
@@ -31,7 +36,7 @@ use super::{
     NodeRole, RunError, RunTimes, Spend,
 };
 use crate::hardware::ComputeDtype;
-use crate::model::Model;
+use crate::model::{AttentionSpan, Model};
 use crate::network::{LinkModel, StreamMessage, StreamTiming};
 use crate::report::{Breakdown, MemoryReport, Report};
 use crate::scenario::{Disaggregation, KvTransfer, Scenario};
@@ -54,6 +59,44 @@ pub fn kv_bytes_per_token_layer(model: &Model, kv_bytes_per_element: f64) -> f64
     model.kv_elements_per_token_per_layer() as f64 * kv_bytes_per_element
 }
 
+/// What the decode group needs of each layer's KV after a prefill, and so what the
+/// transfer sends: on a global layer every prompt token's keys and values, on a
+/// sliding-window layer the last `window` tokens', on a chunked layer those of the
+/// chunk the next token falls in ([`AttentionSpan::cached_in_view`]). Keys that have
+/// left every later token's view are not sent; a runtime that knows the prompt's
+/// length (it does before the prefill starts) can drop them at the source, and the
+/// decode side allocates no blocks for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvHandover {
+    pub bytes_per_token_layer: f64,
+    /// Each layer's attention span.
+    pub spans: Vec<AttentionSpan>,
+}
+
+impl KvHandover {
+    pub fn new(model: &Model, kv_bytes_per_element: f64) -> KvHandover {
+        KvHandover {
+            bytes_per_token_layer: kv_bytes_per_token_layer(model, kv_bytes_per_element),
+            spans: (0..model.layers).map(|l| model.attention_span(l)).collect(),
+        }
+    }
+
+    /// Bytes of layer `layer` whose tokens lie in prompt positions `[from, to)` and
+    /// that the decode group needs after a `prompt`-token prefill: the overlap of that
+    /// range with the layer's last `cached_in_view(prompt)` positions.
+    pub fn layer_bytes(&self, layer: usize, prompt: f64, from: f64, to: f64) -> f64 {
+        let first_needed = prompt - self.spans[layer].cached_in_view(prompt);
+        (to.min(prompt) - from.max(first_needed)).max(0.0) * self.bytes_per_token_layer
+    }
+
+    /// Bytes of every layer the decode group needs after a `prompt`-token prefill.
+    pub fn total_bytes(&self, prompt: f64) -> f64 {
+        (0..self.spans.len())
+            .map(|l| self.layer_bytes(l, prompt, 0.0, prompt))
+            .sum()
+    }
+}
+
 /// Prefill of `sequences` prompts of `prompt` tokens (`cached` already in cache) on
 /// `exec`, with the KV cache sent over `link` as `mode` says.
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +111,7 @@ pub fn kv_stream(
     chunk: Option<f64>,
 ) -> KvStream {
     let shard = Shard::whole(model);
-    let per_layer = kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
+    let handover = KvHandover::new(model, exec.kv_cache.bytes_per_weight());
     let chunks = prefill_chunks(prompt, cached, chunk, sequences);
     let mut prefill = PassTime::default();
     let mut messages = Vec::new();
@@ -89,18 +132,23 @@ pub fn kv_stream(
         );
         if mode == KvTransfer::Layerwise {
             // The first chunk also carries the cached prefix's KV.
-            let tokens = new_tokens + if k == 0 { cached } else { 0.0 };
-            for end in &profile.layer_end_s {
-                messages.push(StreamMessage {
-                    ready_s: clock + end,
-                    bytes: sequences * tokens * per_layer,
-                });
+            let from = if k == 0 { 0.0 } else { context_before };
+            for (layer, end) in profile.layer_end_s.iter().enumerate() {
+                let bytes = sequences
+                    * handover.layer_bytes(layer, prompt, from, context_before + new_tokens);
+                // A layer with nothing the decode needs from this chunk sends nothing.
+                if bytes > 0.0 {
+                    messages.push(StreamMessage {
+                        ready_s: clock + end,
+                        bytes,
+                    });
+                }
             }
         }
         clock += profile.total.total_s();
         prefill.add(&profile.total);
     }
-    let kv_bytes = sequences * prompt * per_layer * f64::from(model.layers);
+    let kv_bytes = sequences * handover.total_bytes(prompt);
     if mode == KvTransfer::Bulk {
         messages.push(StreamMessage {
             ready_s: clock,
@@ -482,5 +530,84 @@ mod tests {
         );
         assert!(!l.transfer.link_bound);
         assert!(l.exposed_s < 0.003_277 + 100e-6);
+    }
+
+    #[test]
+    fn a_sliding_window_layer_sends_only_its_window() {
+        // gpt-oss-20b: 24 layers alternating sliding (window 128; layers 0, 2, ...) and
+        // global (1, 3, ...); 8 KV heads x 64 dims, so fp16 KV is 2 x 8 x 64 x 2 = 2,048
+        // bytes per token and layer.
+        let catalog = crate::test_support::catalog();
+        let h = KvHandover::new(&catalog.models["gpt-oss-20b"], 2.0);
+        assert_eq!(h.bytes_per_token_layer, 2048.0);
+        // After a 1,000-token prefill a sliding layer needs positions 872-999: none of
+        // the first 500-token chunk, 128 tokens of the second. A global layer needs all.
+        assert_eq!(h.layer_bytes(0, 1000.0, 0.0, 500.0), 0.0);
+        assert_eq!(h.layer_bytes(0, 1000.0, 500.0, 1000.0), 128.0 * 2048.0);
+        assert_eq!(h.layer_bytes(1, 1000.0, 0.0, 500.0), 500.0 * 2048.0);
+        // A prompt shorter than the window: every token, as on a global layer.
+        assert_eq!(h.layer_bytes(0, 100.0, 0.0, 100.0), 100.0 * 2048.0);
+        // Whole prefill: 12 global layers x 1,000 + 12 sliding x 128 = 13,536 token-
+        // layers x 2,048 = 27,721,728 bytes (the global-only count would be 49,152,000).
+        assert_eq!(h.total_bytes(1000.0), 27_721_728.0);
+    }
+
+    #[test]
+    fn a_chunked_layer_sends_only_the_open_chunk() {
+        // Llama 4 Scout: 48 layers, every fourth global (3, 7, ...: 12), the other 36
+        // attend within chunks of 8,192; 8 KV heads x 128 dims, fp16: 4,096 bytes per
+        // token and layer. After 10,000 tokens the next token is in the chunk that
+        // starts at 8,192, so a chunked layer needs 10,000 - 8,192 = 1,808 tokens:
+        // (12 x 10,000 + 36 x 1,808) x 4,096 = 185,088 x 4,096 = 758,120,448 bytes.
+        let catalog = crate::test_support::catalog();
+        let h = KvHandover::new(&catalog.models["llama-4-scout"], 2.0);
+        assert_eq!(h.total_bytes(10_000.0), 758_120_448.0);
+        assert_eq!(h.layer_bytes(0, 10_000.0, 0.0, 8192.0), 0.0);
+        assert_eq!(
+            h.layer_bytes(0, 10_000.0, 8192.0, 10_000.0),
+            1808.0 * 4096.0
+        );
+        // At a chunk boundary the next token opens a new chunk: chunked layers send
+        // nothing, 12 x 16,384 x 4,096 = 805,306,368 bytes in all.
+        assert_eq!(h.total_bytes(16_384.0), 805_306_368.0);
+    }
+
+    #[test]
+    fn the_stream_sends_the_handover_bytes_and_skips_empty_layers() {
+        // gpt-oss-20b fp16 on the Spark, 1,000 tokens in two chunks of 500, link 1.25
+        // GB/s, 100 us. Bulk: 27,721,728 bytes (above) in one message: 22.177 ms +
+        // 0.1 ms after the prefill.
+        let catalog = crate::test_support::catalog();
+        let device = catalog.devices["dgx-spark"].clone();
+        let f16 = catalog.formats["f16"].clone();
+        let model = catalog.models["gpt-oss-20b"].clone();
+        let exec = Executor {
+            device: &device,
+            runtime: *catalog.runtimes["mlx"].for_family("nvidia").unwrap(),
+            weights: &f16,
+            kv_cache: &f16,
+        };
+        let link = LinkModel {
+            latency_s: 100e-6,
+            bandwidth_bytes_s: 1.25e9,
+            transport: crate::hardware::Transport::Tcp,
+        };
+        let stream = |mode| kv_stream(&exec, &model, &link, mode, 1.0, 1000.0, 0.0, Some(500.0));
+        let bulk = stream(KvTransfer::Bulk);
+        assert_eq!(bulk.kv_bytes, 27_721_728.0);
+        assert!((bulk.exposed_s - (27_721_728.0 / 1.25e9 + 100e-6)).abs() < 1e-12);
+        // Layer-wise: the first chunk's messages come from the 12 global layers only,
+        // the second's from all 24: 36 messages, each with its own 100 us latency and
+        // never two in flight (a layer of 500 tokens computes for longer than its
+        // 0.82 ms of sending), so 36 x 100 us + the bytes' 22.177 ms in flight.
+        let layerwise = stream(KvTransfer::Layerwise);
+        assert!(!layerwise.transfer.link_bound);
+        assert!((layerwise.transfer.busy_s - 27_721_728.0 / 1.25e9).abs() < 1e-12);
+        assert!(
+            (layerwise.transfer.in_flight_s - (27_721_728.0 / 1.25e9 + 36.0 * 100e-6)).abs()
+                < 1e-12,
+            "{}",
+            layerwise.transfer.in_flight_s
+        );
     }
 }

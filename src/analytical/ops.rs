@@ -350,15 +350,9 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
     }
 }
 
-/// The cached tokens of `pass` its new tokens can see under `span`: the whole prefix,
-/// its last `window` tokens, or the part of it in the current chunk.
+/// The cached tokens of `pass` its new tokens can see under `span`.
 fn cached_in_view(pass: &Pass, span: AttentionSpan) -> f64 {
-    let c = pass.context_before;
-    match span {
-        AttentionSpan::Global => c,
-        AttentionSpan::Local { window } => c.min(window as f64),
-        AttentionSpan::Chunked { chunk } => c.rem_euclid(chunk as f64),
-    }
+    span.cached_in_view(pass.context_before)
 }
 
 /// Whether latent attention runs absorbed for `pass`: every decode step (fewer new

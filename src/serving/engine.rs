@@ -16,6 +16,7 @@ use super::router::Router;
 use super::time::{Duration, EventQueue, SimTime};
 use super::workload::RequestSpec;
 use super::{Phase, Span};
+use crate::analytical::disaggregated::KvHandover;
 use crate::analytical::ops::Pass;
 use crate::analytical::pass::{batch_pass_profile, Shard};
 use crate::analytical::replica::Replica;
@@ -87,9 +88,8 @@ impl IterationCost<'_> {
 /// What the engine needs to know about disaggregation.
 pub struct KvPlan {
     pub mode: KvTransfer,
-    /// KV bytes of one token in one layer.
-    pub bytes_per_token_layer: f64,
-    pub layers: u32,
+    /// What each layer sends of a request's prompt.
+    pub handover: KvHandover,
 }
 
 pub struct Engine<'a> {
@@ -351,7 +351,9 @@ impl<'a> Engine<'a> {
         let Some(kv) = &self.kv else {
             return;
         };
-        let mut tokens = 0u64;
+        // Each prefilling request's prompt length and the positions this iteration
+        // computes (from 0 when the chunk starts at the cached prefix).
+        let mut ranges = Vec::new();
         let mut requests = Vec::new();
         for e in entries {
             if let Work::Prefill {
@@ -361,20 +363,31 @@ impl<'a> Engine<'a> {
             } = e.work
             {
                 let state = &self.states[e.request];
-                let prefix = if context_before == state.cached_prompt_tokens {
-                    context_before
-                } else {
+                let from = if context_before == state.cached_prompt_tokens {
                     0
+                } else {
+                    context_before
                 };
-                tokens += new_tokens + prefix;
+                ranges.push((
+                    self.specs[e.request].prompt_tokens as f64,
+                    from as f64,
+                    (context_before + new_tokens) as f64,
+                ));
                 requests.push(e.request);
             }
         }
         if requests.is_empty() {
             return;
         }
-        let bytes = tokens as f64 * kv.bytes_per_token_layer;
-        for &end_s in layer_end_s {
+        for (layer, &end_s) in layer_end_s.iter().enumerate() {
+            let bytes: f64 = ranges
+                .iter()
+                .map(|&(prompt, from, to)| kv.handover.layer_bytes(layer, prompt, from, to))
+                .sum();
+            // A layer with nothing the decode needs from this iteration sends nothing.
+            if bytes <= 0.0 {
+                continue;
+            }
             let f = self.flows.len();
             self.flows.push(Flow {
                 link,
@@ -417,14 +430,11 @@ impl<'a> Engine<'a> {
                     t.prefill_done = true;
                     if let Some(KvPlan {
                         mode: KvTransfer::Bulk,
-                        bytes_per_token_layer,
-                        layers,
-                    }) = self.kv
+                        handover,
+                    }) = &self.kv
                     {
                         if let Some(link) = self.link_of[i] {
-                            let bytes = self.specs[r].prompt_tokens as f64
-                                * bytes_per_token_layer
-                                * f64::from(layers);
+                            let bytes = handover.total_bytes(self.specs[r].prompt_tokens as f64);
                             let f = self.flows.len();
                             self.flows.push(Flow {
                                 link,

@@ -49,6 +49,7 @@ use self::metrics::{
 };
 use self::router::Router;
 use self::workload::{requests, TraceRow};
+use crate::analytical::disaggregated::KvHandover;
 use crate::analytical::pass::Shard;
 use crate::analytical::plan::Plan;
 use crate::analytical::replica::Replica;
@@ -97,12 +98,6 @@ pub struct ServingRun {
     pub requests: Vec<RequestRecord>,
     pub queue: Vec<QueueSample>,
     pub timeline: Timeline,
-}
-
-/// KV-cache bytes of one token in one layer (what layer-wise streaming sends per
-/// token and layer).
-fn kv_bytes_per_token_layer(scenario: &Scenario) -> f64 {
-    scenario.model.kv_elements_per_token_per_layer() as f64 * scenario.kv_cache.bytes_per_weight()
 }
 
 /// A kind of instance: `copies` identical instances of the model, each on nodes of
@@ -274,7 +269,6 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
     }
     let specs = requests(scenario, serving, trace);
     let sched = serving.scheduler;
-    let kv_token_layer_bytes = kv_bytes_per_token_layer(scenario);
     let max_batch = u64::from(scenario.max_batch);
 
     // Instances: the layout of each kind on its nodes, its memory and KV blocks.
@@ -431,8 +425,7 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
             }
             Some(KvPlan {
                 mode: d.kv_transfer,
-                bytes_per_token_layer: kv_token_layer_bytes,
-                layers: scenario.model.layers,
+                handover: KvHandover::new(&scenario.model, scenario.kv_cache.bytes_per_weight()),
             })
         }
         _ => None,

@@ -85,6 +85,50 @@ fn bulk_transfer_adds_the_whole_kv_cache_by_hand() {
 }
 
 #[test]
+fn bulk_sends_only_the_keys_sliding_window_layers_still_see() {
+    // gpt-oss-20b (24 layers, 12 of them sliding with a 128-token window; 8 KV heads x
+    // 64 dims) in fp16: 2 x 8 x 64 x 2 = 2,048 bytes per token and layer. After 8,192
+    // tokens the decode needs all of them on the 12 global layers and the last 128 on
+    // the 12 sliding ones: (12 x 8192 + 12 x 128) x 2048 = 204,472,320 bytes, 0.163578 s
+    // at 1.25e9 B/s plus 250 us: 0.163828 s on top of the prefill, in the analytical
+    // model and in the request-level engine alike (one request).
+    let gpt_oss =
+        |text: String| text.replace("preset = \"llama-3.1-8b\"", "preset = \"gpt-oss-20b\"");
+    let bulk_text = gpt_oss(
+        std::fs::read_to_string(repo().join("scenarios/exo-disaggregated.toml"))
+            .unwrap()
+            .replace(
+                "link = \"ethernet-10g\"",
+                "link = \"ethernet-10g\"\nbandwidth_gb_s = 1.25\nlatency_us = 250.0",
+            )
+            .replace("kv_transfer = \"layerwise\"", "kv_transfer = \"bulk\""),
+    );
+    let spark_text =
+        gpt_oss(std::fs::read_to_string(repo().join("scenarios/exo-spark-alone.toml")).unwrap());
+    let parse = |text: &str| Scenario::from_toml("gpt-oss.toml", text, &catalog()).unwrap();
+    let bulk = simulate(&parse(&bulk_text)).unwrap();
+    let spark = simulate(&parse(&spark_text)).unwrap();
+    let added = bulk.ttft_s.unwrap() - spark.ttft_s.unwrap();
+    assert!((added - 0.163_828).abs() < 1e-6, "added {added}");
+    let one_request =
+        |text: &str| text.replace("output_tokens = 32", "output_tokens = 33\nrequests = 1");
+    let served = |text: &str| {
+        planner::serving::simulate(&parse(&one_request(text)), None)
+            .unwrap()
+            .report
+            .serving
+            .unwrap()
+            .ttft_s
+            .mean
+    };
+    let engine_added = served(&bulk_text) - served(&spark_text);
+    assert!(
+        (engine_added - 0.163_828).abs() < 1e-6,
+        "engine added {engine_added}"
+    );
+}
+
+#[test]
 fn layerwise_exposes_at_most_the_last_message() {
     // mlx prefills in chunks of 2,048 tokens; the last message is the last layer of
     // the last chunk: 2048 x 2 x 8 x 128 x 2 = 8,388,608 bytes, 6.711 ms at 1.25 GB/s,

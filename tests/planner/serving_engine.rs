@@ -80,6 +80,12 @@ output_tokens = {output}
         (h100.to_string(), 300),
         (text("scenarios/exo-disaggregated.toml"), 32),
         (text("scenarios/exo-disaggregated-bulk.toml"), 32),
+        // Sliding-window layers send only their window's KV, in the last chunk.
+        (
+            text("scenarios/exo-disaggregated.toml")
+                .replace("preset = \"llama-3.1-8b\"", "preset = \"gpt-oss-20b\""),
+            32,
+        ),
         (tensor("llama-3.3-70b", 2, 3000, 300), 300),
         (tensor("llama-3.1-405b", 8, 10_000, 200), 200),
         (
