@@ -24,8 +24,15 @@
 //! - **Static batching**: a batch of `workload.batch` requests is admitted only when
 //!   the instance is empty, and runs until its last request finishes.
 //!
-//! Sliding-window and chunked-attention layers are charged their full KV (an upper
-//! bound).
+//! - **Windowed layers**: blocks are counted per layer ([`KvLayers`]). A global layer
+//!   holds a block for every `kv_block_tokens` of the sequence; a sliding-window or
+//!   chunked layer at most the blocks its window can straddle (`(window - 1) / block`
+//!   rounded up, plus one), as vLLM's sliding-window manager frees the blocks that
+//!   leave the window and llama.cpp sizes its SWA cache to the window. The cap is what
+//!   the analytical memory model keeps ([`crate::analytical::memory`]); a prefill
+//!   pass's transient KV beyond the window is not counted. An instance over several
+//!   nodes uses the whole model's mix of layers for each node (exact for tensor
+//!   parallelism; pipeline stages split the interleaved layers nearly evenly).
 
 use std::collections::VecDeque;
 
@@ -62,7 +69,8 @@ struct Seq {
     target: u64,
     /// Tokens whose KV is in the cache.
     kv_tokens: u64,
-    blocks: u64,
+    /// Layer-blocks held ([`KvLayers::units`]).
+    units: u64,
     decoding: bool,
 }
 
@@ -108,9 +116,66 @@ pub struct InstanceConfig {
     pub batching: Batching,
     pub static_batch: u64,
     pub block_tokens: u64,
+    /// Blocks of `block_tokens` tokens of every layer the memory holds.
     pub total_blocks: u64,
+    pub kv_layers: KvLayers,
     /// Reserve blocks for the whole output at admission (no preemption).
     pub reserve_output: bool,
+}
+
+/// Which layers keep how much of a sequence's KV. The cache is counted in
+/// layer-blocks: one layer's KV for `block_tokens` tokens (a block of every layer is
+/// `layers()` of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvLayers {
+    /// Layers that keep every token (global attention).
+    pub global: u64,
+    /// `(layers, tokens)`: layers that keep at most `tokens` tokens (a sliding window
+    /// or an attention chunk).
+    pub capped: Vec<(u64, u64)>,
+}
+
+impl KvLayers {
+    /// The layers of `model`, grouped by how much KV each keeps.
+    pub fn of(model: &crate::model::Model) -> KvLayers {
+        let mut kv = KvLayers {
+            global: 0,
+            capped: Vec::new(),
+        };
+        for layer in 0..model.layers {
+            match model.attention_span(layer) {
+                crate::model::AttentionSpan::Global => kv.global += 1,
+                crate::model::AttentionSpan::Local { window: cap }
+                | crate::model::AttentionSpan::Chunked { chunk: cap } => {
+                    match kv.capped.iter_mut().find(|(_, c)| *c == cap) {
+                        Some((layers, _)) => *layers += 1,
+                        None => kv.capped.push((1, cap)),
+                    }
+                }
+            }
+        }
+        kv
+    }
+
+    pub fn layers(&self) -> u64 {
+        self.global + self.capped.iter().map(|(layers, _)| layers).sum::<u64>()
+    }
+
+    /// Layer-blocks for a sequence of `tokens` tokens of KV.
+    pub fn units(&self, tokens: u64, block_tokens: u64) -> u64 {
+        let blocks = blocks_for(tokens, block_tokens);
+        self.global * blocks
+            + self
+                .capped
+                .iter()
+                .map(|&(layers, cap)| {
+                    // A window of `cap` consecutive tokens straddles at most this many
+                    // blocks.
+                    let straddled = cap.saturating_sub(1).div_ceil(block_tokens) + 1;
+                    layers * blocks.min(straddled)
+                })
+                .sum::<u64>()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -122,8 +187,8 @@ pub struct Instance {
     running: Vec<Seq>,
     /// Requests whose prefill is done here, holding blocks until their KV is sent.
     parked: Vec<(usize, u64)>,
-    free_blocks: u64,
-    pub peak_blocks: u64,
+    free_units: u64,
+    peak_units: u64,
     /// The iteration in progress.
     pub current: Option<Vec<Entry>>,
     /// Requests routed here and not yet gone (for the least-loaded router).
@@ -142,12 +207,12 @@ impl Instance {
         Instance {
             name,
             group,
-            free_blocks: config.total_blocks,
+            free_units: config.total_blocks * config.kv_layers.layers(),
             config,
             waiting: VecDeque::new(),
             running: Vec::new(),
             parked: Vec::new(),
-            peak_blocks: 0,
+            peak_units: 0,
             current: None,
             outstanding: 0,
             busy_ns: 0,
@@ -173,24 +238,39 @@ impl Instance {
         self.current.is_none()
     }
 
-    /// Whether a request could ever fit this instance's KV cache.
-    pub fn can_ever_hold(&self, tokens: u64) -> bool {
-        blocks_for(tokens, self.config.block_tokens) <= self.config.total_blocks
+    fn total_units(&self) -> u64 {
+        self.config.total_blocks * self.config.kv_layers.layers()
     }
 
-    fn take_blocks(&mut self, n: u64) -> bool {
-        if n > self.free_blocks {
+    /// Layer-blocks for `tokens` tokens of one sequence.
+    fn units_for(&self, tokens: u64) -> u64 {
+        self.config
+            .kv_layers
+            .units(tokens, self.config.block_tokens)
+    }
+
+    /// The most KV held at once, in blocks of every layer (a fraction where windowed
+    /// layers held fewer blocks than global ones).
+    pub fn peak_blocks(&self) -> f64 {
+        self.peak_units as f64 / self.config.kv_layers.layers() as f64
+    }
+
+    /// Whether a request could ever fit this instance's KV cache.
+    pub fn can_ever_hold(&self, tokens: u64) -> bool {
+        self.units_for(tokens) <= self.total_units()
+    }
+
+    fn take(&mut self, units: u64) -> bool {
+        if units > self.free_units {
             return false;
         }
-        self.free_blocks -= n;
-        self.peak_blocks = self
-            .peak_blocks
-            .max(self.config.total_blocks - self.free_blocks);
+        self.free_units -= units;
+        self.peak_units = self.peak_units.max(self.total_units() - self.free_units);
         true
     }
 
-    fn release(&mut self, blocks: u64) {
-        self.free_blocks += blocks;
+    fn release(&mut self, units: u64) {
+        self.free_units += units;
     }
 
     /// Admits the request at the head of the queue if it fits; returns whether it did.
@@ -219,8 +299,8 @@ impl Instance {
         } else {
             target
         };
-        let blocks = blocks_for(reserved, self.config.block_tokens);
-        if !self.take_blocks(blocks) {
+        let units = self.units_for(reserved);
+        if !self.take(units) {
             return false;
         }
         self.waiting.pop_front();
@@ -228,7 +308,7 @@ impl Instance {
             request: r,
             target,
             kv_tokens,
-            blocks,
+            units,
             decoding,
         });
         true
@@ -242,7 +322,7 @@ impl Instance {
             .find(|&i| self.running[i].request != keep)
             .unwrap_or(self.running.len() - 1);
         let seq = self.running.remove(victim);
-        self.release(seq.blocks);
+        self.release(seq.units);
         requests[seq.request].preemptions += 1;
         self.preemptions += 1;
         self.waiting.push_front(seq.request);
@@ -291,12 +371,12 @@ impl Instance {
                 }
                 let (me, kv_tokens, held) = {
                     let seq = &self.running[i];
-                    (seq.request, seq.kv_tokens, seq.blocks)
+                    (seq.request, seq.kv_tokens, seq.units)
                 };
-                let need = blocks_for(kv_tokens + 1, self.config.block_tokens);
+                let need = self.units_for(kv_tokens + 1);
                 if need > held {
-                    if self.take_blocks(1) {
-                        self.running[i].blocks += 1;
+                    if self.take(need - held) {
+                        self.running[i].units = need;
                     } else {
                         let evicted = self.preempt(requests, me);
                         if evicted == me {
@@ -448,13 +528,13 @@ impl Instance {
             match outcome {
                 Outcome::Finished => {
                     leaving[i] = true;
-                    let blocks = self.running[i].blocks;
-                    self.release(blocks);
+                    let units = self.running[i].units;
+                    self.release(units);
                 }
                 Outcome::PrefillDone => {
                     leaving[i] = true;
                     let seq = &self.running[i];
-                    self.parked.push((seq.request, seq.blocks));
+                    self.parked.push((seq.request, seq.units));
                 }
                 _ => {}
             }
@@ -474,8 +554,8 @@ impl Instance {
     /// The KV cache of a parked request has been sent: free its blocks.
     pub fn unpark(&mut self, request: usize) {
         if let Some(i) = self.parked.iter().position(|(r, _)| *r == request) {
-            let (_, blocks) = self.parked.swap_remove(i);
-            self.release(blocks);
+            let (_, units) = self.parked.swap_remove(i);
+            self.release(units);
         }
     }
 }
@@ -494,6 +574,10 @@ mod tests {
             static_batch: 1,
             block_tokens: 16,
             total_blocks,
+            kv_layers: KvLayers {
+                global: 1,
+                capped: Vec::new(),
+            },
             reserve_output: false,
         }
     }
@@ -586,5 +670,51 @@ mod tests {
         assert_eq!(plan[0].request, 0);
         assert_eq!(reqs[1].preemptions, 1);
         assert_eq!(inst.waiting_len(), 1);
+    }
+
+    #[test]
+    fn windowed_layers_hold_at_most_the_blocks_their_window_straddles() {
+        // gpt-oss-20b: 12 global layers and 12 with a 128-token window. Blocks of 16:
+        // a window straddles at most (127 / 16 rounded up) + 1 = 9 blocks. 1,000 tokens
+        // are 63 blocks: 12 x 63 + 12 x 9 = 864 layer-blocks (24 x 63 = 1,512 if every
+        // layer kept them all); 100 tokens are 7 blocks on every layer: 168.
+        let catalog = crate::test_support::catalog();
+        let gpt_oss = KvLayers::of(&catalog.models["gpt-oss-20b"]);
+        assert_eq!(
+            gpt_oss,
+            KvLayers {
+                global: 12,
+                capped: vec![(12, 128)]
+            }
+        );
+        assert_eq!(gpt_oss.units(1000, 16), 864);
+        assert_eq!(gpt_oss.units(100, 16), 168);
+        // Llama 4 Scout: 12 global layers, 36 in chunks of 8,192 (at most 8191 / 16
+        // rounded up + 1 = 513 blocks). 10,000 tokens: 625 blocks, so 12 x 625 +
+        // 36 x 513 = 25,968.
+        let scout = KvLayers::of(&catalog.models["llama-4-scout"]);
+        assert_eq!(scout.layers(), 48);
+        assert_eq!(scout.units(10_000, 16), 25_968);
+    }
+
+    #[test]
+    fn windowed_layers_let_more_sequences_in() {
+        // Two layers, one global and one with a 32-token window; 10 blocks of both
+        // layers = 20 layer-blocks. A 100-token prompt takes 7 blocks on the global
+        // layer and (31 / 16 rounded up) + 1 = 3 on the windowed one: 10, so two
+        // prompts are admitted, where two global layers (14 each) would admit one.
+        let windowed = |capped: Vec<(u64, u64)>, global| {
+            let mut c = config(10, true);
+            c.token_budget = 200;
+            c.kv_layers = KvLayers { global, capped };
+            let mut reqs = vec![request(100, 2), request(100, 2)];
+            let mut inst = Instance::new("a".into(), 0, c);
+            inst.enqueue(0);
+            inst.enqueue(1);
+            let admitted = inst.plan(&mut reqs).unwrap().len();
+            (admitted, inst.peak_blocks())
+        };
+        assert_eq!(windowed(vec![(1, 32)], 1), (2, 10.0));
+        assert_eq!(windowed(Vec::new(), 2), (1, 7.0));
     }
 }

@@ -41,7 +41,7 @@ pub mod workload;
 use serde::Serialize;
 
 use self::engine::{Engine, IterationCost, KvPlan};
-use self::instance::{Instance, InstanceConfig, Role};
+use self::instance::{Instance, InstanceConfig, KvLayers, Role};
 use self::link::Link;
 use self::metrics::{
     queue_means, Goodput, InstanceUse, KvTransferStats, LinkUse, QueueSample, RequestRecord,
@@ -332,6 +332,7 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
                     static_batch: scenario.workload.batch,
                     block_tokens: sched.kv_block_tokens,
                     total_blocks: memory.blocks,
+                    kv_layers: KvLayers::of(&scenario.model),
                     reserve_output: sched.reserve_output,
                 },
             ));
@@ -566,7 +567,7 @@ fn assemble(
                 iterations: inst.iterations,
                 preemptions: inst.preemptions,
                 kv_blocks: inst.config.total_blocks,
-                peak_kv_blocks: inst.peak_blocks,
+                peak_kv_blocks: inst.peak_blocks().ceil() as u64,
                 mean_waiting,
                 max_waiting,
                 mean_running,
@@ -587,11 +588,10 @@ fn assemble(
         .map(|m| {
             let peak = engine.instances[m.instances]
                 .iter()
-                .map(|inst| inst.peak_blocks)
-                .max()
-                .unwrap_or(0);
+                .map(|inst| inst.peak_blocks())
+                .fold(0.0, f64::max);
             let mut memory = m.memory;
-            memory.kv_cache_gb = peak as f64 * m.block_bytes / GB;
+            memory.kv_cache_gb = peak * m.block_bytes / GB;
             memory.used_gb += memory.kv_cache_gb;
             memory
         })
