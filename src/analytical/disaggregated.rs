@@ -482,52 +482,47 @@ mod tests {
         assert!((envelope_threshold(model, 100e12, 4096.0, 2.5e9) - 10_000.0).abs() < 1e-6);
     }
 
-    #[test]
-    fn bulk_stream_by_hand() {
-        // Llama-3.1 8B fp16 on the Spark, 1,000 tokens, one chunk, link 1.25 GB/s with
-        // 100 us latency. KV: 1000 x 32 layers x 4,096 bytes = 131,072,000 bytes,
-        // 0.1048576 s on the wire: TTFT = prefill + 0.1048576 + 0.0001.
+    /// `kv_stream` of one `prompt`-token sequence of `model` in fp16 on the Spark
+    /// (mlx's NVIDIA efficiencies), over a 1.25 GB/s link with 100 us latency.
+    fn spark_stream(model: &str, mode: KvTransfer, prompt: f64, chunk: Option<f64>) -> KvStream {
         let catalog = crate::test_support::catalog();
-        let device = catalog.devices["dgx-spark"].clone();
-        let f16 = catalog.formats["f16"].clone();
-        let model = catalog.models["llama-3.1-8b"].clone();
+        let f16 = &catalog.formats["f16"];
         let exec = Executor {
-            device: &device,
+            device: &catalog.devices["dgx-spark"],
             runtime: *catalog.runtimes["mlx"].for_family("nvidia").unwrap(),
-            weights: &f16,
-            kv_cache: &f16,
+            weights: f16,
+            kv_cache: f16,
         };
         let link = LinkModel {
             latency_s: 100e-6,
             bandwidth_bytes_s: 1.25e9,
             transport: crate::hardware::Transport::Tcp,
         };
-        let s = kv_stream(
+        kv_stream(
             &exec,
-            &model,
+            &catalog.models[model],
             &link,
-            KvTransfer::Bulk,
+            mode,
             1.0,
-            1000.0,
+            prompt,
             0.0,
-            None,
-        );
+            chunk,
+        )
+    }
+
+    #[test]
+    fn bulk_stream_by_hand() {
+        // Llama-3.1 8B fp16 on the Spark, 1,000 tokens, one chunk, link 1.25 GB/s with
+        // 100 us latency. KV: 1000 x 32 layers x 4,096 bytes = 131,072,000 bytes,
+        // 0.1048576 s on the wire: TTFT = prefill + 0.1048576 + 0.0001.
+        let s = spark_stream("llama-3.1-8b", KvTransfer::Bulk, 1000.0, None);
         assert_eq!(s.kv_bytes, 131_072_000.0);
         assert!((s.exposed_s - 0.104_957_6).abs() < 1e-12, "{}", s.exposed_s);
         assert!((s.ttft_s - s.prefill.total_s() - 0.104_957_6).abs() < 1e-12);
         // Layer-wise: 32 messages of 4.096 MB (3.28 ms each on the wire), each ready
         // when its layer is done; the layers of a 1,000-token prefill take longer than
         // that, so the link keeps up and less than one message (+ latency) is exposed.
-        let l = kv_stream(
-            &exec,
-            &model,
-            &link,
-            KvTransfer::Layerwise,
-            1.0,
-            1000.0,
-            0.0,
-            None,
-        );
+        let l = spark_stream("llama-3.1-8b", KvTransfer::Layerwise, 1000.0, None);
         assert!(!l.transfer.link_bound);
         assert!(l.exposed_s < 0.003_277 + 100e-6);
     }
@@ -577,22 +572,7 @@ mod tests {
         // gpt-oss-20b fp16 on the Spark, 1,000 tokens in two chunks of 500, link 1.25
         // GB/s, 100 us. Bulk: 27,721,728 bytes (above) in one message: 22.177 ms +
         // 0.1 ms after the prefill.
-        let catalog = crate::test_support::catalog();
-        let device = catalog.devices["dgx-spark"].clone();
-        let f16 = catalog.formats["f16"].clone();
-        let model = catalog.models["gpt-oss-20b"].clone();
-        let exec = Executor {
-            device: &device,
-            runtime: *catalog.runtimes["mlx"].for_family("nvidia").unwrap(),
-            weights: &f16,
-            kv_cache: &f16,
-        };
-        let link = LinkModel {
-            latency_s: 100e-6,
-            bandwidth_bytes_s: 1.25e9,
-            transport: crate::hardware::Transport::Tcp,
-        };
-        let stream = |mode| kv_stream(&exec, &model, &link, mode, 1.0, 1000.0, 0.0, Some(500.0));
+        let stream = |mode| spark_stream("gpt-oss-20b", mode, 1000.0, Some(500.0));
         let bulk = stream(KvTransfer::Bulk);
         assert_eq!(bulk.kv_bytes, 27_721_728.0);
         assert!((bulk.exposed_s - (27_721_728.0 / 1.25e9 + 100e-6)).abs() < 1e-12);
