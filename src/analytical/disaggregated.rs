@@ -190,19 +190,28 @@ fn hides(
 
 /// Whether one layer's attention alone (one unchunked pass) takes as long as sending
 /// that layer's KV: the criterion that counts only the part of the compute that grows
-/// faster than the KV does.
+/// faster than the KV does. The layer is the first global one (every layer's KV grows
+/// with the prompt there; a windowed layer's attention and KV both stop at the window).
 fn attention_hides(exec: &Executor, model: &Model, link: &LinkModel, prompt: f64) -> bool {
+    let layer = (0..model.layers)
+        .find(|&l| model.attention_span(l) == AttentionSpan::Global)
+        .unwrap_or(0);
     let pass = Pass {
         sequences: 1.0,
         new_tokens: prompt,
         context_before: 0.0,
     };
-    let attention: f64 = layer_op_times(exec, model, 0, &pass)
+    let attention: f64 = layer_op_times(exec, model, layer, &pass)
         .iter()
         .filter(|o| o.kind == OpKind::Attention)
         .map(|o| o.time_s)
         .sum();
-    let bytes = prompt * kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
+    let bytes = KvHandover::new(model, exec.kv_cache.bytes_per_weight()).layer_bytes(
+        layer as usize,
+        prompt,
+        0.0,
+        prompt,
+    );
     attention >= link.serialization_time(bytes)
 }
 

@@ -233,6 +233,29 @@ fn overlap_command_reports_both_criteria() {
 }
 
 #[test]
+fn overlap_counts_attention_on_a_global_layer() {
+    // gpt-oss-120b's layer 0 has a 128-token window: its attention and its KV both
+    // stop growing there, so the attention-only criterion is taken on a global layer.
+    // There, per (query, key) pair, 64 heads x 64 dims = 4,096 wide against 8-bit KV
+    // of 2 x 8 x 64 = 1,024 bytes per token; Llama-3.1 70B: 64 x 128 = 8,192 against
+    // 2,048. Both halve, so on the same device and link the crossing is at the same
+    // prompt length (the attention's rate depends on the rows, not the width).
+    let with_model = |model: &str| {
+        let text = std::fs::read_to_string(repo().join("scenarios/exo-overlap-llama-3-70b.toml"))
+            .unwrap()
+            .replace("preset = \"llama-3-70b\"", &format!("preset = \"{model}\""));
+        overlap(&Scenario::from_toml("overlap.toml", &text, &catalog()).unwrap()).unwrap()
+    };
+    let gpt_oss = with_model("gpt-oss-120b");
+    let llama = with_model("llama-3.1-70b");
+    assert!(gpt_oss.attention_only_threshold_tokens.is_some());
+    assert_eq!(
+        gpt_oss.attention_only_threshold_tokens,
+        llama.attention_only_threshold_tokens
+    );
+}
+
+#[test]
 fn overlap_needs_disaggregation() {
     let out = planner(&["overlap", "scenarios/exo-spark-alone.toml"]);
     assert_eq!(out.status.code(), Some(3));
