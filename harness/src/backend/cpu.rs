@@ -1,8 +1,27 @@
 //! The CPU backend: every worker thread of one rayon pool.
 //!
-//! GEMMs go through the `gemm` crate (runtime-selected AVX2/AVX-512/NEON kernels,
-//! rayon-parallel); fp16 GEMMs use its `f16` path, which widens to fp32 on CPUs
-//! without fp16 arithmetic. GEMV and the streaming kernels are [`crate::kernels`],
+//! GEMMs go through the `gemm` crate (runtime-selected AVX2/AVX-512/NEON kernels);
+//! fp16 GEMMs use its `f16` path, which widens to fp32 on CPUs without fp16
+//! arithmetic. Each product is split into one contiguous range of output columns
+//! (weight rows) per worker thread, each range a single-threaded `gemm` call, as
+//! CPU inference runtimes split a matmul (ggml's CPU backend hands each thread its
+//! own output rows): the threads meet once per product.
+//!
+//! Why not the library's own threading (`Parallelism::Rayon`, used until
+//! 2026-11-22): it forks and joins its threads per block of `k` (at least 512 deep),
+//! and in fp16 twice (a parallel conversion of the block to fp32, then the multiply),
+//! so the cost per weight grew with `k` against the law the planner fits (one cost
+//! per weight per type): on the development VM, at `m = 8`, 0.72-0.77 ns per weight
+//! for `k` = 3072 and 0.82 for 14336 (see the README's CPU results), and every
+//! sync point waited for the slower vCPU. Split by columns (GEMM-only quick runs of
+//! Llama-3.1 8B's shapes, fastest samples, 2026-11-22): fp16 at `m = 8` 0.726-0.751
+//! ns per weight over all five shapes, `k` = 14336 included (0.733 and 0.741 in two
+//! runs), against 0.759-0.948 and 0.764-0.797 with the library's threading in the
+//! runs beside them; the rows' median over fastest sample 1.01-1.12 against 1.08-1.37
+//! and 1.05-1.15. fp32 moved less (fastest samples within 1-7%), its library path
+//! syncing once per block.
+//!
+//! GEMV and the streaming kernels are [`crate::kernels`],
 //! the same code the decode engine runs. Caches are evicted before every timed
 //! repetition (see [`Evictor`]).
 //!
@@ -14,9 +33,10 @@
 //! suite's GEMM rows were no steadier (median over fastest 1.017-1.025 pinned against
 //! 1.017-1.055, four pairs), and a pinned full run still missed that row by 19%.
 //! Splitting the product into two fixed halves (two single-threaded `gemm` calls in
-//! `rayon::join`) did not remove the slow calls either (3-7 in 40, ~35 ms against
-//! 27.5): in them one vCPU idles about 10 ms with no steal time, i.e. one thread ran
-//! slower for a while. The host, not the library or the placement, makes them.
+//! `rayon::join`, as the suite now does for its other reasons) did not remove the
+//! slow calls either (3-7 in 40, ~35 ms against 27.5): in them one vCPU idles about
+//! 10 ms with no steal time, i.e. one thread ran slower for a while. The host, not the
+//! library or the placement, makes them.
 
 use anyhow::{bail, Result};
 use gemm::{f16, Parallelism};
@@ -157,8 +177,11 @@ pub fn host_memory_bytes() -> Option<f64> {
     Some(kib * 1024.0)
 }
 
+/// `C = A W^T` for row-major `A [m x k]`, `W [n x k]` and `C [m x n]`, split into
+/// `threads` contiguous ranges of output columns (weight rows), each a
+/// single-threaded library call on its own worker (see the module docs for why).
 #[allow(clippy::too_many_arguments)]
-fn run_gemm<T: Copy + 'static>(
+fn run_gemm<T: Copy + Send + Sync + 'static>(
     m: usize,
     n: usize,
     k: usize,
@@ -169,31 +192,44 @@ fn run_gemm<T: Copy + 'static>(
     zero: T,
     threads: usize,
 ) {
-    // Row-major A [m x k], W [n x k] read as W^T [k x n] (column stride k), C [m x n].
-    // SAFETY: the slices hold m*k, n*k and m*n elements, matching the strides.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            zero,
-            one,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(threads),
-        );
-    }
+    let parts = threads.max(1);
+    let c_ptr = c.as_mut_ptr() as usize;
+    rayon::scope(|scope| {
+        for p in 0..parts {
+            let (j0, j1) = (n * p / parts, n * (p + 1) / parts);
+            if j0 == j1 {
+                continue;
+            }
+            scope.spawn(move |_| {
+                // SAFETY: the slices hold m*k, n*k and m*n elements. Columns j0..j1 of
+                // C (row stride n) are written by this part only; W's rows j0..j1 (read
+                // as columns of W^T, column stride k) start at j0 x k.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        j1 - j0,
+                        k,
+                        (c_ptr as *mut T).add(j0),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        k as isize,
+                        w.as_ptr().add(j0 * k),
+                        k as isize,
+                        1,
+                        zero,
+                        one,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            });
+        }
+    });
 }
 
 impl Backend for Cpu {
@@ -327,6 +363,25 @@ impl Backend for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_column_split_computes_the_product() {
+        // C = A W^T for small integer-valued operands, against the triple loop, with
+        // more threads than some shapes have columns (empty ranges are skipped) and
+        // ranges that do not divide evenly.
+        for (m, n, k, threads) in [(3, 7, 5, 2), (1, 2, 4, 3), (4, 9, 2, 4)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 5) as f32 - 2.0).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect();
+            let mut c = vec![f32::NAN; m * n];
+            run_gemm(m, n, k, &a, &w, &mut c, 1.0, 0.0, threads);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|p| a[i * k + p] * w[j * k + p]).sum();
+                    assert_eq!(c[i * n + j], want, "{m}x{n}x{k} on {threads}: ({i}, {j})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn operands_are_made_once_and_grown_only_when_too_small() {
