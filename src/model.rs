@@ -156,6 +156,17 @@ impl AttentionSpan {
             AttentionSpan::Chunked { chunk } => context.rem_euclid(chunk as f64),
         }
     }
+
+    /// The most tokens of KV the layer ever keeps: its window or one chunk; `None`
+    /// for a global layer, which keeps every token.
+    pub fn kv_limit(self) -> Option<u64> {
+        match self {
+            AttentionSpan::Global => None,
+            AttentionSpan::Local { window: limit } | AttentionSpan::Chunked { chunk: limit } => {
+                Some(limit)
+            }
+        }
+    }
 }
 
 impl Model {

@@ -196,6 +196,9 @@ fn attention_hides(exec: &Executor, model: &Model, link: &LinkModel, prompt: f64
     let layer = (0..model.layers)
         .find(|&l| model.attention_span(l) == AttentionSpan::Global)
         .unwrap_or(0);
+    // What that layer hands over ([`KvHandover::layer_bytes`] over the whole prompt).
+    let bytes = model.attention_span(layer).cached_in_view(prompt)
+        * kv_bytes_per_token_layer(model, exec.kv_cache.bytes_per_weight());
     let pass = Pass {
         sequences: 1.0,
         new_tokens: prompt,
@@ -206,12 +209,6 @@ fn attention_hides(exec: &Executor, model: &Model, link: &LinkModel, prompt: f64
         .filter(|o| o.kind == OpKind::Attention)
         .map(|o| o.time_s)
         .sum();
-    let bytes = KvHandover::new(model, exec.kv_cache.bytes_per_weight()).layer_bytes(
-        layer as usize,
-        prompt,
-        0.0,
-        prompt,
-    );
     attention >= link.serialization_time(bytes)
 }
 

@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use super::ops::ACTIVATION_BYTES;
-use crate::model::{AttentionSpan, Model};
+use crate::model::Model;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct MemoryUse {
@@ -35,12 +35,12 @@ impl MemoryUse {
 pub fn kv_elements_per_sequence(model: &Model, layers: std::ops::Range<u32>, context: f64) -> f64 {
     let per_token = model.kv_elements_per_token_per_layer() as f64;
     layers
-        .map(|layer| match model.attention_span(layer) {
-            AttentionSpan::Global => context,
-            // A chunked layer holds at most one chunk (when it is full).
-            AttentionSpan::Local { window: limit } | AttentionSpan::Chunked { chunk: limit } => {
-                context.min(limit as f64)
-            }
+        // A chunked layer holds at most one chunk (when it is full).
+        .map(|layer| {
+            model
+                .attention_span(layer)
+                .kv_limit()
+                .map_or(context, |limit| context.min(limit as f64))
         })
         .sum::<f64>()
         * per_token

@@ -350,11 +350,6 @@ pub fn routed_experts_op(model: &Model, picks: f64, distinct: f64) -> Op {
     }
 }
 
-/// The cached tokens of `pass` its new tokens can see under `span`.
-fn cached_in_view(pass: &Pass, span: AttentionSpan) -> f64 {
-    span.cached_in_view(pass.context_before)
-}
-
 /// Whether latent attention runs absorbed for `pass`: every decode step (fewer new
 /// tokens than a query block), and every pass of a runtime whose `mla_prefill` is
 /// `absorbed`. False for models without latent attention.
@@ -427,7 +422,7 @@ pub fn attention_op(model: &Model, layer: u32, pass: &Pass, mla_prefill: MlaPref
     // attention whose re-reads of a head's keys across query blocks come from the L2
     // cache (one head's keys and values for 24k tokens: 15.7 MB).
     let (cache_keys_read, expanded_bytes) = if model.mla.is_some() && !absorbed {
-        let visible = cached_in_view(pass, span) + pass.new_tokens;
+        let visible = span.cached_in_view(pass.context_before) + pass.new_tokens;
         (0.0, visible * (q_width + v_width) * ACTIVATION_BYTES)
     } else {
         (keys_read, 0.0)
@@ -467,7 +462,9 @@ pub fn latent_decompression_op(
     if mla_absorbed(model, pass, mla_prefill) || pass.context_before <= 0.0 {
         return None;
     }
-    let cached = cached_in_view(pass, model.attention_span(layer));
+    let cached = model
+        .attention_span(layer)
+        .cached_in_view(pass.context_before);
     let h = model.attention_heads as f64;
     let out = h * f64::from(mla.qk_nope_head_dim + mla.v_head_dim);
     let lora = f64::from(mla.kv_lora_rank);

@@ -143,15 +143,12 @@ impl KvLayers {
             capped: Vec::new(),
         };
         for layer in 0..model.layers {
-            match model.attention_span(layer) {
-                crate::model::AttentionSpan::Global => kv.global += 1,
-                crate::model::AttentionSpan::Local { window: cap }
-                | crate::model::AttentionSpan::Chunked { chunk: cap } => {
-                    match kv.capped.iter_mut().find(|(_, c)| *c == cap) {
-                        Some((layers, _)) => *layers += 1,
-                        None => kv.capped.push((1, cap)),
-                    }
-                }
+            match model.attention_span(layer).kv_limit() {
+                None => kv.global += 1,
+                Some(cap) => match kv.capped.iter_mut().find(|(_, c)| *c == cap) {
+                    Some((layers, _)) => *layers += 1,
+                    None => kv.capped.push((1, cap)),
+                },
             }
         }
         kv

@@ -55,7 +55,17 @@ fn speedups_over_each_device_alone() {
 
 /// The EXO scenario with the link at exactly 1.25 GB/s (10 Gb/s) and 250 us latency.
 fn at_line_rate(kv_transfer: &str) -> Scenario {
-    let text = std::fs::read_to_string(repo().join("scenarios/exo-disaggregated.toml"))
+    Scenario::from_toml(
+        "exo-line-rate.toml",
+        &at_line_rate_text(kv_transfer),
+        &catalog(),
+    )
+    .unwrap()
+}
+
+/// The text of [`at_line_rate`]'s scenario.
+fn at_line_rate_text(kv_transfer: &str) -> String {
+    std::fs::read_to_string(repo().join("scenarios/exo-disaggregated.toml"))
         .unwrap()
         .replace(
             "link = \"ethernet-10g\"",
@@ -64,8 +74,7 @@ fn at_line_rate(kv_transfer: &str) -> Scenario {
         .replace(
             "kv_transfer = \"layerwise\"",
             &format!("kv_transfer = \"{kv_transfer}\""),
-        );
-    Scenario::from_toml("exo-line-rate.toml", &text, &catalog()).unwrap()
+        )
 }
 
 #[test]
@@ -94,15 +103,7 @@ fn bulk_sends_only_the_keys_sliding_window_layers_still_see() {
     // model and in the request-level engine alike (one request).
     let gpt_oss =
         |text: String| text.replace("preset = \"llama-3.1-8b\"", "preset = \"gpt-oss-20b\"");
-    let bulk_text = gpt_oss(
-        std::fs::read_to_string(repo().join("scenarios/exo-disaggregated.toml"))
-            .unwrap()
-            .replace(
-                "link = \"ethernet-10g\"",
-                "link = \"ethernet-10g\"\nbandwidth_gb_s = 1.25\nlatency_us = 250.0",
-            )
-            .replace("kv_transfer = \"layerwise\"", "kv_transfer = \"bulk\""),
-    );
+    let bulk_text = gpt_oss(at_line_rate_text("bulk"));
     let spark_text =
         gpt_oss(std::fs::read_to_string(repo().join("scenarios/exo-spark-alone.toml")).unwrap());
     let parse = |text: &str| Scenario::from_toml("gpt-oss.toml", text, &catalog()).unwrap();
