@@ -147,12 +147,15 @@ pub enum AttentionSpan {
 
 impl AttentionSpan {
     /// How many of the `context` tokens already in the cache the next token sees: the
-    /// whole prefix, its last `window` tokens, or the part of it in the current chunk.
-    /// Also what a decode node needs of that layer's KV after a `context`-token prefill.
+    /// whole prefix, its last `window - 1` tokens (a window of `w` keys counts the token
+    /// itself, as [`crate::analytical::ops::attended_pairs`] does and as llama.cpp's and
+    /// Hugging Face's masks do: a key `w` or more positions back is masked), or the part
+    /// of it in the current chunk. Also what a decode node needs of that layer's KV
+    /// after a `context`-token prefill.
     pub fn cached_in_view(self, context: f64) -> f64 {
         match self {
             AttentionSpan::Global => context,
-            AttentionSpan::Local { window } => context.min(window as f64),
+            AttentionSpan::Local { window } => context.min(window.saturating_sub(1) as f64),
             AttentionSpan::Chunked { chunk } => context.rem_euclid(chunk as f64),
         }
     }

@@ -10,8 +10,8 @@
 //!   when the link cannot keep up with the compute.
 //!
 //! What is sent is what the decode node needs ([`KvHandover`]): every prompt token's
-//! keys and values on a global layer, but only the last `window` tokens' on a
-//! sliding-window layer and those of the open chunk on a chunked one (gpt-oss, Gemma
+//! keys and values on a global layer, but only the last `window - 1` tokens' on a
+//! sliding-window layer (the next token's window includes itself) and those of the open chunk on a chunked one (gpt-oss, Gemma
 //! 3, Llama 4). A layer with nothing to send for a chunk sends no message.
 //!
 //! Time to first token is when the decode node holds the KV cache (and the prefill's
@@ -61,7 +61,8 @@ pub fn kv_bytes_per_token_layer(model: &Model, kv_bytes_per_element: f64) -> f64
 
 /// What the decode group needs of each layer's KV after a prefill, and so what the
 /// transfer sends: on a global layer every prompt token's keys and values, on a
-/// sliding-window layer the last `window` tokens', on a chunked layer those of the
+/// sliding-window layer the last `window - 1` tokens' (the next token's window of
+/// `window` keys includes itself), on a chunked layer those of the
 /// chunk the next token falls in ([`AttentionSpan::cached_in_view`]). Keys that have
 /// left every later token's view are not sent; a runtime that knows the prompt's
 /// length (it does before the prefill starts) can drop them at the source, and the
@@ -541,16 +542,18 @@ mod tests {
         let catalog = crate::test_support::catalog();
         let h = KvHandover::new(&catalog.models["gpt-oss-20b"], 2.0);
         assert_eq!(h.bytes_per_token_layer, 2048.0);
-        // After a 1,000-token prefill a sliding layer needs positions 872-999: none of
-        // the first 500-token chunk, 128 tokens of the second. A global layer needs all.
+        // After a 1,000-token prefill the next token (position 1,000) sees positions
+        // 873-1,000 on a sliding layer, itself included, so the layer needs cached
+        // positions 873-999: none of the first 500-token chunk, 127 tokens of the
+        // second. A global layer needs all.
         assert_eq!(h.layer_bytes(0, 1000.0, 0.0, 500.0), 0.0);
-        assert_eq!(h.layer_bytes(0, 1000.0, 500.0, 1000.0), 128.0 * 2048.0);
+        assert_eq!(h.layer_bytes(0, 1000.0, 500.0, 1000.0), 127.0 * 2048.0);
         assert_eq!(h.layer_bytes(1, 1000.0, 0.0, 500.0), 500.0 * 2048.0);
         // A prompt shorter than the window: every token, as on a global layer.
         assert_eq!(h.layer_bytes(0, 100.0, 0.0, 100.0), 100.0 * 2048.0);
-        // Whole prefill: 12 global layers x 1,000 + 12 sliding x 128 = 13,536 token-
-        // layers x 2,048 = 27,721,728 bytes (the global-only count would be 49,152,000).
-        assert_eq!(h.total_bytes(1000.0), 27_721_728.0);
+        // Whole prefill: 12 global layers x 1,000 + 12 sliding x 127 = 13,524 token-
+        // layers x 2,048 = 27,697,152 bytes (the global-only count would be 49,152,000).
+        assert_eq!(h.total_bytes(1000.0), 27_697_152.0);
     }
 
     #[test]
@@ -576,21 +579,21 @@ mod tests {
     #[test]
     fn the_stream_sends_the_handover_bytes_and_skips_empty_layers() {
         // gpt-oss-20b fp16 on the Spark, 1,000 tokens in two chunks of 500, link 1.25
-        // GB/s, 100 us. Bulk: 27,721,728 bytes (above) in one message: 22.177 ms +
+        // GB/s, 100 us. Bulk: 27,697,152 bytes (above) in one message: 22.158 ms +
         // 0.1 ms after the prefill.
         let stream = |mode| spark_stream("gpt-oss-20b", mode, 1000.0, Some(500.0));
         let bulk = stream(KvTransfer::Bulk);
-        assert_eq!(bulk.kv_bytes, 27_721_728.0);
-        assert!((bulk.exposed_s - (27_721_728.0 / 1.25e9 + 100e-6)).abs() < 1e-12);
+        assert_eq!(bulk.kv_bytes, 27_697_152.0);
+        assert!((bulk.exposed_s - (27_697_152.0 / 1.25e9 + 100e-6)).abs() < 1e-12);
         // Layer-wise: the first chunk's messages come from the 12 global layers only,
         // the second's from all 24: 36 messages, each with its own 100 us latency and
         // never two in flight (a layer of 500 tokens computes for longer than its
-        // 0.82 ms of sending), so 36 x 100 us + the bytes' 22.177 ms in flight.
+        // 0.82 ms of sending), so 36 x 100 us + the bytes' 22.158 ms in flight.
         let layerwise = stream(KvTransfer::Layerwise);
         assert!(!layerwise.transfer.link_bound);
-        assert!((layerwise.transfer.busy_s - 27_721_728.0 / 1.25e9).abs() < 1e-12);
+        assert!((layerwise.transfer.busy_s - 27_697_152.0 / 1.25e9).abs() < 1e-12);
         assert!(
-            (layerwise.transfer.in_flight_s - (27_721_728.0 / 1.25e9 + 36.0 * 100e-6)).abs()
+            (layerwise.transfer.in_flight_s - (27_697_152.0 / 1.25e9 + 36.0 * 100e-6)).abs()
                 < 1e-12,
             "{}",
             layerwise.transfer.in_flight_s
