@@ -258,7 +258,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let plan = cli::plan::load(&catalog, &path)?;
             let result = cli::plan::search(&catalog, &plan, progress);
             if let Some(dir) = out {
-                cli::report::plan::write(&dir, &path, &catalog, &plan, &result)?;
+                // How close the model came on the devices shown: the validation suite
+                // of the catalog in use (a report without it says why).
+                let validation =
+                    cli::validate::run_suite(&catalog, &root.join("validation/suite.toml"))
+                        .map_err(|e| format!("{e:#}"));
+                cli::report::plan::write(&dir, &path, &catalog, &plan, &result, &validation)?;
             }
             let text = match format {
                 Format::Json => {

@@ -289,6 +289,37 @@ fn a_plan_reports_options_as_scenarios_that_rerun_its_engine_check() {
     // not the batch the load needs (several prompts at once).
     let md = std::str::from_utf8(&all["report.md"]).unwrap();
     assert!(md.contains("| prefill (one prompt) |"), "{md}");
+    // How close the model came: a row per device and runtime of the options shown,
+    // counting the cases `planner validate` ran on that pair (not on the device alone:
+    // the Spark's llama.cpp and MLX cases differ).
+    let validate: serde_json::Value =
+        serde_json::from_str(&run_ok(&["validate", "--format", "json"])).unwrap();
+    let cases = validate["cases"].as_array().unwrap();
+    let section = md
+        .split("### How close the model came on these devices")
+        .nth(1)
+        .expect("the report says how close the model came")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert!(!rows.is_empty(), "{section}");
+    for row in &rows {
+        let (device, runtime, n) = (row[1].trim_matches('`'), row[2], row[4]);
+        let on_pair = cases
+            .iter()
+            .filter(|c| c["device"] == device && c["runtime"] == runtime)
+            .count();
+        assert_eq!(n, on_pair.to_string(), "{device} {runtime}: {section}");
+    }
+    assert!(
+        rows.iter().any(|r| r[4] != "0"),
+        "some pair has published cases: {section}"
+    );
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! charts: Pareto scatter of capital against sustainable throughput, cost efficiency
 //! of the top options, the best sustainable throughput at each node count, and the
 //! latency breakdown of the top options (one prompt's prefill, and a decode step at
-//! the batch the screen found for the target load); and each top option as a scenario
-//! file under the plan's load (`option-NN.toml`), for `planner simulate`.
+//! the batch the screen found for the target load); how close the model came on
+//! published measurements for each device and runtime shown (`planner validate`'s
+//! cases on the pair); and each top option as a scenario file under the plan's load
+//! (`option-NN.toml`), for `planner simulate`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +15,7 @@ use anyhow::Result;
 use planner::plan::enumerate::Layout;
 use planner::plan::verify::{serving_text, VERIFY_SECONDS, VERIFY_SEED};
 use planner::plan::{Plan, PlanResult, Screened};
+use planner::validate::{error_summary, CaseResult};
 use planner::{Catalog, Report, Scenario};
 
 use super::doc::Table;
@@ -20,6 +23,7 @@ use super::{assumptions, csv_of, csv_table, dollars, num, secs, ReportFiles};
 use crate::cli::charts::cost_bars::{CostBar, CostBarsChart};
 use crate::cli::charts::lines::{LineChart, Series};
 use crate::cli::charts::pareto::ParetoChart;
+use crate::cli::validate::ValidationOutput;
 
 /// Options shown in the top tables and charts.
 const TOP: usize = 15;
@@ -309,6 +313,85 @@ fn device_table(catalog: &Catalog, options: &[&Screened]) -> Table {
     t
 }
 
+/// Whether a device's efficiency figures were measured: `calibrated` when its compute
+/// or bandwidth fraction names `planner calibrate`, else `priors`.
+fn efficiency_origin(device: &planner::hardware::Device) -> &'static str {
+    let e = &device.file.efficiency;
+    let fitted = [&e.compute_fraction.source, &e.bandwidth_fraction.source]
+        .iter()
+        .any(|source| source.contains("planner calibrate"));
+    if fitted {
+        "calibrated"
+    } else {
+        "priors"
+    }
+}
+
+/// How close the model has come to published measurements on the device and runtime
+/// pairs of `options`: `planner validate`'s cases of each pair (all models and
+/// phases), and whether the device's efficiency figures are priors.
+fn trust_table(catalog: &Catalog, options: &[&Screened], validation: &ValidationOutput) -> Table {
+    let mut t = Table::new(
+        &[
+            "device",
+            "runtime",
+            "efficiency figures",
+            "published cases",
+            "their weights",
+            "median abs error",
+            "median speed bias",
+        ],
+        3,
+    );
+    t.numeric[4] = false;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for s in options {
+        let pairs = match &s.option.layout {
+            Layout::Colocated(c) => vec![(c.device.clone(), c.runtime.clone())],
+            Layout::Disaggregated(d) => vec![
+                (d.prefill_device.clone(), d.prefill_runtime.clone()),
+                (d.decode_device.clone(), d.decode_runtime.clone()),
+            ],
+        };
+        for pair in pairs {
+            if seen.contains(&pair) {
+                continue;
+            }
+            let (device, runtime) = &pair;
+            let origin = catalog.devices.get(device).map_or("-", efficiency_origin);
+            let cases: Vec<&CaseResult> = validation
+                .cases
+                .iter()
+                .filter(|c| &c.device == device && &c.runtime == runtime)
+                .collect();
+            let summary = error_summary(cases.iter().copied());
+            let mut weights: Vec<&str> = cases.iter().map(|c| c.weights.as_str()).collect();
+            weights.sort_unstable();
+            weights.dedup();
+            let pct = |v: Option<f64>, signed: bool| match v {
+                Some(x) if signed => format!("{x:+.1}%"),
+                Some(x) => format!("{x:.1}%"),
+                None => "-".to_string(),
+            };
+            t.row(vec![
+                format!("`{device}`"),
+                runtime.clone(),
+                origin.to_string(),
+                summary.n_cases.to_string(),
+                if weights.is_empty() {
+                    "-".to_string()
+                } else {
+                    weights.join(", ")
+                },
+                pct(summary.median_abs_pct_error, false),
+                pct(summary.median_pct_error, true),
+            ]);
+            seen.push(pair);
+        }
+    }
+    t
+}
+
 /// Writes the plan report into `dir`.
 pub fn write(
     dir: &Path,
@@ -316,6 +399,7 @@ pub fn write(
     catalog: &Catalog,
     plan: &Plan,
     r: &PlanResult,
+    validation: &std::result::Result<ValidationOutput, String>,
 ) -> Result<()> {
     let mut files = ReportFiles::new(&plan.name);
     files.doc.code(format!("planner plan {}", path.display()));
@@ -517,7 +601,8 @@ pub fn write(
         format!(
             "Screening: the analytical model per option; prefill busy share rho = rate x \
              prefill time, decode batch by Little's law, TPOT p90 ~ step / (1 - rho), TTFT p90 \
-             ~ prefill + M/D/1 p90 wait + half a step (see `src/plan/screen.rs`)."
+             ~ prefill + the p90 wait of an M/D/c queue (c: the instances sharing the \
+             arrivals) + half a step (see `src/plan/screen.rs`)."
         ),
         format!(
             "Re-check: the request-level engine, {VERIFY_SECONDS} s of Poisson arrivals, seed \
@@ -531,6 +616,29 @@ pub fn write(
         .subheading("Prices and power of the devices shown");
     let shown: Vec<&Screened> = r.ranked.iter().take(TOP).chain(&r.pareto).collect();
     files.doc.table(device_table(catalog, &shown));
+    files
+        .doc
+        .subheading("How close the model came on these devices");
+    match validation {
+        Ok(v) => {
+            files.doc.paragraph(
+                "From `planner validate`: for each device and runtime of the options shown, \
+                 the published measurements the model was checked against \
+                 (`validation/measurements.csv`, every model and phase), the weight formats \
+                 they ran, their median absolute error and the median signed error of the \
+                 predicted speed (positive: the model is faster than measured). A pair with \
+                 no case has never been checked. \"priors\": the device's efficiency \
+                 fractions are assumed (`hardware/README.md#efficiency`), not fitted to a \
+                 `planner-harness` run on the machine. `planner validate --show-case ID` shows \
+                 how a case was predicted."
+                    .to_string(),
+            );
+            files.doc.table(trust_table(catalog, &shown, v));
+        }
+        Err(e) => files
+            .doc
+            .paragraph(format!("The validation suite did not run: {e}.")),
+    }
     files.doc.subheading("Cost");
     files.doc.list(assumptions::cost_lines(&plan.cost));
     files.file("ranked.csv", ranked_csv(r)?);
