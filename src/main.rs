@@ -128,7 +128,7 @@ enum Command {
     /// Predicted against published measurements, with the error of every case.
     Validate {
         /// The suite (mapping of measurements to scenarios).
-        #[arg(long, default_value = "validation/suite.toml")]
+        #[arg(long, default_value = cli::validate::DEFAULT_SUITE)]
         suite: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: ValidateFormat,
@@ -261,7 +261,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 // How close the model came on the devices shown: the validation suite
                 // of the catalog in use (a report without it says why).
                 let validation =
-                    cli::validate::run_suite(&catalog, &root.join("validation/suite.toml"))
+                    cli::validate::run_suite(&catalog, &root.join(cli::validate::DEFAULT_SUITE))
                         .map_err(|e| format!("{e:#}"));
                 cli::report::plan::write(&dir, &path, &catalog, &plan, &result, &validation)?;
             }
@@ -282,11 +282,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             out,
             show_case,
         } => {
-            let suite = if suite.is_relative() && !suite.exists() {
-                root.join(suite)
-            } else {
-                suite
-            };
+            let suite = cli::validate::resolve_suite(&root, &suite);
             if let Some(id) = show_case {
                 print!("{}", cli::validate::show_case(&catalog, &suite, &id)?);
                 return Ok(());

@@ -11,8 +11,9 @@
 //!
 //! What is sent is what the decode node needs ([`KvHandover`]): every prompt token's
 //! keys and values on a global layer, but only the last `window - 1` tokens' on a
-//! sliding-window layer (the next token's window includes itself) and those of the open chunk on a chunked one (gpt-oss, Gemma
-//! 3, Llama 4). A layer with nothing to send for a chunk sends no message.
+//! sliding-window layer (the next token's window includes itself) and those of the
+//! open chunk on a chunked one (gpt-oss, Gemma 3, Llama 4). A layer with nothing to
+//! send for a chunk sends no message.
 //!
 //! Time to first token is when the decode node holds the KV cache (and the prefill's
 //! first token): max(prefill end, last message's arrival), as the contract defines it.

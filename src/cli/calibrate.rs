@@ -99,7 +99,7 @@ pub struct CalibrateArgs {
     #[arg(long, requires = "from", value_delimiter = ',')]
     pub params: Option<Vec<String>>,
     /// The suite mapping measurements to scenarios, for `--runtime`.
-    #[arg(long, default_value = "validation/suite.toml")]
+    #[arg(long, default_value = crate::cli::validate::DEFAULT_SUITE)]
     pub suite: PathBuf,
     /// With `--runtime`: rewrite runtimes/ID.toml with the fitted values (with
     /// `--out`, write the profile there instead).
@@ -192,11 +192,7 @@ fn stem(path: &std::path::Path) -> String {
 
 pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Result<()> {
     if let (Some(runtime), Some(from)) = (&args.runtime, &args.from) {
-        let suite = if args.suite.is_relative() && !args.suite.exists() {
-            root.join(&args.suite)
-        } else {
-            args.suite.clone()
-        };
+        let suite = crate::cli::validate::resolve_suite(root, &args.suite);
         let import = match (&args.device, &args.model) {
             (Some(device), Some(model)) => Some(planner::validate::llama_bench::Import {
                 device: device.clone(),

@@ -34,6 +34,19 @@ pub struct LoadedSuite {
     pub unmapped: Vec<Unmapped>,
 }
 
+/// The validation suite, relative to the working directory or the catalog root.
+pub const DEFAULT_SUITE: &str = "validation/suite.toml";
+
+/// `suite` as given, or under the catalog `root` when it is relative and not found
+/// from the working directory.
+pub fn resolve_suite(root: &Path, suite: &Path) -> PathBuf {
+    if suite.is_relative() && !suite.exists() {
+        root.join(suite)
+    } else {
+        suite.to_path_buf()
+    }
+}
+
 /// Reads and parses the suite file.
 pub fn read_suite(suite_path: &Path) -> Result<SuiteFile> {
     let text = std::fs::read_to_string(suite_path)
@@ -142,7 +155,7 @@ pub fn run_suite(catalog: &Catalog, suite_path: &Path) -> Result<ValidationOutpu
 }
 
 /// A signed percentage to one decimal, without a sign on zero ("+0.0%", "-0.0%").
-fn signed_pct(e: f64) -> String {
+pub(crate) fn signed_pct(e: f64) -> String {
     let shown = format!("{e:+.1}%");
     if shown == "+0.0%" || shown == "-0.0%" {
         "0.0%".to_string()
@@ -151,7 +164,7 @@ fn signed_pct(e: f64) -> String {
     }
 }
 
-fn pct(v: Option<f64>) -> String {
+pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.1}%"))
 }
 

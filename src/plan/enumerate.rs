@@ -52,6 +52,41 @@ pub enum Layout {
     Disaggregated(Disaggregated),
 }
 
+/// One kind of node an option runs: its device, runtime, and memory variant where the
+/// option names one (a disaggregated option takes each device's largest).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeKind<'a> {
+    pub device: &'a str,
+    pub runtime: &'a str,
+    pub memory_gb: Option<f64>,
+}
+
+impl Layout {
+    /// The kinds of node the layout runs: one colocated, prefill then decode when
+    /// disaggregated.
+    pub fn node_kinds(&self) -> Vec<NodeKind<'_>> {
+        match self {
+            Layout::Colocated(c) => vec![NodeKind {
+                device: &c.device,
+                runtime: &c.runtime,
+                memory_gb: Some(c.memory_gb),
+            }],
+            Layout::Disaggregated(d) => vec![
+                NodeKind {
+                    device: &d.prefill_device,
+                    runtime: &d.prefill_runtime,
+                    memory_gb: None,
+                },
+                NodeKind {
+                    device: &d.decode_device,
+                    runtime: &d.decode_runtime,
+                    memory_gb: None,
+                },
+            ],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanOption {
     pub weights: String,

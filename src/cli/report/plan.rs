@@ -23,7 +23,7 @@ use super::{assumptions, csv_of, csv_table, dollars, num, secs, ReportFiles};
 use crate::cli::charts::cost_bars::{CostBar, CostBarsChart};
 use crate::cli::charts::lines::{LineChart, Series};
 use crate::cli::charts::pareto::ParetoChart;
-use crate::cli::validate::ValidationOutput;
+use crate::cli::validate::{pct, signed_pct, ValidationOutput};
 
 /// Options shown in the top tables and charts.
 const TOP: usize = 15;
@@ -277,15 +277,9 @@ fn device_table(catalog: &Catalog, options: &[&Screened]) -> Table {
     t.numeric = vec![false, true, true, true, false];
     let mut seen: Vec<(String, String)> = Vec::new();
     for s in options {
-        let ids: Vec<(String, Option<f64>)> = match &s.option.layout {
-            Layout::Colocated(c) => vec![(c.device.clone(), Some(c.memory_gb))],
-            Layout::Disaggregated(d) => vec![
-                (d.prefill_device.clone(), None),
-                (d.decode_device.clone(), None),
-            ],
-        };
-        for (id, memory) in ids {
-            let Some(device) = catalog.devices.get(&id) else {
+        for node in s.option.layout.node_kinds() {
+            let (id, memory) = (node.device, node.memory_gb);
+            let Some(device) = catalog.devices.get(id) else {
                 continue;
             };
             let variant = device
@@ -295,7 +289,7 @@ fn device_table(catalog: &Catalog, options: &[&Screened]) -> Table {
                 .iter()
                 .find(|v| memory.is_none_or(|m| (v.capacity_gb - m).abs() < 1e-9));
             let Some(v) = variant else { continue };
-            let key = (id.clone(), format!("{}", v.capacity_gb));
+            let key = (id.to_string(), format!("{}", v.capacity_gb));
             if seen.contains(&key) {
                 continue;
             }
@@ -313,14 +307,10 @@ fn device_table(catalog: &Catalog, options: &[&Screened]) -> Table {
     t
 }
 
-/// Whether a device's efficiency figures were measured: `calibrated` when its compute
-/// or bandwidth fraction names `planner calibrate`, else `priors`.
+/// Whether a device's efficiency figures were measured: a profile `planner calibrate`
+/// wrote carries the spread of its fits (`uncertainty`); the catalog's priors do not.
 fn efficiency_origin(device: &planner::hardware::Device) -> &'static str {
-    let e = &device.file.efficiency;
-    let fitted = [&e.compute_fraction.source, &e.bandwidth_fraction.source]
-        .iter()
-        .any(|source| source.contains("planner calibrate"));
-    if fitted {
+    if device.uncertainty.is_some() {
         "calibrated"
     } else {
         "priors"
@@ -344,50 +334,39 @@ fn trust_table(catalog: &Catalog, options: &[&Screened], validation: &Validation
         3,
     );
     t.numeric[4] = false;
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for s in options {
-        let pairs = match &s.option.layout {
-            Layout::Colocated(c) => vec![(c.device.clone(), c.runtime.clone())],
-            Layout::Disaggregated(d) => vec![
-                (d.prefill_device.clone(), d.prefill_runtime.clone()),
-                (d.decode_device.clone(), d.decode_runtime.clone()),
-            ],
-        };
-        for pair in pairs {
-            if seen.contains(&pair) {
-                continue;
-            }
-            let (device, runtime) = &pair;
-            let origin = catalog.devices.get(device).map_or("-", efficiency_origin);
-            let cases: Vec<&CaseResult> = validation
-                .cases
-                .iter()
-                .filter(|c| &c.device == device && &c.runtime == runtime)
-                .collect();
-            let summary = error_summary(cases.iter().copied());
-            let mut weights: Vec<&str> = cases.iter().map(|c| c.weights.as_str()).collect();
-            weights.sort_unstable();
-            weights.dedup();
-            let pct = |v: Option<f64>, signed: bool| match v {
-                Some(x) if signed => format!("{x:+.1}%"),
-                Some(x) => format!("{x:.1}%"),
-                None => "-".to_string(),
-            };
-            t.row(vec![
-                format!("`{device}`"),
-                runtime.clone(),
-                origin.to_string(),
-                summary.n_cases.to_string(),
-                if weights.is_empty() {
-                    "-".to_string()
-                } else {
-                    weights.join(", ")
-                },
-                pct(summary.median_abs_pct_error, false),
-                pct(summary.median_pct_error, true),
-            ]);
-            seen.push(pair);
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for node in options.iter().flat_map(|s| s.option.layout.node_kinds()) {
+        let pair = (node.device, node.runtime);
+        if seen.contains(&pair) {
+            continue;
         }
+        seen.push(pair);
+        let (device, runtime) = pair;
+        let origin = catalog.devices.get(device).map_or("-", efficiency_origin);
+        let cases: Vec<&CaseResult> = validation
+            .cases
+            .iter()
+            .filter(|c| c.device == device && c.runtime == runtime)
+            .collect();
+        let summary = error_summary(cases.iter().copied());
+        let mut weights: Vec<&str> = cases.iter().map(|c| c.weights.as_str()).collect();
+        weights.sort_unstable();
+        weights.dedup();
+        t.row(vec![
+            format!("`{device}`"),
+            runtime.to_string(),
+            origin.to_string(),
+            summary.n_cases.to_string(),
+            if weights.is_empty() {
+                "-".to_string()
+            } else {
+                weights.join(", ")
+            },
+            pct(summary.median_abs_pct_error),
+            summary
+                .median_pct_error
+                .map_or_else(|| "-".to_string(), signed_pct),
+        ]);
     }
     t
 }
