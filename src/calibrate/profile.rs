@@ -3,7 +3,7 @@
 //! name them like any other device or link.
 //!
 //! With a base device (`--base`), its published specifications (peaks, memory,
-//! power, prices) are copied and the `[efficiency]` fractions are the fitted
+//! power, prices) and its interconnects (`[connectivity]`) are copied and the `[efficiency]` fractions are the fitted
 //! achievable rates divided by those specs. Without one (a CPU has no catalog entry),
 //! the peaks *are* the fitted achievable rates and the fractions are 1 by definition;
 //! every source says which.
@@ -305,7 +305,7 @@ pub fn device_file(
             },
             rental_usd_per_hour: base_file.rental_usd_per_hour.clone(),
             uncertainty: Some(uncertainty),
-        connectivity: None,
+            connectivity: base_file.connectivity.clone(),
         });
     }
 
@@ -560,6 +560,12 @@ pub fn device_toml(file: &DeviceFile, header: &str) -> String {
         sourced_line(&mut s, "bandwidth_relative_sd", &u.bandwidth_relative_sd);
         sourced_line(&mut s, "dispatch_relative_sd", &u.dispatch_relative_sd);
     }
+    if let Some(c) = &file.connectivity {
+        let _ = writeln!(s, "\n[connectivity]");
+        let links: Vec<String> = c.links.iter().map(|l| quote(l)).collect();
+        let _ = writeln!(s, "links = [{}]", links.join(", "));
+        let _ = writeln!(s, "source = {}", quote(&c.source));
+    }
     s
 }
 
@@ -690,6 +696,11 @@ mod tests {
         assert!((device.efficiency.bandwidth_fraction - 20.0 / 819.0).abs() < 1e-5);
         assert_eq!(device.peak_tflops, base.peak_tflops);
         assert_eq!(device.family, "apple");
+        // The base's ports come along, so scenarios can still wire the device.
+        assert_eq!(
+            device.links,
+            ["thunderbolt-5", "thunderbolt-5-rdma", "ethernet-10g"]
+        );
     }
 
     #[test]

@@ -14,8 +14,14 @@
 //! Every repetition is timed with CUDA events on the stream; before each one a
 //! 256 MiB buffer is cleared so that the L2 cache holds none of the operands.
 //!
-//! Not yet run on a GPU: this session had no GPU machine. It builds and type-checks
-//! (`cargo build -p planner-harness --features cuda`).
+//! Operands hold pseudo-random values (`fill_kernel`: magnitudes in [0.25, 1), random
+//! signs, every mantissa bit random), never zeros. Tensor cores draw less power, and
+//! so hold higher clocks, on zeros: the first run of this suite, on an H100 SXM with
+//! zero-filled operands, fitted 925 bf16 TFLOPS (94% of the 989 peak), where products
+//! of random data reach about 800 (KINDS.md of this workplace: 788 TFLOP/s random, 894
+//! zeros for one 8192-cube bf16 product through PyTorch on an H200).
+//!
+//! Run on an NVIDIA H100 80GB HBM3 (`hardware/measurements/`, README).
 
 use std::sync::Arc;
 
@@ -36,7 +42,13 @@ use super::{Backend, Timed};
 use crate::measure::Policy;
 
 /// Entry points of [`KERNELS`] the backend loads: read, copy, triad, empty (launch).
-const ENTRY_POINTS: [&str; 4] = ["read_kernel", "copy_kernel", "triad_kernel", "empty_kernel"];
+const ENTRY_POINTS: [&str; 5] = [
+    "read_kernel",
+    "copy_kernel",
+    "triad_kernel",
+    "empty_kernel",
+    "fill_kernel",
+];
 
 const KERNELS: &str = r#"
 extern "C" __global__ void read_kernel(const float4* __restrict__ a, unsigned long long n4, float* out) {
@@ -69,10 +81,73 @@ extern "C" __global__ void triad_kernel(float4* __restrict__ a, const float4* __
 }
 
 extern "C" __global__ void empty_kernel() {}
+
+// Element i of a buffer of n elements, as the bits of a value with a random sign, a
+// magnitude in [0.25, 1) and random mantissa bits. format: 0 fp32, 1 fp16, 2 bf16,
+// 3 fp8 E4M3 (exponent fields 5 and 6, so never the NaN pattern S.1111.111).
+extern "C" __global__ void fill_kernel(unsigned char* p, unsigned long long n, unsigned int format,
+                                       unsigned int seed) {
+    for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < n;
+         i += (unsigned long long)gridDim.x * blockDim.x) {
+        // splitmix64 of (seed, i)
+        unsigned long long z = i + 0x9E3779B97F4A7C15ull * (seed + 1ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        unsigned int h = (unsigned int)z;
+        unsigned int sign = h >> 31;
+        unsigned int low = (unsigned int)(z >> 32);
+        unsigned int e = 1u & (h >> 30);
+        if (format == 0u) {
+            ((unsigned int*)p)[i] = (sign << 31) | ((125u + e) << 23) | (low & 0x7FFFFFu);
+        } else if (format == 1u) {
+            ((unsigned short*)p)[i] = (unsigned short)((sign << 15) | ((13u + e) << 10) | (low & 0x3FFu));
+        } else if (format == 2u) {
+            ((unsigned short*)p)[i] = (unsigned short)((sign << 15) | ((125u + e) << 7) | (low & 0x7Fu));
+        } else {
+            p[i] = (unsigned char)((sign << 7) | ((5u + e) << 3) | (low & 0x7u));
+        }
+    }
+}
 "#;
+
+/// How [`KERNELS`]' `fill_kernel` encodes a random element.
+#[derive(Debug, Clone, Copy)]
+enum Fill {
+    Fp32 = 0,
+    Fp16 = 1,
+    Bf16 = 2,
+    Fp8E4m3 = 3,
+}
 
 /// Bytes cleared before each repetition to evict the L2 cache (50 MB on H100).
 const L2_FLUSH_BYTES: usize = 256 << 20;
+
+/// An element type cuBLAS multiplies: its one and zero (alpha and beta) and how
+/// `fill_kernel` writes a random one.
+trait Operand: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy {
+    const ONE: Self;
+    const ZERO: Self;
+    const FILL: Fill;
+}
+
+impl Operand for f32 {
+    const ONE: f32 = 1.0;
+    const ZERO: f32 = 0.0;
+    const FILL: Fill = Fill::Fp32;
+}
+
+impl Operand for f16 {
+    const ONE: f16 = f16::ONE;
+    const ZERO: f16 = f16::ZERO;
+    const FILL: Fill = Fill::Fp16;
+}
+
+impl Operand for bf16 {
+    const ONE: bf16 = bf16::ONE;
+    const ZERO: bf16 = bf16::ZERO;
+    const FILL: Fill = Fill::Bf16;
+}
 
 pub struct Cuda {
     ctx: Arc<CudaContext>,
@@ -84,6 +159,7 @@ pub struct Cuda {
     copy: CudaFunction,
     triad: CudaFunction,
     empty: CudaFunction,
+    fill: CudaFunction,
     flush: CudaSlice<u8>,
     scratch: CudaSlice<f32>,
     pool: Option<CudaSlice<f32>>,
@@ -142,7 +218,7 @@ impl Cuda {
         let ptx = cudarc::nvrtc::compile_ptx(KERNELS)
             .context("NVRTC could not compile the bandwidth kernels")?;
         let module = ctx.load_module(ptx)?;
-        let [read, copy, triad, empty] = ENTRY_POINTS.map(|name| module.load_function(name));
+        let [read, copy, triad, empty, fill] = ENTRY_POINTS.map(|name| module.load_function(name));
         let sms = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         let capability = ctx.compute_capability()?;
         Ok(Cuda {
@@ -153,6 +229,7 @@ impl Cuda {
             copy: copy?,
             triad: triad?,
             empty: empty?,
+            fill: fill?,
             flush: stream.alloc_zeros::<u8>(L2_FLUSH_BYTES)?,
             scratch: stream.alloc_zeros::<f32>(1)?,
             pool: None,
@@ -185,6 +262,21 @@ impl Cuda {
         Ok(samples)
     }
 
+    /// Fills `buffer` with random values of `format` (element `i` depends only on
+    /// `seed` and `i`: the same operands in every run).
+    fn fill_random<T>(&self, buffer: &mut CudaSlice<T>, format: Fill, seed: u32) -> Result<()>
+    where
+        T: cudarc::driver::DeviceRepr,
+    {
+        let n = buffer.len() as u64;
+        let format = format as u32;
+        let mut launch = self.stream.launch_builder(&self.fill);
+        launch.arg(buffer).arg(&n).arg(&format).arg(&seed);
+        // SAFETY: the kernel writes n elements of the format's size, the buffer's type.
+        unsafe { launch.launch(self.launch_config()) }?;
+        Ok(())
+    }
+
     fn launch_config(&self) -> LaunchConfig {
         LaunchConfig {
             grid_dim: (self.blocks, 1, 1),
@@ -193,21 +285,16 @@ impl Cuda {
         }
     }
 
-    fn gemm_typed<T>(
-        &mut self,
-        m: usize,
-        n: usize,
-        k: usize,
-        one: T,
-        zero: T,
-        policy: &Policy,
-    ) -> Result<Vec<f64>>
+    fn gemm_typed<T>(&mut self, m: usize, n: usize, k: usize, policy: &Policy) -> Result<Vec<f64>>
     where
-        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy,
+        T: Operand,
         CudaBlas: Gemm<T>,
     {
-        let a = self.stream.alloc_zeros::<T>(m * k)?;
-        let w = self.stream.alloc_zeros::<T>(n * k)?;
+        let (one, zero, fill) = (T::ONE, T::ZERO, T::FILL);
+        let mut a = self.stream.alloc_zeros::<T>(m * k)?;
+        let mut w = self.stream.alloc_zeros::<T>(n * k)?;
+        self.fill_random(&mut a, fill, 1)?;
+        self.fill_random(&mut w, fill, 2)?;
         let mut c = self.stream.alloc_zeros::<T>(m * n)?;
         let cfg = GemmConfig {
             transa: cublasOperation_t::CUBLAS_OP_T,
@@ -237,8 +324,10 @@ impl Cuda {
                 self.capability.1
             );
         }
-        let a = self.stream.alloc_zeros::<u8>(m * k)?;
-        let w = self.stream.alloc_zeros::<u8>(n * k)?;
+        let mut a = self.stream.alloc_zeros::<u8>(m * k)?;
+        let mut w = self.stream.alloc_zeros::<u8>(n * k)?;
+        self.fill_random(&mut a, Fill::Fp8E4m3, 1)?;
+        self.fill_random(&mut w, Fill::Fp8E4m3, 2)?;
         let mut d = self.stream.alloc_zeros::<u16>(m * n)?;
         let e4m3 = lt_sys::cudaDataType_t::CUDA_R_8F_E4M3;
         let bf16_t = lt_sys::cudaDataType_t::CUDA_R_16BF;
@@ -367,9 +456,9 @@ impl Backend for Cuda {
     ) -> Result<Vec<f64>> {
         let (m, n, k) = (m as usize, n as usize, k as usize);
         match dtype {
-            ComputeDtype::Fp32 => self.gemm_typed::<f32>(m, n, k, 1.0, 0.0, policy),
-            ComputeDtype::Fp16 => self.gemm_typed::<f16>(m, n, k, f16::ONE, f16::ZERO, policy),
-            ComputeDtype::Bf16 => self.gemm_typed::<bf16>(m, n, k, bf16::ONE, bf16::ZERO, policy),
+            ComputeDtype::Fp32 => self.gemm_typed::<f32>(m, n, k, policy),
+            ComputeDtype::Fp16 => self.gemm_typed::<f16>(m, n, k, policy),
+            ComputeDtype::Bf16 => self.gemm_typed::<bf16>(m, n, k, policy),
             ComputeDtype::Fp8 => self.gemm_fp8(m, n, k, policy),
             other => bail!("the cuda backend has no {other} GEMM"),
         }
@@ -390,7 +479,9 @@ impl Backend for Cuda {
         let n4 = ((bytes / 16) as usize / arrays).max(1);
         let floats = n4 * 4 * arrays;
         if self.pool.as_ref().is_none_or(|p| p.len() < floats) {
-            self.pool = Some(self.stream.alloc_zeros::<f32>(floats)?);
+            let mut pool = self.stream.alloc_zeros::<f32>(floats)?;
+            self.fill_random(&mut pool, Fill::Fp32, 3)?;
+            self.pool = Some(pool);
         }
         let cfg = self.launch_config();
         let samples = self.time(policy, |me| {
