@@ -18,6 +18,9 @@ use crate::hardware::{
 };
 use crate::sourced::Sourced;
 
+/// Where a calibrated profile's own notes begin (after the base device's notes).
+const CALIBRATED_ON: &str = "Calibrated on ";
+
 /// What the caller knows beyond the rows.
 #[derive(Debug, Clone)]
 pub struct ProfileOptions<'a> {
@@ -225,10 +228,23 @@ pub fn device_file(
     if let Some(base) = options.base {
         let base_file = &base.file;
         let (peak_dtype, peak) = base.peak_tflops_for(primary.dtype);
-        let mut notes = vec![format!(
-            "Calibrated on `{}` ({} backend); published specs copied from `{}`.",
+        // The base's own notes (what its specs mean) come first. Everything from
+        // CALIBRATED_ON on is this function's, so calibrating on a profile that was
+        // itself calibrated (`--base h100-sxm --out hardware/h100-sxm.toml`) replaces
+        // the earlier calibration's notes instead of piling them up.
+        let mut notes: Vec<String> = base_file
+            .notes
+            .as_deref()
+            .and_then(|n| n.split(CALIBRATED_ON).next())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        notes.push(format!(
+            "{CALIBRATED_ON}`{}` ({} backend); published specs copied from `{}`.",
             fits.device, fits.backend, base.id
-        )];
+        ));
         notes.extend(matvec_note.clone());
         let mut fraction = |what: &str, fitted: f64, spec: f64| -> f64 {
             let f = fitted / spec;
@@ -696,6 +712,18 @@ mod tests {
         assert!((device.efficiency.bandwidth_fraction - 20.0 / 819.0).abs() < 1e-5);
         assert_eq!(device.peak_tflops, base.peak_tflops);
         assert_eq!(device.family, "apple");
+        // The base's notes come first, then the calibration's; calibrating on the
+        // result again keeps one copy of each.
+        let notes = file.notes.clone().unwrap();
+        assert!(
+            notes.starts_with(base.file.notes.as_deref().unwrap()),
+            "{notes}"
+        );
+        assert_eq!(notes.matches(CALIBRATED_ON).count(), 1, "{notes}");
+        let again_base =
+            Device::from_toml("m3-ultra-80c", "m3.toml", &device_toml(&file, "")).unwrap();
+        let again = device_file(&fits, &options(Some(&again_base))).unwrap();
+        assert_eq!(again.notes, file.notes);
         // The base's ports come along, so scenarios can still wire the device.
         assert_eq!(
             device.links,

@@ -1,6 +1,8 @@
 //! `planner calibrate` on synthetic harness CSVs with known answers, and the
 //! prediction band of calibrated devices.
 
+use std::path::Path;
+
 use planner::analytical::band::band;
 use planner::analytical::simulate;
 use planner::microbench::{write_csv, Kernel, MicrobenchRow};
@@ -391,32 +393,51 @@ fn llama_bench_output_fits_a_runtime_profile_that_scenarios_can_use() {
     assert!((rate / 41.02 - 1.0).abs() < 0.10, "{rate}");
 }
 
-#[test]
-fn the_committed_cpu_profile_is_what_calibrate_writes_from_the_committed_csv() {
-    // hardware/local-cpu.toml says it was fitted from harness/results/dev-vm/cpu-quick.csv
-    // by the command in its first line; run that command again (writing elsewhere) and
-    // compare, with the output path put back.
-    let name = "AMD EPYC, 2 vCPU KVM guest (the project's development VM), calibrated";
-    let out = scenario_file("").with_file_name("local-cpu.toml");
-    let o = planner(&[
-        "calibrate",
+/// The committed profiles `planner calibrate` wrote: the file, the harness CSV and the
+/// other arguments of the command its first line records.
+const CALIBRATED_PROFILES: [(&str, &str, &[&str]); 2] = [
+    (
+        "hardware/local-cpu.toml",
         "harness/results/dev-vm/cpu-quick.csv",
-        "--name",
-        name,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let written = std::fs::read_to_string(&out)
-        .unwrap()
-        .replace(out.to_str().unwrap(), "hardware/local-cpu.toml");
-    let committed = std::fs::read_to_string(repo().join("hardware/local-cpu.toml")).unwrap();
-    assert!(
-        written == committed,
-        "hardware/local-cpu.toml differs from what `planner calibrate \
-         harness/results/dev-vm/cpu-quick.csv --name '{name}' --out hardware/local-cpu.toml` \
-         writes: regenerate it with that command"
-    );
+        &[
+            "--name",
+            "AMD EPYC, 2 vCPU KVM guest (the project's development VM), calibrated",
+        ],
+    ),
+    // Its base is the committed file itself: calibrate copies the base's published
+    // specs, notes and ports and replaces the efficiency figures, so the command
+    // gives the same file again.
+    (
+        "hardware/h100-sxm.toml",
+        "hardware/measurements/nvidia-h100-80gb-hbm3-2026-11-22.csv",
+        &["--base", "h100-sxm", "--name", "NVIDIA H100 SXM5 80GB"],
+    ),
+];
+
+#[test]
+fn the_committed_calibrated_profiles_are_what_calibrate_writes_from_the_committed_csv() {
+    // Run each profile's command again (writing elsewhere) and compare, with the output
+    // path put back.
+    for (profile, csv, args) in CALIBRATED_PROFILES {
+        let committed = std::fs::read_to_string(repo().join(profile)).unwrap();
+        assert!(committed.contains(csv), "{profile} does not name {csv}");
+        let stem = Path::new(profile).file_name().unwrap();
+        let out = scenario_file("").with_file_name(stem);
+        let mut command = vec!["calibrate", csv];
+        command.extend_from_slice(args);
+        command.extend(["--out", out.to_str().unwrap()]);
+        let o = planner(&command);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let written = std::fs::read_to_string(&out)
+            .unwrap()
+            .replace(out.to_str().unwrap(), profile);
+        assert!(
+            written == committed,
+            "{profile} differs from what `planner {}` writes: regenerate it with that \
+             command (--out {profile})",
+            command[..command.len() - 2].join(" ")
+        );
+    }
 }
 
 #[test]
