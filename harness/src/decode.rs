@@ -1,7 +1,10 @@
-//! A real transformer decoder on the CPU: random fp32 weights of a catalog shape,
-//! real matrix-vector products, rotary embeddings, grouped-query attention over a
-//! growing KV cache, RMSNorm, a gated (SwiGLU) or plain FFN, the LM head and greedy
-//! sampling, one token at a time.
+//! A real transformer decoder: random fp32 weights of a catalog shape, real
+//! matrix-vector products, rotary embeddings, grouped-query attention over a growing
+//! KV cache, RMSNorm, a gated (SwiGLU) or plain FFN, the LM head and greedy sampling,
+//! one token at a time. [`Weights`] are made once on the host from a seed; the CPU
+//! [`Engine`] here and the CUDA one (`backend::cuda_decode`, feature `cuda`) run the
+//! same weights, so the same seed gives both the same greedy tokens up to the order
+//! of floating-point sums.
 //!
 //! Per layer and step the engine forks and joins the worker threads five times (the
 //! "kernels" the runtime profile `runtimes/planner-harness.toml` counts): the fused
@@ -25,36 +28,50 @@ use planner::model::{AttentionSpan, Model};
 
 use crate::kernels::{dot, fill_uniform, gemv};
 
-struct Layer {
-    attn_norm: Vec<f32>,
+/// One layer's weights, row-major `[outputs] x [inputs]`.
+pub struct LayerWeights {
+    pub attn_norm: Vec<f32>,
     /// `[(heads + 2 kv_heads) head_dim] x hidden`: Q, K, V stacked.
-    wqkv: Vec<f32>,
+    pub wqkv: Vec<f32>,
     /// `hidden x (heads head_dim)`.
-    wo: Vec<f32>,
-    ffn_norm: Vec<f32>,
+    pub wo: Vec<f32>,
+    pub ffn_norm: Vec<f32>,
     /// `[2 ffn] x hidden` when gated (gate rows, then up rows), else `ffn x hidden`.
-    w_in: Vec<f32>,
+    pub w_in: Vec<f32>,
     /// `hidden x ffn`.
-    w_down: Vec<f32>,
-    k_cache: Vec<f32>,
-    v_cache: Vec<f32>,
-    span: AttentionSpan,
+    pub w_down: Vec<f32>,
+    pub span: AttentionSpan,
 }
 
-pub struct Engine {
-    hidden: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    ffn: usize,
-    vocab: usize,
-    gated: bool,
-    max_context: usize,
-    embedding: Vec<f32>,
+/// Seeded random weights of the first layers of a catalog shape.
+pub struct Weights {
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    pub gated: bool,
+    pub embedding: Vec<f32>,
     /// `None` when tied to the embedding.
-    lm_head: Option<Vec<f32>>,
-    final_norm: Vec<f32>,
-    layers: Vec<Layer>,
+    pub lm_head: Option<Vec<f32>>,
+    pub final_norm: Vec<f32>,
+    pub layers: Vec<LayerWeights>,
+}
+
+/// A decoder that runs one token at a time.
+pub trait Decoder {
+    /// Runs token `token` at position `pos` through the stack; returns the greedy next
+    /// token and the step's time.
+    fn step(&mut self, token: usize, pos: usize) -> Result<(usize, StepTime)>;
+}
+
+/// The CPU engine: [`Weights`], a KV cache per layer and scratch vectors.
+pub struct Engine {
+    w: Weights,
+    max_context: usize,
+    /// Per layer: keys and values, `max_context x kv_heads x head_dim` each.
+    caches: Vec<(Vec<f32>, Vec<f32>)>,
     // Scratch.
     x: Vec<f32>,
     xn: Vec<f32>,
@@ -103,10 +120,10 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-impl Engine {
-    /// Allocates and fills the first `layers` layers of `model` with seeded random
-    /// weights, and a KV cache of `max_context` tokens.
-    pub fn new(model: &Model, layers: u32, max_context: usize, seed: u64) -> Result<Engine> {
+impl Weights {
+    /// Fills the first `layers` layers of `model` with seeded random weights (uniform,
+    /// scaled by `1 / sqrt(fan in)`; norms 1).
+    pub fn new(model: &Model, layers: u32, seed: u64) -> Result<Weights> {
         if model.moe.is_some() || model.mla.is_some() {
             bail!(
                 "the decode engine runs dense models with standard attention; `{}` has {}",
@@ -140,19 +157,17 @@ impl Engine {
         let mut all = Vec::with_capacity(layers as usize);
         for l in 0..layers {
             let s = 100 * u64::from(l + 1);
-            all.push(Layer {
+            all.push(LayerWeights {
                 attn_norm: vec![1.0; d],
                 wqkv: filled(qkv_rows * d, seed + s, scale(d)),
                 wo: filled(d * h * hd, seed + s + 1, scale(h * hd)),
                 ffn_norm: vec![1.0; d],
                 w_in: filled(ffn_rows * d, seed + s + 2, scale(d)),
                 w_down: filled(d * ffn, seed + s + 3, scale(ffn)),
-                k_cache: vec![0.0; max_context * kv * hd],
-                v_cache: vec![0.0; max_context * kv * hd],
                 span: model.attention_span(l),
             });
         }
-        Ok(Engine {
+        Ok(Weights {
             hidden: d,
             heads: h,
             kv_heads: kv,
@@ -160,25 +175,29 @@ impl Engine {
             ffn,
             vocab,
             gated,
-            max_context,
             embedding: filled(vocab * d, seed + 1, 1.0),
             lm_head: (!model.tied_embeddings).then(|| filled(vocab * d, seed + 2, scale(d))),
             final_norm: vec![1.0; d],
             layers: all,
-            x: vec![0.0; d],
-            xn: vec![0.0; d],
-            qkv: vec![0.0; qkv_rows],
-            attn: vec![0.0; h * hd],
-            proj: vec![0.0; d],
-            ffn_in: vec![0.0; ffn_rows],
-            act: vec![0.0; ffn],
-            logits: vec![0.0; vocab],
         })
+    }
+
+    /// Rows of the fused QKV projection and of the FFN's input projection.
+    pub fn qkv_rows(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+
+    pub fn ffn_rows(&self) -> usize {
+        if self.gated {
+            2 * self.ffn
+        } else {
+            self.ffn
+        }
     }
 
     /// Bytes of weights one step reads: every layer's matrices and norms, one
     /// embedding row, the LM head (the embedding when tied).
-    pub fn weight_bytes_per_step(&self) -> f64 {
+    pub fn bytes_per_step(&self) -> f64 {
         let per_layer: usize = self
             .layers
             .iter()
@@ -194,9 +213,45 @@ impl Engine {
         4.0 * (per_layer + self.hidden + self.vocab * self.hidden + self.hidden) as f64
     }
 
-    /// Runs token `token` at position `pos` through the stack; returns the greedy next
-    /// token and the step's time.
-    pub fn step(&mut self, token: usize, pos: usize) -> Result<(usize, StepTime)> {
+    /// The first cached position a token at `pos` attends to in a layer of `span`.
+    pub fn first_attended(span: AttentionSpan, pos: usize) -> usize {
+        match span {
+            AttentionSpan::Global => 0,
+            AttentionSpan::Local { window } => (pos + 1).saturating_sub(window as usize),
+            AttentionSpan::Chunked { chunk } => pos - pos % chunk as usize,
+        }
+    }
+}
+
+impl Engine {
+    /// The engine over `w` with a KV cache of `max_context` tokens.
+    pub fn new(w: Weights, max_context: usize) -> Engine {
+        let kv_len = w.kv_heads * w.head_dim;
+        Engine {
+            caches: (0..w.layers.len())
+                .map(|_| {
+                    (
+                        vec![0.0; max_context * kv_len],
+                        vec![0.0; max_context * kv_len],
+                    )
+                })
+                .collect(),
+            max_context,
+            x: vec![0.0; w.hidden],
+            xn: vec![0.0; w.hidden],
+            qkv: vec![0.0; w.qkv_rows()],
+            attn: vec![0.0; w.heads * w.head_dim],
+            proj: vec![0.0; w.hidden],
+            ffn_in: vec![0.0; w.ffn_rows()],
+            act: vec![0.0; w.ffn],
+            logits: vec![0.0; w.vocab],
+            w,
+        }
+    }
+}
+
+impl Decoder for Engine {
+    fn step(&mut self, token: usize, pos: usize) -> Result<(usize, StepTime)> {
         if pos >= self.max_context {
             bail!(
                 "position {pos} beyond the KV cache ({} tokens)",
@@ -204,13 +259,14 @@ impl Engine {
             );
         }
         let start = Instant::now();
-        let (d, h, kv, hd) = (self.hidden, self.heads, self.kv_heads, self.head_dim);
-        let token = token % self.vocab;
+        let w = &self.w;
+        let (d, h, kv, hd) = (w.hidden, w.heads, w.kv_heads, w.head_dim);
+        let token = token % w.vocab;
         self.x
-            .copy_from_slice(&self.embedding[token * d..(token + 1) * d]);
+            .copy_from_slice(&w.embedding[token * d..(token + 1) * d]);
         let group = h / kv;
         let inv_sqrt = 1.0 / (hd as f32).sqrt();
-        for layer in &mut self.layers {
+        for (layer, (k_cache, v_cache)) in w.layers.iter().zip(&mut self.caches) {
             rms_norm(&self.x, &layer.attn_norm, &mut self.xn);
             gemv(&layer.wqkv, &self.xn, &mut self.qkv);
             let (q, kvs) = self.qkv.split_at_mut(h * hd);
@@ -219,15 +275,10 @@ impl Engine {
                 rope(head, pos);
             }
             let row = pos * kv * hd;
-            layer.k_cache[row..row + kv * hd].copy_from_slice(k);
-            layer.v_cache[row..row + kv * hd].copy_from_slice(v);
-            // The first cached position this token attends to.
-            let first = match layer.span {
-                AttentionSpan::Global => 0,
-                AttentionSpan::Local { window } => (pos + 1).saturating_sub(window as usize),
-                AttentionSpan::Chunked { chunk } => pos - pos % chunk as usize,
-            };
-            let (k_cache, v_cache) = (&layer.k_cache, &layer.v_cache);
+            k_cache[row..row + kv * hd].copy_from_slice(k);
+            v_cache[row..row + kv * hd].copy_from_slice(v);
+            let first = Weights::first_attended(layer.span, pos);
+            let (k_cache, v_cache) = (&*k_cache, &*v_cache);
             let q: &[f32] = q;
             self.attn
                 .par_chunks_mut(hd)
@@ -261,8 +312,8 @@ impl Engine {
             }
             rms_norm(&self.x, &layer.ffn_norm, &mut self.xn);
             gemv(&layer.w_in, &self.xn, &mut self.ffn_in);
-            if self.gated {
-                let (gate, up) = self.ffn_in.split_at(self.ffn);
+            if w.gated {
+                let (gate, up) = self.ffn_in.split_at(w.ffn);
                 for ((a, g), u) in self.act.iter_mut().zip(gate).zip(up) {
                     *a = silu(*g) * u;
                 }
@@ -277,8 +328,8 @@ impl Engine {
             }
         }
         let layers_done = Instant::now();
-        rms_norm(&self.x, &self.final_norm, &mut self.xn);
-        let head = self.lm_head.as_deref().unwrap_or(&self.embedding);
+        rms_norm(&self.x, &w.final_norm, &mut self.xn);
+        let head = w.lm_head.as_deref().unwrap_or(&w.embedding);
         gemv(head, &self.xn, &mut self.logits);
         let next = self
             .logits
@@ -339,6 +390,27 @@ pub struct DecodeResult {
     pub last_token: usize,
 }
 
+/// Where a decode runs: the backend's name, the device as the backend names it, the
+/// host threads the engine uses, and how to make the engine over the weights and a KV
+/// cache of so many tokens.
+pub struct Target<'a> {
+    pub backend: &'static str,
+    pub device: String,
+    pub threads: usize,
+    #[allow(clippy::type_complexity)]
+    pub open: Box<dyn FnOnce(Weights, usize) -> Result<Box<dyn Decoder>> + 'a>,
+}
+
+/// The CPU engine on rayon's worker threads.
+pub fn cpu_target(device: String) -> Target<'static> {
+    Target {
+        backend: "cpu",
+        device,
+        threads: rayon::current_num_threads(),
+        open: Box::new(|w, max_context| Ok(Box::new(Engine::new(w, max_context)))),
+    }
+}
+
 /// Runs `prompt_tokens` untimed steps to fill the cache, then times `tokens` steps.
 pub fn run(
     model: &Model,
@@ -346,20 +418,22 @@ pub fn run(
     prompt_tokens: usize,
     tokens: usize,
     seed: u64,
-    device: &str,
+    target: Target<'_>,
 ) -> Result<DecodeResult> {
     if tokens == 0 {
         bail!("--tokens must be at least 1");
     }
     let init_start = Instant::now();
-    let mut engine = Engine::new(model, layers, prompt_tokens + tokens, seed)?;
+    let weights = Weights::new(model, layers, seed)?;
+    let (vocab, weight_bytes_per_step) = (weights.vocab, weights.bytes_per_step());
+    let mut engine = (target.open)(weights, prompt_tokens + tokens)?;
     let init_s = init_start.elapsed().as_secs_f64();
     let mut token = 1usize;
     let prompt_start = Instant::now();
     for pos in 0..prompt_tokens {
         // A fixed pseudo-random prompt; the model's own choice is ignored here.
         engine.step(token, pos)?;
-        token = (pos * 7919 + 13) % engine.vocab;
+        token = (pos * 7919 + 13) % vocab;
     }
     let prompt_s = prompt_start.elapsed().as_secs_f64();
     let mut steps = Vec::with_capacity(tokens);
@@ -381,16 +455,16 @@ pub fn run(
     let full_step = head_s / n + depth * layers_s / n;
     let full_step_best = head_min + depth * layers_min;
     Ok(DecodeResult {
-        backend: "cpu".to_string(),
-        device: device.to_string(),
+        backend: target.backend.to_string(),
+        device: target.device,
         model: model.id.clone(),
         model_layers: model.layers,
         layers_run: layers,
         weights: "f32".to_string(),
-        threads: rayon::current_num_threads(),
+        threads: target.threads,
         prompt_tokens,
         tokens,
-        weight_bytes_per_step: engine.weight_bytes_per_step(),
+        weight_bytes_per_step,
         init_s,
         prompt_s,
         decode_s,
@@ -428,8 +502,9 @@ max_context = 128
     #[test]
     fn tiny_model_decodes_deterministically() {
         let model = Model::from_toml("tiny", "tiny.toml", TINY).unwrap();
-        let a = run(&model, 2, 4, 6, 7, "test").unwrap();
-        let b = run(&model, 2, 4, 6, 7, "test").unwrap();
+        let cpu = || cpu_target("test".to_string());
+        let a = run(&model, 2, 4, 6, 7, cpu()).unwrap();
+        let b = run(&model, 2, 4, 6, 7, cpu()).unwrap();
         assert_eq!(a.last_token, b.last_token);
         assert!(a.last_token < 100);
         assert_eq!(a.tokens, 6);
@@ -457,6 +532,6 @@ max_context = 128
         let text =
             format!("{TINY}\n[moe]\nexperts = 4\nexperts_per_token = 2\nexpert_ffn_hidden = 32\n");
         let model = Model::from_toml("m", "m.toml", &text).unwrap();
-        assert!(Engine::new(&model, 1, 8, 1).is_err());
+        assert!(Weights::new(&model, 1, 1).is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! planner-harness run --backend cpu|cuda|metal [--quick] --out FILE.csv
 //! planner-harness net serve [--bind 127.0.0.1:7878] [--max-connections N] [--timeout-s S]
 //! planner-harness net probe --peer HOST:PORT [--quick] --out FILE.csv
-//! planner-harness decode --model ID [--layers N] [--prompt P] [--tokens T] --out FILE.json
+//! planner-harness decode [--backend cpu|cuda] --model ID [--layers N] [--prompt P] [--tokens T] --out FILE.json
 //! ```
 
 mod backend;
@@ -69,7 +69,8 @@ enum Command {
         #[command(subcommand)]
         action: NetAction,
     },
-    /// Run a transformer decoder with random weights of a catalog shape, on the CPU.
+    /// Run a transformer decoder with random weights of a catalog shape, on the CPU or
+    /// (a build with `--features cuda`) an NVIDIA GPU.
     Decode {
         #[arg(long, default_value = "cpu")]
         backend: String,
@@ -217,17 +218,26 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             out,
         } => {
-            if backend != "cpu" {
-                anyhow::bail!("the decode benchmark runs on the cpu backend only");
-            }
             let model = suite::load_model(&root, &model)?;
-            let device = format!(
-                "{} ({} threads)",
-                backend::cpu::cpu_model(),
-                rayon::current_num_threads()
-            );
+            let target = match backend.as_str() {
+                "cpu" => decode::cpu_target(format!(
+                    "{} ({} threads)",
+                    backend::cpu::cpu_model(),
+                    rayon::current_num_threads()
+                )),
+                #[cfg(feature = "cuda")]
+                "cuda" => backend::cuda_decode::target(0)?,
+                other => anyhow::bail!(
+                    "the decode benchmark runs on the cpu backend{}, not `{other}`",
+                    if cfg!(feature = "cuda") {
+                        " and the cuda one"
+                    } else {
+                        " (and on cuda in a build with --features cuda)"
+                    }
+                ),
+            };
             let layers = layers.unwrap_or(model.layers);
-            let result = decode::run(&model, layers, prompt, tokens, seed, &device)?;
+            let result = decode::run(&model, layers, prompt, tokens, seed, target)?;
             eprintln!(
                 "decode {} ({} of {} layers, f32): {:.3} tokens/s over {} tokens after {} in cache \
                  (layers {:.1} ms + head {:.1} ms per step; full depth {:.3} tokens/s)",

@@ -169,7 +169,7 @@ pub struct Cuda {
 
 /// Fails (rather than letting cudarc panic on first use) when one of the libraries
 /// the backend loads at run time cannot be found.
-fn check_libraries() -> Result<()> {
+pub(crate) fn check_libraries() -> Result<()> {
     // SAFETY: each probe only tries `dlopen` on cudarc's candidate names.
     let present = unsafe {
         [

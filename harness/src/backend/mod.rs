@@ -11,6 +11,8 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(feature = "cuda")]
+pub mod cuda_decode;
 #[cfg(all(feature = "metal", target_os = "macos"))]
 pub mod metal;
 
