@@ -395,7 +395,7 @@ fn llama_bench_output_fits_a_runtime_profile_that_scenarios_can_use() {
 
 /// The committed profiles `planner calibrate` wrote: the file, the harness CSV and the
 /// other arguments of the command its first line records.
-const CALIBRATED_PROFILES: [(&str, &str, &[&str]); 2] = [
+const CALIBRATED_PROFILES: [(&str, &str, &[&str]); 3] = [
     (
         "hardware/local-cpu.toml",
         "harness/results/dev-vm/cpu-quick.csv",
@@ -411,6 +411,11 @@ const CALIBRATED_PROFILES: [(&str, &str, &[&str]); 2] = [
         "hardware/h100-sxm.toml",
         "hardware/measurements/nvidia-h100-80gb-hbm3-2026-11-22.csv",
         &["--base", "h100-sxm", "--name", "NVIDIA H100 SXM5 80GB"],
+    ),
+    (
+        "hardware/h200-sxm.toml",
+        "hardware/measurements/nvidia-h200-2026-11-22.csv",
+        &["--base", "h200-sxm", "--name", "NVIDIA H200 SXM 141GB"],
     ),
 ];
 
@@ -561,4 +566,44 @@ fn rows_without_a_positive_time_are_left_out_with_a_note() {
         notes.contains(&"1 row(s) without a positive median_s left out of every fit"),
         "{notes:?}"
     );
+}
+
+#[test]
+fn the_gpu_decode_runs_are_predicted_within_twenty_percent_on_the_measured_gpus() {
+    // harness/results/<device>/: the harness's decode engine, every layer, on the H100
+    // and the H200 whose CUDA suites calibrated hardware/<device>.toml
+    // (scripts/cuda-end-to-end.sh). Issue 5's end-to-end target on a CPU is 20%; the
+    // same target here. Measured 2026-11-22: H100 152.55, 122.12 and 78.98 tokens/s,
+    // H200 185.22, 149.66 and 102.86.
+    for device in ["h100-sxm", "h200-sxm"] {
+        for model in ["llama-3.2-3b", "gemma-3-4b", "llama-3.1-8b"] {
+            let path = repo().join(format!("harness/results/{device}/decode-cuda-{model}.json"));
+            let run: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            assert_eq!(run["backend"], "cuda");
+            assert_eq!(
+                run["layers_run"], run["model_layers"],
+                "{model}: every layer ran"
+            );
+            let measured = run["tokens_per_s"].as_f64().unwrap();
+            // The committed scenario names the H100; the script swaps the device the
+            // same way (DEVICE=...).
+            let text =
+                std::fs::read_to_string(repo().join(format!("scenarios/gpu-decode-{model}.toml")))
+                    .unwrap()
+                    .replace("device = \"h100-sxm\"", &format!("device = \"{device}\""));
+            let scenario = scenario_file(&text);
+            let o = planner(&["simulate", scenario.to_str().unwrap(), "--format", "json"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+            let predicted = j["decode_tokens_per_s"].as_f64().unwrap();
+            let error = predicted / measured - 1.0;
+            assert!(
+                error.abs() < 0.20,
+                "{device} {model}: predicted {predicted:.2} tokens/s against {measured:.2} \
+                 measured ({:+.1}%)",
+                100.0 * error
+            );
+        }
+    }
 }
