@@ -23,19 +23,8 @@ DEVICE="${DEVICE:-h100-sxm}"
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(llama-3.2-3b gemma-3-4b llama-3.1-8b)
 mkdir -p "$OUT"
 
-# The CUDA libraries under the names the harness loads (see scripts/cuda-suite.sh).
-links=$(mktemp -d)
-paths="$links"
-for lib in cublas cublasLt nvrtc; do
-    ldconfig -p 2>/dev/null | grep -q "lib$lib\.so " && continue
-    found=$(find /usr/local /usr/lib /usr/lib64 /opt -name "lib$lib.so.*" 2>/dev/null \
-        | grep -E "lib$lib\.so\.[0-9.]+$" | sort -V | tail -n 1 || true)
-    if [ -n "$found" ]; then
-        ln -sf "$found" "$links/lib$lib.so"
-        paths="$paths:$(dirname "$found")"
-    fi
-done
-export LD_LIBRARY_PATH="$paths${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The CUDA libraries under the names the harness loads.
+. "$(dirname "$0")/cuda-libs.sh"
 
 for model in "${MODELS[@]}"; do
     "$H" decode --backend cuda --model "$model" --prompt 32 --tokens 32 \

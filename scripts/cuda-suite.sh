@@ -10,34 +10,15 @@
 # back where planner is built:
 #   planner calibrate OUTDIR/cuda.csv --base h100-sxm --name "..." --out hardware/ID.toml
 #
-# The harness loads libcuda, libcublas, libcublasLt and libnvrtc under their
-# unversioned or CUDA 12 names. Where the machine has only other names (a CUDA 13
-# install ships libcublas.so.13), this script links the newest one it finds under the
-# unversioned name in a scratch folder and puts that folder, and the library's own,
-# on LD_LIBRARY_PATH. It also records the GPU, driver and clocks next to the CSV.
+# The CUDA libraries are found as scripts/cuda-libs.sh says. It also records the GPU,
+# driver and clocks next to the CSV.
 set -euo pipefail
 HARNESS="${1:?usage: scripts/cuda-suite.sh HARNESS OUTDIR [run options]}"
 OUT="${2:?usage: scripts/cuda-suite.sh HARNESS OUTDIR [run options]}"
 shift 2
 mkdir -p "$OUT"
 
-links=$(mktemp -d)
-paths="$links"
-for lib in cublas cublasLt nvrtc; do
-    if ldconfig -p 2>/dev/null | grep -q "lib$lib\.so "; then
-        continue
-    fi
-    found=$(find /usr/local /usr/lib /usr/lib64 /opt -name "lib$lib.so.*" 2>/dev/null \
-        | grep -E "lib$lib\.so\.[0-9.]+$" | sort -V | tail -n 1 || true)
-    if [ -n "$found" ]; then
-        ln -sf "$found" "$links/lib$lib.so"
-        paths="$paths:$(dirname "$found")"
-        echo "cuda-suite: lib$lib.so -> $found"
-    else
-        echo "cuda-suite: no lib$lib.so* found; the harness will say what it tried"
-    fi
-done
-export LD_LIBRARY_PATH="$paths${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+. "$(dirname "$0")/cuda-libs.sh"
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -543,6 +543,29 @@ impl Backend for Cuda {
     }
 }
 
+/// Compiles `source` with NVRTC and checks the PTX defines each of `entries` (a test
+/// helper: skipped where libnvrtc is absent, unless `PLANNER_REQUIRE_NVRTC` is set).
+#[cfg(test)]
+pub(crate) fn assert_compiles_with_nvrtc(source: &str, entries: &[&str]) {
+    // SAFETY: only probes dlopen.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        assert!(
+            std::env::var_os("PLANNER_REQUIRE_NVRTC").is_none(),
+            "PLANNER_REQUIRE_NVRTC is set but libnvrtc was not found (LD_LIBRARY_PATH)"
+        );
+        eprintln!("skipped: libnvrtc not found (LD_LIBRARY_PATH)");
+        return;
+    }
+    let ptx = cudarc::nvrtc::compile_ptx(source).expect("the kernels compile");
+    let text = ptx.to_src();
+    for entry in entries {
+        assert!(
+            text.contains(&format!(".entry {entry}(")),
+            "no entry point {entry} in the PTX"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,29 +590,14 @@ mod tests {
         }
     }
 
-    /// The NVRTC kernels compile, and define the four entry points the backend loads.
+    /// The NVRTC kernels compile, and define the entry points the backend loads.
     /// Needs only `libnvrtc` (no driver, no GPU): `.ci/run` fetches NVIDIA's
-    /// `nvidia-cuda-nvrtc-cu12` wheel where pip can and runs this test with
-    /// `PLANNER_REQUIRE_NVRTC=1`, under which a missing library fails it; without
-    /// that variable it is skipped where the library is absent.
+    /// `nvidia-cuda-nvrtc-cu12` wheel where pip can and runs the tests named
+    /// `*compile_with_nvrtc` with `PLANNER_REQUIRE_NVRTC=1`, under which a missing
+    /// library fails them; without that variable they are skipped where the library is
+    /// absent.
     #[test]
     fn the_kernels_compile_with_nvrtc() {
-        // SAFETY: only probes dlopen.
-        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            assert!(
-                std::env::var_os("PLANNER_REQUIRE_NVRTC").is_none(),
-                "PLANNER_REQUIRE_NVRTC is set but libnvrtc was not found (LD_LIBRARY_PATH)"
-            );
-            eprintln!("skipped: libnvrtc not found (LD_LIBRARY_PATH)");
-            return;
-        }
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS).expect("the kernels compile");
-        let text = ptx.to_src();
-        for entry in ENTRY_POINTS {
-            assert!(
-                text.contains(&format!(".entry {entry}(")),
-                "no entry point {entry} in the PTX"
-            );
-        }
+        assert_compiles_with_nvrtc(KERNELS, &ENTRY_POINTS);
     }
 }

@@ -539,27 +539,10 @@ impl Decoder for CudaEngine {
 mod tests {
     use super::*;
 
-    /// The decode kernels compile and define the entry points the engine loads (needs
-    /// only `libnvrtc`; `.ci/run` runs it with `PLANNER_REQUIRE_NVRTC=1`, see
+    /// The decode kernels compile and define the entry points the engine loads (see
     /// `backend::cuda`'s test of the same kind).
     #[test]
     fn the_decode_kernels_compile_with_nvrtc() {
-        // SAFETY: only probes dlopen.
-        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            assert!(
-                std::env::var_os("PLANNER_REQUIRE_NVRTC").is_none(),
-                "PLANNER_REQUIRE_NVRTC is set but libnvrtc was not found (LD_LIBRARY_PATH)"
-            );
-            eprintln!("skipped: libnvrtc not found (LD_LIBRARY_PATH)");
-            return;
-        }
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS).expect("the kernels compile");
-        let text = ptx.to_src();
-        for entry in ENTRY_POINTS {
-            assert!(
-                text.contains(&format!(".entry {entry}(")),
-                "no entry point {entry} in the PTX"
-            );
-        }
+        super::super::cuda::assert_compiles_with_nvrtc(KERNELS, &ENTRY_POINTS);
     }
 }
