@@ -43,8 +43,9 @@ pub struct LayerWeights {
     pub span: AttentionSpan,
 }
 
-/// Seeded random weights of the first layers of a catalog shape.
-pub struct Weights {
+/// The sizes a decoder of a catalog shape works with.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
     pub hidden: usize,
     pub heads: usize,
     pub kv_heads: usize,
@@ -52,6 +53,38 @@ pub struct Weights {
     pub ffn: usize,
     pub vocab: usize,
     pub gated: bool,
+}
+
+impl Shape {
+    /// Rows of the fused QKV projection: the query heads, then the keys and values.
+    pub fn qkv_rows(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+
+    /// Rows of the FFN's input projection: gate and up when gated.
+    pub fn ffn_rows(&self) -> usize {
+        if self.gated {
+            2 * self.ffn
+        } else {
+            self.ffn
+        }
+    }
+
+    /// One token's keys (or values) in one layer.
+    pub fn kv_len(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+}
+
+/// The first cached position a token at `pos` attends to in a layer of `span`: what
+/// [`AttentionSpan::cached_in_view`] leaves in view of the `pos` tokens before it.
+pub fn first_attended(span: AttentionSpan, pos: usize) -> usize {
+    pos - span.cached_in_view(pos as f64) as usize
+}
+
+/// Seeded random weights of the first layers of a catalog shape.
+pub struct Weights {
+    pub shape: Shape,
     pub embedding: Vec<f32>,
     /// `None` when tied to the embedding.
     pub lm_head: Option<Vec<f32>>,
@@ -142,57 +175,43 @@ impl Weights {
                 model.id
             );
         }
-        let d = model.hidden_size as usize;
-        let (h, kv, hd) = (
-            model.attention_heads as usize,
-            model.kv_heads as usize,
-            model.head_dim as usize,
+        let shape = Shape {
+            hidden: model.hidden_size as usize,
+            heads: model.attention_heads as usize,
+            kv_heads: model.kv_heads as usize,
+            head_dim: model.head_dim as usize,
+            ffn: model.ffn_hidden as usize,
+            vocab: model.vocab_size as usize,
+            gated: model.gated_ffn,
+        };
+        let (d, h, hd, ffn, vocab) = (
+            shape.hidden,
+            shape.heads,
+            shape.head_dim,
+            shape.ffn,
+            shape.vocab,
         );
-        let ffn = model.ffn_hidden as usize;
-        let vocab = model.vocab_size as usize;
-        let gated = model.gated_ffn;
-        let ffn_rows = if gated { 2 * ffn } else { ffn };
-        let qkv_rows = (h + 2 * kv) * hd;
         let scale = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
         let mut all = Vec::with_capacity(layers as usize);
         for l in 0..layers {
             let s = 100 * u64::from(l + 1);
             all.push(LayerWeights {
                 attn_norm: vec![1.0; d],
-                wqkv: filled(qkv_rows * d, seed + s, scale(d)),
+                wqkv: filled(shape.qkv_rows() * d, seed + s, scale(d)),
                 wo: filled(d * h * hd, seed + s + 1, scale(h * hd)),
                 ffn_norm: vec![1.0; d],
-                w_in: filled(ffn_rows * d, seed + s + 2, scale(d)),
+                w_in: filled(shape.ffn_rows() * d, seed + s + 2, scale(d)),
                 w_down: filled(d * ffn, seed + s + 3, scale(ffn)),
                 span: model.attention_span(l),
             });
         }
         Ok(Weights {
-            hidden: d,
-            heads: h,
-            kv_heads: kv,
-            head_dim: hd,
-            ffn,
-            vocab,
-            gated,
+            shape,
             embedding: filled(vocab * d, seed + 1, 1.0),
             lm_head: (!model.tied_embeddings).then(|| filled(vocab * d, seed + 2, scale(d))),
             final_norm: vec![1.0; d],
             layers: all,
         })
-    }
-
-    /// Rows of the fused QKV projection and of the FFN's input projection.
-    pub fn qkv_rows(&self) -> usize {
-        (self.heads + 2 * self.kv_heads) * self.head_dim
-    }
-
-    pub fn ffn_rows(&self) -> usize {
-        if self.gated {
-            2 * self.ffn
-        } else {
-            self.ffn
-        }
     }
 
     /// Bytes of weights one step reads: every layer's matrices and norms, one
@@ -210,23 +229,16 @@ impl Weights {
                     + l.w_down.len()
             })
             .sum();
-        4.0 * (per_layer + self.hidden + self.vocab * self.hidden + self.hidden) as f64
-    }
-
-    /// The first cached position a token at `pos` attends to in a layer of `span`.
-    pub fn first_attended(span: AttentionSpan, pos: usize) -> usize {
-        match span {
-            AttentionSpan::Global => 0,
-            AttentionSpan::Local { window } => (pos + 1).saturating_sub(window as usize),
-            AttentionSpan::Chunked { chunk } => pos - pos % chunk as usize,
-        }
+        let d = self.shape.hidden;
+        4.0 * (per_layer + d + self.shape.vocab * d + d) as f64
     }
 }
 
 impl Engine {
     /// The engine over `w` with a KV cache of `max_context` tokens.
     pub fn new(w: Weights, max_context: usize) -> Engine {
-        let kv_len = w.kv_heads * w.head_dim;
+        let shape = w.shape;
+        let kv_len = shape.kv_len();
         Engine {
             caches: (0..w.layers.len())
                 .map(|_| {
@@ -237,14 +249,14 @@ impl Engine {
                 })
                 .collect(),
             max_context,
-            x: vec![0.0; w.hidden],
-            xn: vec![0.0; w.hidden],
-            qkv: vec![0.0; w.qkv_rows()],
-            attn: vec![0.0; w.heads * w.head_dim],
-            proj: vec![0.0; w.hidden],
-            ffn_in: vec![0.0; w.ffn_rows()],
-            act: vec![0.0; w.ffn],
-            logits: vec![0.0; w.vocab],
+            x: vec![0.0; shape.hidden],
+            xn: vec![0.0; shape.hidden],
+            qkv: vec![0.0; shape.qkv_rows()],
+            attn: vec![0.0; shape.heads * shape.head_dim],
+            proj: vec![0.0; shape.hidden],
+            ffn_in: vec![0.0; shape.ffn_rows()],
+            act: vec![0.0; shape.ffn],
+            logits: vec![0.0; shape.vocab],
             w,
         }
     }
@@ -260,8 +272,9 @@ impl Decoder for Engine {
         }
         let start = Instant::now();
         let w = &self.w;
-        let (d, h, kv, hd) = (w.hidden, w.heads, w.kv_heads, w.head_dim);
-        let token = token % w.vocab;
+        let shape = w.shape;
+        let (d, h, kv, hd) = (shape.hidden, shape.heads, shape.kv_heads, shape.head_dim);
+        let token = token % shape.vocab;
         self.x
             .copy_from_slice(&w.embedding[token * d..(token + 1) * d]);
         let group = h / kv;
@@ -277,7 +290,7 @@ impl Decoder for Engine {
             let row = pos * kv * hd;
             k_cache[row..row + kv * hd].copy_from_slice(k);
             v_cache[row..row + kv * hd].copy_from_slice(v);
-            let first = Weights::first_attended(layer.span, pos);
+            let first = first_attended(layer.span, pos);
             let (k_cache, v_cache) = (&*k_cache, &*v_cache);
             let q: &[f32] = q;
             self.attn
@@ -312,8 +325,8 @@ impl Decoder for Engine {
             }
             rms_norm(&self.x, &layer.ffn_norm, &mut self.xn);
             gemv(&layer.w_in, &self.xn, &mut self.ffn_in);
-            if w.gated {
-                let (gate, up) = self.ffn_in.split_at(w.ffn);
+            if shape.gated {
+                let (gate, up) = self.ffn_in.split_at(shape.ffn);
                 for ((a, g), u) in self.act.iter_mut().zip(gate).zip(up) {
                     *a = silu(*g) * u;
                 }
@@ -425,7 +438,7 @@ pub fn run(
     }
     let init_start = Instant::now();
     let weights = Weights::new(model, layers, seed)?;
-    let (vocab, weight_bytes_per_step) = (weights.vocab, weights.bytes_per_step());
+    let (vocab, weight_bytes_per_step) = (weights.shape.vocab, weights.bytes_per_step());
     let mut engine = (target.open)(weights, prompt_tokens + tokens)?;
     let init_s = init_start.elapsed().as_secs_f64();
     let mut token = 1usize;
@@ -525,6 +538,26 @@ max_context = 128
         let mut out = [0.0; 2];
         rms_norm(&[3.0, 4.0], &[1.0, 1.0], &mut out);
         assert!((out[0] - 0.848528).abs() < 1e-4 && (out[1] - 1.131371).abs() < 1e-4);
+    }
+
+    #[test]
+    fn first_attended_position_by_span() {
+        // A window of 4 keys counts the token itself: at position 10 it sees 7-10.
+        // A chunk of 4: position 9 sees its chunk's 8 and 9.
+        let local = AttentionSpan::Local { window: 4 };
+        let chunked = AttentionSpan::Chunked { chunk: 4 };
+        for (pos, local_first, chunk_first) in [
+            (0, 0, 0),
+            (2, 0, 0),
+            (3, 0, 0),
+            (4, 1, 4),
+            (9, 6, 8),
+            (10, 7, 8),
+        ] {
+            assert_eq!(first_attended(AttentionSpan::Global, pos), 0);
+            assert_eq!(first_attended(local, pos), local_first, "local, {pos}");
+            assert_eq!(first_attended(chunked, pos), chunk_first, "chunked, {pos}");
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! name them like any other device or link.
 //!
 //! With a base device (`--base`), its published specifications (peaks, memory,
-//! power, prices) and its interconnects (`[connectivity]`) are copied and the `[efficiency]` fractions are the fitted
-//! achievable rates divided by those specs. Without one (a CPU has no catalog entry),
+//! power, prices), its notes and its interconnects (`[connectivity]`) are copied and
+//! the `[efficiency]` fractions are the fitted achievable rates divided by those specs. Without one (a CPU has no catalog entry),
 //! the peaks *are* the fitted achievable rates and the fractions are 1 by definition;
 //! every source says which.
 

@@ -16,12 +16,11 @@
 //!
 //! Operands hold pseudo-random values (`fill_kernel`: magnitudes in [0.25, 1), random
 //! signs, every mantissa bit random), never zeros. Tensor cores draw less power, and
-//! so hold higher clocks, on zeros: the first run of this suite, on an H100 SXM with
-//! zero-filled operands, fitted 925 bf16 TFLOPS (94% of the 989 peak), where products
-//! of random data reach about 800 (KINDS.md of this workplace: 788 TFLOP/s random, 894
-//! zeros for one 8192-cube bf16 product through PyTorch on an H200).
+//! so hold higher clocks, on zeros: on the same H100 SXM, the suite with zero-filled
+//! operands fitted 924 bf16 TFLOPS (93% of the 989 peak) and with random ones 805
+//! (`hardware/measurements/README.md`, the zero-operands CSV against the first run).
 //!
-//! Run on an NVIDIA H100 80GB HBM3 (`hardware/measurements/`, README).
+//! Run on an NVIDIA H100 80GB HBM3 and an H200 (`hardware/measurements/`).
 
 use std::sync::Arc;
 
@@ -113,7 +112,7 @@ extern "C" __global__ void fill_kernel(unsigned char* p, unsigned long long n, u
 
 /// How [`KERNELS`]' `fill_kernel` encodes a random element.
 #[derive(Debug, Clone, Copy)]
-enum Fill {
+pub(crate) enum Fill {
     Fp32 = 0,
     Fp16 = 1,
     Bf16 = 2,
@@ -125,7 +124,9 @@ const L2_FLUSH_BYTES: usize = 256 << 20;
 
 /// An element type cuBLAS multiplies: its one and zero (alpha and beta) and how
 /// `fill_kernel` writes a random one.
-trait Operand: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy {
+pub(crate) trait Operand:
+    cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy
+{
     const ONE: Self;
     const ZERO: Self;
     const FILL: Fill;
@@ -169,7 +170,7 @@ pub struct Cuda {
 
 /// Fails (rather than letting cudarc panic on first use) when one of the libraries
 /// the backend loads at run time cannot be found.
-pub(crate) fn check_libraries() -> Result<()> {
+fn check_libraries() -> Result<()> {
     // SAFETY: each probe only tries `dlopen` on cudarc's candidate names.
     let present = unsafe {
         [
@@ -209,27 +210,66 @@ pub(crate) fn check_libraries() -> Result<()> {
     )
 }
 
+/// The CUDA device `ordinal`, once the libraries the backend loads are found.
+pub(crate) fn open_context(ordinal: usize) -> Result<Arc<CudaContext>> {
+    check_libraries()?;
+    CudaContext::new(ordinal).context("cannot open CUDA device (is the driver installed?)")
+}
+
+/// Compiles `source` (the `what` kernels) with NVRTC and loads its `entries`.
+pub(crate) fn load_kernels<const N: usize>(
+    ctx: &Arc<CudaContext>,
+    source: &str,
+    entries: [&str; N],
+    what: &str,
+) -> Result<[CudaFunction; N]> {
+    let ptx = cudarc::nvrtc::compile_ptx(source)
+        .with_context(|| format!("NVRTC could not compile the {what} kernels"))?;
+    let module = ctx.load_module(ptx)?;
+    let mut functions = Vec::with_capacity(N);
+    for name in entries {
+        functions.push(module.load_function(name)?);
+    }
+    Ok(functions
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one function per entry point")))
+}
+
+/// Row-major `C[m x n] = A[m x k] W[n x k]^T` as cuBLAS's column-major
+/// `C^T = W A^T` ("TN": W read as `k x n` transposed, A as `k x m`), the call every
+/// GEMM and matrix-vector product of the suite and the decode engine makes.
+pub(crate) fn row_major_gemm<T: Operand>(m: usize, n: usize, k: usize) -> GemmConfig<T> {
+    GemmConfig {
+        transa: cublasOperation_t::CUBLAS_OP_T,
+        transb: cublasOperation_t::CUBLAS_OP_N,
+        m: n as i32,
+        n: m as i32,
+        k: k as i32,
+        alpha: T::ONE,
+        lda: k as i32,
+        ldb: k as i32,
+        beta: T::ZERO,
+        ldc: n as i32,
+    }
+}
+
 impl Cuda {
     pub fn new(ordinal: usize) -> Result<Cuda> {
-        check_libraries()?;
-        let ctx = CudaContext::new(ordinal)
-            .context("cannot open CUDA device (is the driver installed?)")?;
+        let ctx = open_context(ordinal)?;
         let stream = ctx.default_stream();
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS)
-            .context("NVRTC could not compile the bandwidth kernels")?;
-        let module = ctx.load_module(ptx)?;
-        let [read, copy, triad, empty, fill] = ENTRY_POINTS.map(|name| module.load_function(name));
+        let [read, copy, triad, empty, fill] =
+            load_kernels(&ctx, KERNELS, ENTRY_POINTS, "bandwidth")?;
         let sms = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         let capability = ctx.compute_capability()?;
         Ok(Cuda {
             blas: CudaBlas::new(stream.clone())?,
             blas_lt: CudaBlasLT::new(stream.clone())?,
             lt_workspace: stream.alloc_zeros::<u8>(32 << 20)?,
-            read: read?,
-            copy: copy?,
-            triad: triad?,
-            empty: empty?,
-            fill: fill?,
+            read,
+            copy,
+            triad,
+            empty,
+            fill,
             flush: stream.alloc_zeros::<u8>(L2_FLUSH_BYTES)?,
             scratch: stream.alloc_zeros::<f32>(1)?,
             pool: None,
@@ -290,24 +330,12 @@ impl Cuda {
         T: Operand,
         CudaBlas: Gemm<T>,
     {
-        let (one, zero, fill) = (T::ONE, T::ZERO, T::FILL);
         let mut a = self.stream.alloc_zeros::<T>(m * k)?;
         let mut w = self.stream.alloc_zeros::<T>(n * k)?;
-        self.fill_random(&mut a, fill, 1)?;
-        self.fill_random(&mut w, fill, 2)?;
+        self.fill_random(&mut a, T::FILL, 1)?;
+        self.fill_random(&mut w, T::FILL, 2)?;
         let mut c = self.stream.alloc_zeros::<T>(m * n)?;
-        let cfg = GemmConfig {
-            transa: cublasOperation_t::CUBLAS_OP_T,
-            transb: cublasOperation_t::CUBLAS_OP_N,
-            m: n as i32,
-            n: m as i32,
-            k: k as i32,
-            alpha: one,
-            lda: k as i32,
-            ldb: k as i32,
-            beta: zero,
-            ldc: n as i32,
-        };
+        let cfg = row_major_gemm::<T>(m, n, k);
         self.time(policy, |me| {
             // SAFETY: the buffers hold n*k, m*k and m*n elements, as the strides say.
             unsafe { me.blas.gemm(cfg, &w, &a, &mut c) }?;

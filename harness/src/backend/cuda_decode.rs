@@ -18,16 +18,16 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use cudarc::cublas::sys::cublasOperation_t;
-use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
+use anyhow::{bail, Result};
+use cudarc::cublas::{CudaBlas, Gemm};
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
     LaunchConfig, PushKernelArg,
 };
 
-use crate::decode::{Decoder, StepTime, Target, Weights};
+use super::cuda::{load_kernels, open_context, row_major_gemm};
+use crate::decode::{first_attended, Decoder, Shape, StepTime, Target, Weights};
 
 /// Entry points of [`KERNELS`], in the order [`Kernels::load`] takes them.
 const ENTRY_POINTS: [&str; 8] = [
@@ -198,21 +198,49 @@ struct Kernels {
 
 impl Kernels {
     fn load(ctx: &Arc<CudaContext>) -> Result<Kernels> {
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS)
-            .context("NVRTC could not compile the decode kernels")?;
-        let module = ctx.load_module(ptx)?;
         let [embed, rms_norm, rope, kv_append, attention, add, act, argmax] =
-            ENTRY_POINTS.map(|name| module.load_function(name));
+            load_kernels(ctx, KERNELS, ENTRY_POINTS, "decode")?;
         Ok(Kernels {
-            embed: embed?,
-            rms_norm: rms_norm?,
-            rope: rope?,
-            kv_append: kv_append?,
-            attention: attention?,
-            add: add?,
-            act: act?,
-            argmax: argmax?,
+            embed,
+            rms_norm,
+            rope,
+            kv_append,
+            attention,
+            add,
+            act,
+            argmax,
         })
+    }
+
+    /// `out = RMSNorm(x) * w` over `d` floats.
+    fn rms_norm(
+        &self,
+        s: &CudaStream,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        d: i32,
+    ) -> Result<()> {
+        let mut b = s.launch_builder(&self.rms_norm);
+        b.arg(x).arg(w).arg(out).arg(&d);
+        // SAFETY: every vector holds d floats.
+        unsafe { b.launch(ONE_BLOCK) }?;
+        Ok(())
+    }
+
+    /// The residual add `x += p` over `d` floats.
+    fn add(
+        &self,
+        s: &CudaStream,
+        x: &mut CudaSlice<f32>,
+        p: &CudaSlice<f32>,
+        d: i32,
+    ) -> Result<()> {
+        let mut b = s.launch_builder(&self.add);
+        b.arg(x).arg(p).arg(&d);
+        // SAFETY: both hold d floats.
+        unsafe { b.launch(grid(d as usize)) }?;
+        Ok(())
     }
 }
 
@@ -232,13 +260,7 @@ pub struct CudaEngine {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     k: Kernels,
-    hidden: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    ffn: usize,
-    vocab: usize,
-    gated: bool,
+    shape: Shape,
     max_context: usize,
     embedding: CudaSlice<f32>,
     lm_head: Option<CudaSlice<f32>>,
@@ -258,9 +280,7 @@ pub struct CudaEngine {
 
 /// The CUDA engine on device `ordinal`.
 pub fn target(ordinal: usize) -> Result<Target<'static>> {
-    super::cuda::check_libraries()?;
-    let ctx =
-        CudaContext::new(ordinal).context("cannot open CUDA device (is the driver installed?)")?;
+    let ctx = open_context(ordinal)?;
     let device = ctx.name()?;
     Ok(Target {
         backend: "cuda",
@@ -291,7 +311,8 @@ const MAX_ATTENDED: usize = 11_000;
 
 impl CudaEngine {
     fn new(ctx: Arc<CudaContext>, w: Weights, max_context: usize) -> Result<CudaEngine> {
-        if !w.heads.is_multiple_of(w.kv_heads) || !w.head_dim.is_multiple_of(2) {
+        let shape = w.shape;
+        if !shape.heads.is_multiple_of(shape.kv_heads) || !shape.head_dim.is_multiple_of(2) {
             bail!("the CUDA decode engine needs heads divisible by KV heads and an even head size");
         }
         if max_context > MAX_ATTENDED {
@@ -300,11 +321,14 @@ impl CudaEngine {
                  prompt + tokens is {max_context}"
             );
         }
-        let kv_len = w.kv_heads * w.head_dim;
+        let kv_len = shape.kv_len();
         let cache_bytes = 2 * 4 * max_context * kv_len * w.layers.len();
         let total = ctx.total_mem()? as f64;
-        let needed =
-            w.bytes_per_step() + cache_bytes as f64 + 4.0 * w.vocab as f64 * w.hidden as f64;
+        let needed = w.bytes_per_step()
+            + cache_bytes as f64
+            + 4.0 * shape.vocab as f64 * shape.hidden as f64;
+        // The rest of the GPU's memory is left to the CUDA context, cuBLAS's workspace
+        // and the scratch vectors (an allowance, not a measurement).
         if needed > 0.95 * total {
             bail!(
                 "the weights and cache need {:.1} GB, the GPU has {:.1} GB: run fewer layers \
@@ -334,26 +358,20 @@ impl CudaEngine {
         let engine = CudaEngine {
             blas: CudaBlas::new(stream.clone())?,
             k,
-            hidden: w.hidden,
-            heads: w.heads,
-            kv_heads: w.kv_heads,
-            head_dim: w.head_dim,
-            ffn: w.ffn,
-            vocab: w.vocab,
-            gated: w.gated,
+            shape,
             max_context,
             embedding: up(&w.embedding)?,
             lm_head: w.lm_head.as_ref().map(up).transpose()?,
             final_norm: up(&w.final_norm)?,
             layers,
-            x: stream.alloc_zeros(w.hidden)?,
-            xn: stream.alloc_zeros(w.hidden)?,
-            qkv: stream.alloc_zeros(w.qkv_rows())?,
-            attn: stream.alloc_zeros(w.heads * w.head_dim)?,
-            proj: stream.alloc_zeros(w.hidden)?,
-            ffn_in: stream.alloc_zeros(w.ffn_rows())?,
-            act: stream.alloc_zeros(w.ffn)?,
-            logits: stream.alloc_zeros(w.vocab)?,
+            x: stream.alloc_zeros(shape.hidden)?,
+            xn: stream.alloc_zeros(shape.hidden)?,
+            qkv: stream.alloc_zeros(shape.qkv_rows())?,
+            attn: stream.alloc_zeros(shape.heads * shape.head_dim)?,
+            proj: stream.alloc_zeros(shape.hidden)?,
+            ffn_in: stream.alloc_zeros(shape.ffn_rows())?,
+            act: stream.alloc_zeros(shape.ffn)?,
+            logits: stream.alloc_zeros(shape.vocab)?,
             token: stream.alloc_zeros(1)?,
             events: [new_event()?, new_event()?, new_event()?],
             stream,
@@ -363,28 +381,16 @@ impl CudaEngine {
     }
 }
 
-/// `y[n] = W[n x k] x[k]` with W row-major: cuBLAS's column-major `y = W^T x` with W
-/// read as `k x n` ("T", one column of x), exactly the suite's `gemv` call.
+/// `y[n] = W[n x k] x[k]` with W row-major: the suite's `gemv` call, a GEMM of one
+/// token row ([`row_major_gemm`]).
 fn gemv<W, X, Y>(blas: &CudaBlas, w: &W, x: &X, y: &mut Y, n: usize, k: usize) -> Result<()>
 where
     W: DevicePtr<f32>,
     X: DevicePtr<f32>,
     Y: DevicePtrMut<f32>,
 {
-    let cfg = GemmConfig {
-        transa: cublasOperation_t::CUBLAS_OP_T,
-        transb: cublasOperation_t::CUBLAS_OP_N,
-        m: n as i32,
-        n: 1,
-        k: k as i32,
-        alpha: 1.0f32,
-        lda: k as i32,
-        ldb: k as i32,
-        beta: 0.0f32,
-        ldc: n as i32,
-    };
     // SAFETY: W holds n x k, x k and y n floats, as the strides say.
-    unsafe { blas.gemm(cfg, w, x, y) }?;
+    unsafe { blas.gemm(row_major_gemm::<f32>(1, n, k), w, x, y) }?;
     Ok(())
 }
 
@@ -396,14 +402,13 @@ impl Decoder for CudaEngine {
                 self.max_context
             );
         }
-        let (d, h, kv, hd) = (self.hidden, self.heads, self.kv_heads, self.head_dim);
-        let (q_len, kv_len) = ((h * hd) as i32, (kv * hd) as i32);
+        let shape = self.shape;
+        let (d, h, kv, hd) = (shape.hidden, shape.heads, shape.kv_heads, shape.head_dim);
+        let (q_len, kv_len) = ((h * hd) as i32, shape.kv_len() as i32);
         let (d_i, hd_i, pos_i) = (d as i32, hd as i32, pos as i32);
-        let qkv_rows = (h + 2 * kv) * hd;
-        let ffn_rows = if self.gated { 2 * self.ffn } else { self.ffn };
         let scale = 1.0f32 / (hd as f32).sqrt();
         let s = self.stream.clone();
-        s.memcpy_htod(&[(token % self.vocab) as i32], &mut self.token)?;
+        s.memcpy_htod(&[(token % shape.vocab) as i32], &mut self.token)?;
         let [start, mid, end] = &self.events;
         start.record(&s)?;
         let mut b = s.launch_builder(&self.k.embed);
@@ -414,19 +419,14 @@ impl Decoder for CudaEngine {
         // SAFETY: the token is below the vocabulary; x holds d floats.
         unsafe { b.launch(grid(d)) }?;
         for layer in &mut self.layers {
-            let mut b = s.launch_builder(&self.k.rms_norm);
-            b.arg(&self.x)
-                .arg(&layer.attn_norm)
-                .arg(&mut self.xn)
-                .arg(&d_i);
-            // SAFETY: every vector holds d floats.
-            unsafe { b.launch(ONE_BLOCK) }?;
+            self.k
+                .rms_norm(&s, &self.x, &layer.attn_norm, &mut self.xn, d_i)?;
             gemv(
                 &self.blas,
                 &layer.wqkv,
                 &self.xn,
                 &mut self.qkv,
-                qkv_rows,
+                shape.qkv_rows(),
                 d,
             )?;
             let rotated = (h + kv) as i32;
@@ -443,7 +443,7 @@ impl Decoder for CudaEngine {
                 .arg(&pos_i);
             // SAFETY: pos < max_context, so the row fits the caches.
             unsafe { b.launch(grid(kv * hd)) }?;
-            let first = Weights::first_attended(layer.span, pos);
+            let first = first_attended(layer.span, pos);
             let attended = pos - first + 1;
             let (heads_i, kv_i, first_i) = (h as i32, kv as i32, first as i32);
             let mut b = s.launch_builder(&self.k.attention);
@@ -466,57 +466,41 @@ impl Decoder for CudaEngine {
             // MAX_ATTENDED keeps the shared memory under 48 KiB.
             unsafe { b.launch(cfg) }?;
             gemv(&self.blas, &layer.wo, &self.attn, &mut self.proj, d, h * hd)?;
-            let mut b = s.launch_builder(&self.k.add);
-            b.arg(&mut self.x).arg(&self.proj).arg(&d_i);
-            // SAFETY: both hold d floats.
-            unsafe { b.launch(grid(d)) }?;
-            let mut b = s.launch_builder(&self.k.rms_norm);
-            b.arg(&self.x)
-                .arg(&layer.ffn_norm)
-                .arg(&mut self.xn)
-                .arg(&d_i);
-            // SAFETY: every vector holds d floats.
-            unsafe { b.launch(ONE_BLOCK) }?;
+            self.k.add(&s, &mut self.x, &self.proj, d_i)?;
+            self.k
+                .rms_norm(&s, &self.x, &layer.ffn_norm, &mut self.xn, d_i)?;
             gemv(
                 &self.blas,
                 &layer.w_in,
                 &self.xn,
                 &mut self.ffn_in,
-                ffn_rows,
+                shape.ffn_rows(),
                 d,
             )?;
-            let (ffn_i, gated_i) = (self.ffn as i32, i32::from(self.gated));
+            let (ffn_i, gated_i) = (shape.ffn as i32, i32::from(shape.gated));
             let mut b = s.launch_builder(&self.k.act);
             b.arg(&self.ffn_in)
                 .arg(&mut self.act)
                 .arg(&ffn_i)
                 .arg(&gated_i);
             // SAFETY: ffn_in holds ffn_rows floats, act ffn.
-            unsafe { b.launch(grid(self.ffn)) }?;
+            unsafe { b.launch(grid(shape.ffn)) }?;
             gemv(
                 &self.blas,
                 &layer.w_down,
                 &self.act,
                 &mut self.proj,
                 d,
-                self.ffn,
+                shape.ffn,
             )?;
-            let mut b = s.launch_builder(&self.k.add);
-            b.arg(&mut self.x).arg(&self.proj).arg(&d_i);
-            // SAFETY: both hold d floats.
-            unsafe { b.launch(grid(d)) }?;
+            self.k.add(&s, &mut self.x, &self.proj, d_i)?;
         }
         mid.record(&s)?;
-        let mut b = s.launch_builder(&self.k.rms_norm);
-        b.arg(&self.x)
-            .arg(&self.final_norm)
-            .arg(&mut self.xn)
-            .arg(&d_i);
-        // SAFETY: every vector holds d floats.
-        unsafe { b.launch(ONE_BLOCK) }?;
+        self.k
+            .rms_norm(&s, &self.x, &self.final_norm, &mut self.xn, d_i)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
-        gemv(&self.blas, head, &self.xn, &mut self.logits, self.vocab, d)?;
-        let vocab_i = self.vocab as i32;
+        gemv(&self.blas, head, &self.xn, &mut self.logits, shape.vocab, d)?;
+        let vocab_i = shape.vocab as i32;
         let mut b = s.launch_builder(&self.k.argmax);
         b.arg(&self.logits).arg(&vocab_i).arg(&mut self.token);
         // SAFETY: logits holds vocab floats; token one int.
