@@ -214,11 +214,9 @@ impl Weights {
         })
     }
 
-    /// Bytes of weights one step reads: every layer's matrices and norms, one
-    /// embedding row, the LM head (the embedding when tied).
-    pub fn bytes_per_step(&self) -> f64 {
-        let per_layer: usize = self
-            .layers
+    /// Floats in the layers' matrices and norms.
+    fn layer_floats(&self) -> usize {
+        self.layers
             .iter()
             .map(|l| {
                 l.attn_norm.len()
@@ -228,7 +226,21 @@ impl Weights {
                     + l.w_in.len()
                     + l.w_down.len()
             })
-            .sum();
+            .sum()
+    }
+
+    /// Bytes the weights take in memory: every layer, the embedding table, the LM head
+    /// when it is not the embedding, the final norm.
+    pub fn resident_bytes(&self) -> f64 {
+        let layers = self.layer_floats();
+        let head = self.lm_head.as_ref().map_or(0, Vec::len);
+        4.0 * (layers + self.embedding.len() + head + self.final_norm.len()) as f64
+    }
+
+    /// Bytes of weights one step reads: every layer's matrices and norms, one
+    /// embedding row, the LM head (the embedding when tied).
+    pub fn bytes_per_step(&self) -> f64 {
+        let per_layer = self.layer_floats();
         let d = self.shape.hidden;
         4.0 * (per_layer + d + self.shape.vocab * d + d) as f64
     }
@@ -526,6 +538,10 @@ max_context = 128
         // + 12288 + 6144 = 30848; two layers 61696, + 64 (embedding row) + 6400 (tied
         // head) + 64 (final norm) = 68224 floats = 272896 bytes.
         assert_eq!(a.weight_bytes_per_step, 272_896.0);
+        // Held in memory: the two layers' 61696 floats, the (tied) embedding table's
+        // 6400 and the final norm's 64 = 68160 floats = 272640 bytes.
+        let w = Weights::new(&model, 2, 7).unwrap();
+        assert_eq!(w.resident_bytes(), 272_640.0);
     }
 
     #[test]

@@ -324,9 +324,7 @@ impl CudaEngine {
         let kv_len = shape.kv_len();
         let cache_bytes = 2 * 4 * max_context * kv_len * w.layers.len();
         let total = ctx.total_mem()? as f64;
-        let needed = w.bytes_per_step()
-            + cache_bytes as f64
-            + 4.0 * shape.vocab as f64 * shape.hidden as f64;
+        let needed = w.resident_bytes() + cache_bytes as f64;
         // The rest of the GPU's memory is left to the CUDA context, cuBLAS's workspace
         // and the scratch vectors (an allowance, not a measurement).
         if needed > 0.95 * total {
