@@ -230,7 +230,9 @@ impl Weights {
     }
 
     /// Bytes the weights take in memory: every layer, the embedding table, the LM head
-    /// when it is not the embedding, the final norm.
+    /// when it is not the embedding, the final norm. (The CUDA engine checks them
+    /// against the GPU's memory.)
+    #[cfg(any(feature = "cuda", test))]
     pub fn resident_bytes(&self) -> f64 {
         let layers = self.layer_floats();
         let head = self.lm_head.as_ref().map_or(0, Vec::len);
