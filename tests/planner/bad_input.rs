@@ -161,7 +161,8 @@ fn calibrate_inputs_that_cannot_be_fitted_are_invalid_input() {
         "validation/measurements.csv",
     ]);
     assert!(err.contains("`--runtime` = nope"), "{err}");
-    let csv = scenario_file("backend,device\ncpu,x\n").with_extension("csv");
+    let dir = crate::common::temp_dir();
+    let csv = dir.path().join("missing-column.csv");
     std::fs::write(&csv, "backend,device\ncpu,x\n").unwrap();
     let err = input_error(&["calibrate", csv.to_str().unwrap()]);
     assert!(err.contains("missing field `kernel`"), "{err}");
@@ -191,10 +192,14 @@ fn catalog_lookups_name_the_command_and_suggest_once() {
 #[test]
 fn calibrating_an_empty_measurement_file_is_an_input_error() {
     // A header and no rows: nothing to fit, so no profile and exit 2.
-    let path = scenario_file(
+    let dir = crate::common::temp_dir();
+    let path = dir.path().join("empty.csv");
+    std::fs::write(
+        &path,
         "backend,device,kernel,dtype,m,n,k,bytes,flops,repetitions,median_s,min_s,gb_s,tflops\n",
-    );
-    let out_toml = path.with_extension("out.toml");
+    )
+    .unwrap();
+    let out_toml = dir.path().join("empty.toml");
     let err = input_error(&[
         "calibrate",
         path.to_str().unwrap(),
@@ -240,9 +245,8 @@ fn a_static_batch_above_the_scenarios_own_cap_is_invalid_input() {
 fn a_bad_measurement_names_the_files_line_and_column() {
     // S002's value, on line 3 of measurements.csv (CRLF line ends), made unreadable:
     // the error said "row at line 3: ... record 2 (line: 2, byte: 310): field 13".
-    let dir = std::env::temp_dir().join(format!("planner-bad-measurements-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = crate::common::temp_dir();
+    let dir = temp.path();
     let source = crate::common::repo().join("validation");
     for entry in std::fs::read_dir(&source).unwrap() {
         let path = entry.unwrap().path();

@@ -8,7 +8,7 @@ use planner::analytical::simulate;
 use planner::microbench::{write_csv, Kernel, MicrobenchRow};
 use planner::Scenario;
 
-use crate::common::{catalog, planner, repo, scenario_file, stderr, stdout};
+use crate::common::{catalog, planner, repo, scenario_file, stderr, stdout, temp_dir};
 
 /// A device whose reads take 20 us + (bytes / 25 GB/s) (1 - 0.03 log2(2^32 / bytes))
 /// (25 GB/s at 4 GiB, the largest read, and 3% less time per byte for each halving
@@ -105,8 +105,8 @@ fn fit<'a>(json: &'a serde_json::Value, parameter: &str) -> &'a serde_json::Valu
 
 #[test]
 fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
-    let csv = scenario_file("");
-    let csv = csv.with_extension("csv");
+    let dir = temp_dir();
+    let csv = dir.path().join("synthetic.csv");
     let mut buffer = Vec::new();
     write_csv(&mut buffer, &synthetic_rows()).unwrap();
     std::fs::write(&csv, buffer).unwrap();
@@ -293,7 +293,8 @@ build_commit,model_type,model_size,model_n_params,n_ubatch,type_k,type_v,n_promp
 
 #[test]
 fn llama_bench_output_fits_a_runtime_profile_that_scenarios_can_use() {
-    let dir = scenario_file("").with_extension("d");
+    let temp = temp_dir();
+    let dir = temp.path();
     let catalog_dir = dir.join("catalog");
     for sub in [
         "hardware",
@@ -427,7 +428,8 @@ fn the_committed_calibrated_profiles_are_what_calibrate_writes_from_the_committe
         let committed = std::fs::read_to_string(repo().join(profile)).unwrap();
         assert!(committed.contains(csv), "{profile} does not name {csv}");
         let stem = Path::new(profile).file_name().unwrap();
-        let out = scenario_file("").with_file_name(stem);
+        let dir = temp_dir();
+        let out = dir.path().join(stem);
         let mut command = vec!["calibrate", csv];
         command.extend_from_slice(args);
         command.extend(["--out", out.to_str().unwrap()]);
@@ -450,7 +452,8 @@ fn a_profile_on_a_base_device_keeps_each_types_fitted_rate() {
     // The synthetic device runs fp32 at 0.4 and fp16 at 0.8 TFLOPS. On a base
     // device's spec peaks, one compute fraction (fp32's) carried fp32's rate to fp16
     // as well; each type now keeps its own: achievable = its peak x its fraction.
-    let csv = scenario_file("").with_extension("csv");
+    let dir = temp_dir();
+    let csv = dir.path().join("synthetic.csv");
     let mut buffer = Vec::new();
     write_csv(&mut buffer, &synthetic_rows()).unwrap();
     std::fs::write(&csv, buffer).unwrap();
@@ -503,7 +506,8 @@ fn the_min_statistic_fits_the_fastest_repetition_and_keeps_each_rows_spread() {
             )
         })
         .collect();
-    let csv = scenario_file("").with_extension("csv");
+    let dir = temp_dir();
+    let csv = dir.path().join("synthetic.csv");
     let mut buffer = Vec::new();
     write_csv(&mut buffer, &rows).unwrap();
     std::fs::write(&csv, buffer).unwrap();
@@ -549,7 +553,8 @@ fn rows_without_a_positive_time_are_left_out_with_a_note() {
         .find(|r| r.kernel == planner::microbench::Kernel::Read)
         .unwrap();
     read.median_s = 0.0;
-    let csv = scenario_file("").with_extension("csv");
+    let dir = temp_dir();
+    let csv = dir.path().join("synthetic.csv");
     let mut buffer = Vec::new();
     write_csv(&mut buffer, &rows).unwrap();
     std::fs::write(&csv, buffer).unwrap();

@@ -1,9 +1,9 @@
 //! Shared helpers: the catalog, scenario files in a temporary directory, and running
 //! the `planner` binary.
 
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use planner::{Catalog, CatalogSources};
 
@@ -16,14 +16,36 @@ pub fn catalog() -> Catalog {
         .expect("the shipped catalog parses")
 }
 
-/// Writes `text` to a fresh file and returns its path.
-pub fn scenario_file(text: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("planner-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("s{}.toml", COUNTER.fetch_add(1, Ordering::SeqCst)));
+/// A fresh directory under the system's temporary directory, removed (with what the
+/// test wrote there) when the value is dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("planner-tests-")
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// A file in a directory of its own; both are removed when the value is dropped, so
+/// keep it alive while the file (or a sibling path) is in use.
+pub struct TempFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Deref for TempFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes `text` to `scenario.toml` in a fresh directory.
+pub fn scenario_file(text: &str) -> TempFile {
+    let dir = temp_dir();
+    let path = dir.path().join("scenario.toml");
     std::fs::write(&path, text).unwrap();
-    path
+    TempFile { _dir: dir, path }
 }
 
 pub fn planner(args: &[&str]) -> Output {

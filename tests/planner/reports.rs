@@ -7,10 +7,28 @@ use std::path::{Path, PathBuf};
 
 use crate::common::{planner, stdout};
 
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("planner-reports-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A directory path that does not exist yet (the command under test creates it),
+/// inside a temporary directory removed when this is dropped.
+struct OutDir {
+    _parent: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for OutDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn fresh_dir(name: &str) -> OutDir {
+    let parent = crate::common::temp_dir();
+    let path = parent.path().join(name);
+    OutDir {
+        _parent: parent,
+        path,
+    }
 }
 
 /// Every file of a directory, by name.

@@ -324,8 +324,8 @@ fn trtllm_h100_llama_8b_fp8_throughput_within_25_percent() {
 
 #[test]
 fn trace_scenario_writes_complete_result_files() {
-    let dir = std::env::temp_dir().join(format!("planner-out-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let temp = crate::common::temp_dir();
+    let dir = temp.path().join("out");
     let out = planner(&[
         "simulate",
         "scenarios/serving-trace-h100-vllm.toml",
