@@ -120,6 +120,10 @@ pub struct Op {
     /// Output elements of the weight products: token rows times the weight matrices'
     /// output features (one dot product each; 0 without weights).
     pub dot_products: f64,
+    /// Of an element-wise op's elements (its `flops`, and its `activation_bytes` at
+    /// [`ACTIVATION_BYTES`] each), those over the FFN's hidden width: the gated
+    /// activation, which tensor parallelism splits with the FFN (0 elsewhere).
+    pub ffn_elements: f64,
 }
 
 impl Op {
@@ -135,6 +139,7 @@ impl Op {
             heads_per_kv: 1.0,
             kernels: kind.kernels(),
             dot_products: 0.0,
+            ffn_elements: 0.0,
         }
     }
 
@@ -319,11 +324,13 @@ pub fn layer_ops(model: &Model, layer: u32, pass: &Pass, mla: MlaPrefill) -> Vec
 
     // Norms (read+write twice), residual adds (two reads, one write, twice), rotary
     // embedding, and the gated activation over the FFN width.
-    let elementwise_elements = n * (10.0 * d + 3.0 * ffn_width);
+    let ffn_elements = n * 3.0 * ffn_width;
+    let elementwise_elements = n * 10.0 * d + ffn_elements;
     ops.push(Op {
         flops: elementwise_elements,
         activation_bytes: elementwise_elements * ACTIVATION_BYTES,
         rows: n,
+        ffn_elements,
         ..Op::new(OpKind::Elementwise)
     });
     ops

@@ -14,6 +14,9 @@
 //!   is divided like the weights. That is exact for the column-split matrices; the
 //!   row-split ones (output, down) keep their outputs and shorten their rows, so it
 //!   undercounts those.
+//! - The gated activation over the FFN width (SwiGLU's product of the gate and up
+//!   projections) is split with the FFN: each node activates its `1/t` of the hidden
+//!   features.
 //! - Not split: the router, norms, rotary embedding and residual adds (every node
 //!   runs them on the whole hidden state), and the embedding gather. The LM head is
 //!   split by vocabulary; gathering the logits (a few hundred kB) is not charged.
@@ -30,7 +33,17 @@ use crate::network::{LinkModel, Topology};
 /// The `1/degree` share of `op` one node runs; `kv_split` divides the KV cache.
 pub fn split_op(op: &Op, degree: f64, kv_split: f64) -> Op {
     match op.kind {
-        OpKind::Router | OpKind::Elementwise | OpKind::Embedding => *op,
+        OpKind::Router | OpKind::Embedding => *op,
+        OpKind::Elementwise => {
+            let kept = op.ffn_elements / degree;
+            let dropped = op.ffn_elements - kept;
+            Op {
+                flops: op.flops - dropped,
+                activation_bytes: op.activation_bytes - dropped * ACTIVATION_BYTES,
+                ffn_elements: kept,
+                ..*op
+            }
+        }
         OpKind::Attention => Op {
             flops: op.flops / degree,
             kv_elements: op.kv_elements / kv_split,
@@ -166,6 +179,7 @@ mod tests {
     use crate::analytical::stage::Node;
     use crate::analytical::test_support::scenario;
     use crate::analytical::wiring::Wiring;
+    use crate::runtime::MlaPrefill;
 
     #[test]
     fn split_divides_weights_and_work_but_not_the_router() {
@@ -180,6 +194,7 @@ mod tests {
             heads_per_kv: 1.0,
             kernels: 3.0,
             dot_products: 2.0,
+            ffn_elements: 0.0,
         };
         // 8 / 4 = 2 FLOPs, 4 / 4 = 1 weight, 2 / 4 dot products; activations and rows
         // unchanged.
@@ -202,6 +217,45 @@ mod tests {
         };
         let s = split_op(&attention, 8.0, 4.0);
         assert_eq!((s.flops, s.kv_elements), (1.0, 4.0));
+    }
+
+    #[test]
+    fn the_gated_activation_is_split_with_the_ffn_and_the_norms_are_not() {
+        // Llama-3.1 8B, 4 tokens: d_model 4096, FFN width 14336. Element-wise work per
+        // token: norms and residual adds 10 x 4096 = 40,960 elements, the gated
+        // activation 3 x 14336 = 43,008. Split 8 ways, a node runs 40,960 + 43,008 / 8
+        // = 46,336 elements per token: 185,344 for 4 tokens, 2 bytes each.
+        let sc = scenario(
+            r#"
+[model]
+preset = "llama-3.1-8b"
+weights = "f16"
+[runtime]
+preset = "mlx"
+[[cluster.groups]]
+device = "m3-ultra-80c"
+[workload]
+prompt_tokens = 4
+output_tokens = 1
+"#,
+        );
+        let pass = Pass {
+            sequences: 1.0,
+            new_tokens: 4.0,
+            context_before: 0.0,
+        };
+        let ops = layer_ops(&sc.model, 0, &pass, MlaPrefill::Expanded);
+        let elementwise = ops
+            .iter()
+            .find(|op| op.kind == OpKind::Elementwise)
+            .unwrap();
+        assert_eq!(elementwise.flops, 4.0 * (40_960.0 + 43_008.0));
+        assert_eq!(elementwise.ffn_elements, 4.0 * 43_008.0);
+        let s = split_op(elementwise, 8.0, 8.0);
+        assert_eq!(s.flops, 185_344.0);
+        assert_eq!(s.activation_bytes, 2.0 * 185_344.0);
+        assert_eq!(s.ffn_elements, 4.0 * 43_008.0 / 8.0);
+        assert_eq!(split_op(elementwise, 1.0, 1.0), *elementwise);
     }
 
     #[test]

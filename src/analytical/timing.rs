@@ -328,6 +328,7 @@ fp16 = { value = 32.0, source = "t" }
             heads_per_kv: 1.0,
             kernels: 1.0,
             dot_products: 0.0,
+            ffn_elements: 0.0,
         }
     }
 

@@ -906,6 +906,7 @@ pub fn predict_row(device: &Device, row: &MicrobenchRow) -> Option<f64> {
                 heads_per_kv: 1.0,
                 kernels: 1.0,
                 dot_products: output_elements(row),
+                ffn_elements: 0.0,
             };
             Some(exec.time(&op).time_s)
         }
