@@ -177,7 +177,7 @@ mod tests {
     use crate::analytical::executor;
     use crate::analytical::pass::{pass_time, Shard};
     use crate::analytical::stage::Node;
-    use crate::analytical::test_support::scenario;
+    use crate::analytical::test_support::{catalog, scenario};
     use crate::analytical::wiring::Wiring;
     use crate::runtime::MlaPrefill;
 
@@ -225,26 +225,13 @@ mod tests {
         // token: norms and residual adds 10 x 4096 = 40,960 elements, the gated
         // activation 3 x 14336 = 43,008. Split 8 ways, a node runs 40,960 + 43,008 / 8
         // = 46,336 elements per token: 185,344 for 4 tokens, 2 bytes each.
-        let sc = scenario(
-            r#"
-[model]
-preset = "llama-3.1-8b"
-weights = "f16"
-[runtime]
-preset = "mlx"
-[[cluster.groups]]
-device = "m3-ultra-80c"
-[workload]
-prompt_tokens = 4
-output_tokens = 1
-"#,
-        );
+        let model = &catalog().models["llama-3.1-8b"];
         let pass = Pass {
             sequences: 1.0,
             new_tokens: 4.0,
             context_before: 0.0,
         };
-        let ops = layer_ops(&sc.model, 0, &pass, MlaPrefill::Expanded);
+        let ops = layer_ops(model, 0, &pass, MlaPrefill::Expanded);
         let elementwise = ops
             .iter()
             .find(|op| op.kind == OpKind::Elementwise)

@@ -25,14 +25,15 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("a temporary directory")
 }
 
-/// A file in a directory of its own; both are removed when the value is dropped, so
-/// keep it alive while the file (or a sibling path) is in use.
-pub struct TempFile {
+/// A path named `name` in a directory of its own; the directory, with whatever was
+/// written there, is removed when the value is dropped, so keep it alive while the
+/// path is in use.
+pub struct TempPath {
     _dir: tempfile::TempDir,
     path: PathBuf,
 }
 
-impl Deref for TempFile {
+impl Deref for TempPath {
     type Target = Path;
 
     fn deref(&self) -> &Path {
@@ -40,12 +41,18 @@ impl Deref for TempFile {
     }
 }
 
-/// Writes `text` to `scenario.toml` in a fresh directory.
-pub fn scenario_file(text: &str) -> TempFile {
+/// `name` in a fresh directory, not created (for a command that writes it).
+pub fn temp_path(name: &str) -> TempPath {
     let dir = temp_dir();
-    let path = dir.path().join("scenario.toml");
-    std::fs::write(&path, text).unwrap();
-    TempFile { _dir: dir, path }
+    let path = dir.path().join(name);
+    TempPath { _dir: dir, path }
+}
+
+/// Writes `text` to `scenario.toml` in a fresh directory.
+pub fn scenario_file(text: &str) -> TempPath {
+    let file = temp_path("scenario.toml");
+    std::fs::write(&*file, text).unwrap();
+    file
 }
 
 pub fn planner(args: &[&str]) -> Output {

@@ -3,33 +3,9 @@
 //! inputs give the same bytes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{planner, stdout};
-
-/// A directory path that does not exist yet (the command under test creates it),
-/// inside a temporary directory removed when this is dropped.
-struct OutDir {
-    _parent: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl std::ops::Deref for OutDir {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn fresh_dir(name: &str) -> OutDir {
-    let parent = crate::common::temp_dir();
-    let path = parent.path().join(name);
-    OutDir {
-        _parent: parent,
-        path,
-    }
-}
+use crate::common::{planner, stdout, temp_path};
 
 /// Every file of a directory, by name.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -138,7 +114,7 @@ verify_top = 1
 
 #[test]
 fn compare_writes_a_parseable_self_contained_report() {
-    let dir = fresh_dir("compare");
+    let dir = temp_path("compare");
     let text = run_ok(&[
         "compare",
         EXO[0],
@@ -207,7 +183,7 @@ fn reports_are_byte_identical_when_regenerated() {
     let mut runs = Vec::new();
     let mut plan_dirs = Vec::new();
     for i in 0..2 {
-        let compare = fresh_dir(&format!("again-compare-{i}"));
+        let compare = temp_path(&format!("again-compare-{i}"));
         run_ok(&[
             "compare",
             EXO[0],
@@ -215,7 +191,7 @@ fn reports_are_byte_identical_when_regenerated() {
             "--out",
             compare.to_str().unwrap(),
         ]);
-        let plan_dir = fresh_dir(&format!("again-plan-{i}"));
+        let plan_dir = temp_path(&format!("again-plan-{i}"));
         run_ok(&[
             "plan",
             plan.to_str().unwrap(),
@@ -256,7 +232,7 @@ fn reports_are_byte_identical_when_regenerated() {
 #[test]
 fn a_plan_reports_options_as_scenarios_that_rerun_its_engine_check() {
     let plan = crate::common::scenario_file(SMALL_PLAN);
-    let dir = fresh_dir("plan-options");
+    let dir = temp_path("plan-options");
     let json = run_ok(&["plan", plan.to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let ranked = v["ranked"].as_array().unwrap();
@@ -342,7 +318,7 @@ fn a_plan_reports_options_as_scenarios_that_rerun_its_engine_check() {
 
 #[test]
 fn simulate_report_of_a_serving_run_keeps_its_files_and_adds_the_report() {
-    let dir = fresh_dir("serving");
+    let dir = temp_path("serving");
     run_ok(&[
         "simulate",
         "scenarios/serving-disaggregated-poisson.toml",
@@ -370,7 +346,7 @@ fn simulate_report_of_a_serving_run_keeps_its_files_and_adds_the_report() {
 
 #[test]
 fn sweep_of_two_keys_draws_the_heatmap() {
-    let dir = fresh_dir("sweep");
+    let dir = temp_path("sweep");
     run_ok(&[
         "sweep",
         "scenarios/dbrx-4x-m2-ultra-10gbe.toml",
@@ -426,7 +402,7 @@ fn committed_comparison_reports_are_what_the_command_writes() {
     // Text files only: PNG rasterisation may differ in the last bit across
     // platforms; the script regenerates everything.
     for (name, args) in committed_comparisons() {
-        let dir = fresh_dir(&format!("committed-{name}"));
+        let dir = temp_path(&format!("committed-{name}"));
         let mut all = vec!["compare"];
         all.extend(args.iter().copied());
         all.extend(["--out", dir.to_str().unwrap()]);
@@ -503,7 +479,7 @@ fn summary_json_is_what_format_json_prints_and_the_report_lists_it() {
         "scenarios/cpu-decode-llama-3.2-3b.toml",
         "scenarios/serving-trace-h100-vllm.toml",
     ] {
-        let dir = fresh_dir(&format!(
+        let dir = temp_path(&format!(
             "summary-{}",
             scenario.trim_start_matches("scenarios/")
         ));

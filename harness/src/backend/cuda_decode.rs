@@ -27,7 +27,7 @@ use cudarc::driver::{
 };
 
 use super::cuda::{load_kernels, open_context, row_major_gemm};
-use crate::decode::{first_attended, Decoder, Shape, StepTime, Target, Weights};
+use crate::decode::{first_attended, Decoder, Shape, StepTime, Target, Weights, ROPE_BASE};
 
 /// Entry points of [`KERNELS`], in the order [`Kernels::load`] takes them.
 const ENTRY_POINTS: [&str; 8] = [
@@ -41,7 +41,8 @@ const ENTRY_POINTS: [&str; 8] = [
     "argmax_kernel",
 ];
 
-/// Threads of the one-block kernels (RMSNorm, argmax) and of each attention block.
+/// Threads per block of every kernel (the one-block RMSNorm and argmax size their
+/// shared arrays for it).
 const BLOCK: u32 = 256;
 
 const KERNELS: &str = r#"
@@ -68,12 +69,12 @@ extern "C" __global__ void rms_norm_kernel(const float* x, const float* w, float
 }
 
 // The first `heads` head vectors of qkv (the queries, then the keys), pairs (i, i + hd/2).
-extern "C" __global__ void rope_kernel(float* qkv, int heads, int hd, int pos) {
+extern "C" __global__ void rope_kernel(float* qkv, int heads, int hd, int pos, float base) {
     int half = hd / 2;
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= heads * half) return;
     int h = idx / half, i = idx % half;
-    float freq = powf(500000.f, -(float)(2 * i) / (float)hd);
+    float freq = powf(base, -(float)(2 * i) / (float)hd);
     float s, c;
     sincosf((float)pos * freq, &s, &c);
     float* v = qkv + h * hd;
@@ -290,11 +291,11 @@ pub fn target(ordinal: usize) -> Result<Target<'static>> {
     })
 }
 
-/// `count` threads in blocks of 256.
+/// `count` threads in blocks of [`BLOCK`].
 fn grid(count: usize) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (count.div_ceil(256).max(1) as u32, 1, 1),
-        block_dim: (256, 1, 1),
+        grid_dim: (count.div_ceil(BLOCK as usize).max(1) as u32, 1, 1),
+        block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     }
 }
@@ -429,7 +430,11 @@ impl Decoder for CudaEngine {
             )?;
             let rotated = (h + kv) as i32;
             let mut b = s.launch_builder(&self.k.rope);
-            b.arg(&mut self.qkv).arg(&rotated).arg(&hd_i).arg(&pos_i);
+            b.arg(&mut self.qkv)
+                .arg(&rotated)
+                .arg(&hd_i)
+                .arg(&pos_i)
+                .arg(&ROPE_BASE);
             // SAFETY: qkv holds (h + 2 kv) hd floats; the kernel touches the first h + kv heads.
             unsafe { b.launch(grid((h + kv) * hd / 2)) }?;
             let mut b = s.launch_builder(&self.k.kv_append);
