@@ -13,6 +13,7 @@ use crate::formats::WeightFormat;
 use crate::hardware::{Device, Link};
 use crate::model::Model;
 use crate::runtime::Runtime;
+use crate::serving::time::ARRIVAL_LIMIT_S;
 
 mod layout;
 use layout::validate_layout;
@@ -301,6 +302,9 @@ pub struct Workload {
 }
 
 pub const DEFAULT_SEED: u64 = 7;
+
+/// Requests a serving run generates when `workload.requests` is not set.
+pub const DEFAULT_REQUESTS: u64 = 1000;
 
 /// A validated scenario: every id resolved, every number within its rules.
 #[derive(Debug, Clone)]
@@ -982,6 +986,21 @@ impl Scenario {
             None => None,
         };
         let trace = w.trace.as_ref().map(|t| t.get_ref().clone());
+        if let (Some(rate), Some(r), None) = (arrival_rate_per_s, &w.arrival_rate_per_s, &trace) {
+            let n = requests.unwrap_or(DEFAULT_REQUESTS) as f64;
+            if n / rate > ARRIVAL_LIMIT_S {
+                return Err(ctx.invalid(
+                    "workload.arrival_rate_per_s",
+                    r,
+                    format!(
+                        "expected at least {:e} per second: {n} requests at this rate arrive \
+                         over {:.3e} s, past the simulator's clock limit of {ARRIVAL_LIMIT_S:e} s",
+                        n / ARRIVAL_LIMIT_S,
+                        n / rate
+                    ),
+                ));
+            }
+        }
         let serving_mode = requests.is_some() || arrival_rate_per_s.is_some() || trace.is_some();
         // A static batch is the user's to choose: a runtime's default cap (mlx: 1, the
         // serving default) does not shrink it, but a cap the scenario sets does.
@@ -1003,7 +1022,11 @@ impl Scenario {
             let context_cap = model.max_context;
             Some(Serving {
                 // A trace runs all its rows unless `requests` caps them.
-                requests: requests.unwrap_or(if trace.is_some() { u64::MAX } else { 1000 }),
+                requests: requests.unwrap_or(if trace.is_some() {
+                    u64::MAX
+                } else {
+                    DEFAULT_REQUESTS
+                }),
                 arrival_rate_per_s,
                 trace,
                 ttft_slo_s: slo("workload.ttft_slo_s", &w.ttft_slo_s)?,

@@ -48,6 +48,7 @@ use self::metrics::{
     ServingReport, Stats,
 };
 use self::router::Router;
+use self::time::{SimTime, ARRIVAL_LIMIT_S};
 use self::workload::{requests, TraceRow};
 use crate::analytical::disaggregated::KvHandover;
 use crate::analytical::pass::Shard;
@@ -268,6 +269,16 @@ pub fn simulate(scenario: &Scenario, trace: Option<&[TraceRow]>) -> Result<Servi
         workload::check_trace(rows, scenario.model.max_context).map_err(RunError::Unsupported)?;
     }
     let specs = requests(scenario, serving, trace);
+    // The scenario's check bounds the expected span of random arrivals; a draw can
+    // still overshoot it.
+    let limit = SimTime::from_secs(ARRIVAL_LIMIT_S);
+    if let Some(last) = specs.last().filter(|s| s.arrival > limit) {
+        return Err(RunError::Unsupported(format!(
+            "the arrivals drawn at workload.arrival_rate_per_s run to {:.3e} s, past the \
+             simulator's clock limit of {ARRIVAL_LIMIT_S:e} s: raise the rate",
+            last.arrival.as_secs()
+        )));
+    }
     let sched = serving.scheduler;
     let max_batch = u64::from(scenario.max_batch);
 

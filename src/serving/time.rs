@@ -10,6 +10,11 @@ use std::collections::BinaryHeap;
 
 use serde::Serialize;
 
+/// The latest arrival a run accepts, in seconds (about 31.7 years). The clock counts
+/// nanoseconds in a `u64`, which holds 1.8e10 s: arrivals up to this limit leave a run
+/// more than 17 times as long again to finish before the clock would saturate.
+pub const ARRIVAL_LIMIT_S: f64 = 1e9;
+
 /// Nanoseconds since the start of the simulation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SimTime(pub u64);

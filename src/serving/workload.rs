@@ -11,7 +11,7 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
-use super::time::SimTime;
+use super::time::{SimTime, ARRIVAL_LIMIT_S};
 use crate::scenario::{LengthDistribution, Scenario, Serving};
 
 /// One row of a trace file: when a request arrives and its token counts.
@@ -40,9 +40,10 @@ pub fn check_trace(rows: &[TraceRow], max_context: u64) -> Result<(), String> {
     }
     for (i, r) in rows.iter().enumerate() {
         let row = i + 1;
-        if !(r.arrival_s.is_finite() && r.arrival_s >= 0.0) {
+        if !(r.arrival_s.is_finite() && (0.0..=ARRIVAL_LIMIT_S).contains(&r.arrival_s)) {
             return Err(format!(
-                "row {row}: arrival_s = {}: expected a time >= 0",
+                "row {row}: arrival_s = {}: expected a time from 0 to {ARRIVAL_LIMIT_S:e} s \
+                 (the simulator's clock)",
                 r.arrival_s
             ));
         }

@@ -475,3 +475,74 @@ fn sweep_runs_serving_scenarios_in_the_request_level_engine() {
     assert_eq!(rates.len(), 2);
     assert!(rates.iter().all(|r| *r > 0.0), "{text}");
 }
+
+#[test]
+fn arrivals_past_the_simulators_clock_are_refused() {
+    // The clock counts nanoseconds in a u64 (1.8e10 s); arrivals are accepted up to
+    // 1e9 s. Past that, a run's times saturated and it reported zero latencies.
+    let serving = |extra: &str| {
+        crate::common::BASE.replace(
+            "output_tokens = 16",
+            &format!("output_tokens = 16\n{extra}"),
+        )
+    };
+
+    // A trace row at 1e30 s names the file, the row and the limit.
+    let path = scenario_file(&serving("trace = \"late.csv\""));
+    let trace = path.with_file_name("late.csv");
+    std::fs::write(
+        &trace,
+        "arrival_s,prompt_tokens,output_tokens\n0,64,4\n1e30,64,4\n",
+    )
+    .unwrap();
+    let out = planner(&["simulate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("late.csv: row 2: arrival_s = ")
+            && stderr(&out).contains("expected a time from 0 to 1e9 s"),
+        "{}",
+        stderr(&out)
+    );
+    // At the limit itself the row runs.
+    std::fs::write(&trace, "arrival_s,prompt_tokens,output_tokens\n1e9,64,4\n").unwrap();
+    let out = planner(&["simulate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // 200 requests at 1e-7 per second are expected to span 2e9 s: the rate is refused,
+    // with its line (BASE's output_tokens is line 15, so requests is 16, the rate 17).
+    let err = stderr(&planner(&[
+        "simulate",
+        scenario_file(&serving("requests = 200\narrival_rate_per_s = 1e-7"))
+            .to_str()
+            .unwrap(),
+    ]));
+    assert!(
+        err.contains(":17:") && err.contains("`workload.arrival_rate_per_s` = 0.0000001"),
+        "{err}"
+    );
+    assert!(err.contains("expected at least 2e-7 per second"), "{err}");
+
+    // One request at 1e-9 per second is expected at 1e9 s, so the scenario passes, and
+    // its exponential draw lands past the limit with probability e^-1: over sixteen
+    // seeds some runs are refused (exit 3, cannot run) and the others complete.
+    let mut codes = Vec::new();
+    for seed in 0..16 {
+        let path = scenario_file(&serving(&format!(
+            "requests = 1\narrival_rate_per_s = 1e-9\nseed = {seed}"
+        )));
+        let out = planner(&["simulate", path.to_str().unwrap()]);
+        if out.status.code() == Some(3) {
+            assert!(
+                stderr(&out).contains("clock limit of 1e9 s"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        codes.push(out.status.code());
+    }
+    assert!(
+        codes.contains(&Some(3)) && codes.contains(&Some(0)),
+        "{codes:?}"
+    );
+    assert!(codes.iter().all(|c| matches!(c, Some(0 | 3))), "{codes:?}");
+}
