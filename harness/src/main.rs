@@ -13,15 +13,15 @@ mod decode;
 mod kernels;
 mod measure;
 mod net;
+mod out;
 mod suite;
 
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use out::OutFile;
 use planner::microbench::{write_csv, Kernel, MicrobenchRow};
 
 #[derive(Parser)]
@@ -134,9 +134,11 @@ fn parse_kernel(s: &str) -> Result<Kernel, String> {
     })
 }
 
-fn write_rows(path: &Path, rows: &[MicrobenchRow]) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    write_csv(BufWriter::new(file), rows)?;
+fn write_rows(out: OutFile, rows: &[MicrobenchRow]) -> Result<()> {
+    let mut bytes = Vec::new();
+    write_csv(&mut bytes, rows)?;
+    let path = out.path().to_path_buf();
+    out.commit(&bytes)?;
     eprintln!("wrote {} rows to {}", rows.len(), path.display());
     Ok(())
 }
@@ -171,6 +173,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let start = Instant::now();
+            let out = OutFile::reserve(&out)?;
             let mut backend = backend::open(&backend, cli.threads, flush_mib.map(|m| m << 20))?;
             let ids: Vec<String> = models.unwrap_or_else(|| {
                 let list: &[&str] = if quick {
@@ -187,7 +190,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut plan = suite::Plan::new(&models, quick, backend.max_stream_bytes(quick));
             plan.kernels = kernels.unwrap_or_default();
             let rows = suite::run(backend.as_mut(), &plan)?;
-            write_rows(&out, &rows)?;
+            write_rows(out, &rows)?;
             eprintln!("suite took {:.1} s", start.elapsed().as_secs_f64());
         }
         Command::Net { action } => match action {
@@ -205,8 +208,9 @@ fn run(cli: Cli) -> Result<()> {
                 net::serve(listener, max_connections, Duration::from_secs(timeout_s))?;
             }
             NetAction::Probe { peer, quick, out } => {
+                let out = OutFile::reserve(&out)?;
                 let rows = net::probe(peer.as_str(), &net::ProbePlan::new(quick))?;
-                write_rows(&out, &rows)?;
+                write_rows(out, &rows)?;
             }
         },
         Command::Decode {
@@ -219,6 +223,10 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let model = suite::load_model(&root, &model)?;
+            let csv = out
+                .as_ref()
+                .is_some_and(|p| p.extension().is_some_and(|e| e == "csv"));
+            let out = out.as_deref().map(OutFile::reserve).transpose()?;
             let target = match backend.as_str() {
                 "cpu" => decode::cpu_target(format!(
                     "{} ({} threads)",
@@ -251,17 +259,15 @@ fn run(cli: Cli) -> Result<()> {
                 result.head_s_per_step * 1e3,
                 result.full_depth_tokens_per_s
             );
-            let text = match &out {
-                Some(p) if p.extension().is_some_and(|e| e == "csv") => {
-                    let mut w = csv::Writer::from_writer(Vec::new());
-                    w.serialize(&result)?;
-                    String::from_utf8(w.into_inner()?)?
-                }
-                _ => serde_json::to_string_pretty(&result)? + "\n",
+            let text = if csv {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.serialize(&result)?;
+                String::from_utf8(w.into_inner()?)?
+            } else {
+                serde_json::to_string_pretty(&result)? + "\n"
             };
             match out {
-                Some(p) => std::fs::write(&p, text)
-                    .with_context(|| format!("cannot write {}", p.display()))?,
+                Some(out) => out.commit(text.as_bytes())?,
                 None => print!("{text}"),
             }
         }
