@@ -150,6 +150,20 @@ pub enum ValidateFormat {
     Markdown,
 }
 
+impl Command {
+    /// The report directory the command was given with `--out`.
+    fn out_dir(&self) -> Option<&Path> {
+        match self {
+            Command::Simulate { out, .. }
+            | Command::Sweep { out, .. }
+            | Command::Compare { out, .. }
+            | Command::Plan { out, .. }
+            | Command::Validate { out, .. } => out.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ListShow {
     /// One line per catalog entry.
@@ -197,13 +211,33 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let root = catalog_root(cli.catalog.as_deref());
     let catalog = load_catalog(&root)?;
-    match cli.command {
+    // A report directory that cannot be made fails before the command's work (a plan
+    // search, the validation suite), not after it; one made here is removed again if
+    // the command fails before writing into it.
+    let made = match cli.command.out_dir() {
+        Some(dir) if !dir.exists() => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))
+                .map_err(Failure::Other)?;
+            Some(dir.to_path_buf())
+        }
+        _ => None,
+    };
+    let result = run_command(cli.command, &root, &catalog);
+    if let (Err(_), Some(dir)) = (&result, made) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+fn run_command(command: Command, root: &Path, catalog: &planner::Catalog) -> Result<(), Failure> {
+    match command {
         Command::Simulate {
             scenario,
             format,
             out,
             band,
-        } => cli::serve::run(&catalog, &scenario, format, out.as_deref(), band),
+        } => cli::serve::run(catalog, &scenario, format, out.as_deref(), band),
         Command::Sweep {
             scenario,
             vary,
@@ -212,7 +246,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             print!(
                 "{}",
-                cli::sweep::run(&catalog, &scenario, &vary, format, out.as_deref())?
+                cli::sweep::run(catalog, &scenario, &vary, format, out.as_deref())?
             );
             Ok(())
         }
@@ -224,7 +258,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             reference_ratio,
             reference,
         } => cli::compare::run(
-            &catalog,
+            catalog,
             &scenarios,
             format,
             out.as_deref(),
@@ -233,7 +267,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             reference,
         ),
         Command::Overlap { scenario, format } => {
-            let scenario = read_scenario(&catalog, &scenario)?;
+            let scenario = read_scenario(catalog, &scenario)?;
             let report = planner::analytical::disaggregated::overlap(&scenario)
                 .map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
             print!(
@@ -242,9 +276,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Calibrate(args) => Ok(cli::calibrate::run(&catalog, &root, *args)?),
+        Command::Calibrate(args) => Ok(cli::calibrate::run(catalog, root, *args)?),
         Command::Hardware { action } => list_or_show(
-            &catalog,
+            catalog,
             action,
             cli::show::hardware_list,
             cli::show::hardware_show,
@@ -255,15 +289,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             progress,
             out,
         } => {
-            let plan = cli::plan::load(&catalog, &path)?;
-            let result = cli::plan::search(&catalog, &plan, progress);
+            let plan = cli::plan::load(catalog, &path)?;
+            let result = cli::plan::search(catalog, &plan, progress);
             if let Some(dir) = out {
                 // How close the model came on the devices shown: the validation suite
                 // of the catalog in use (a report without it says why).
                 let validation =
-                    cli::validate::run_suite(&catalog, &root.join(cli::validate::DEFAULT_SUITE))
+                    cli::validate::run_suite(catalog, &root.join(cli::validate::DEFAULT_SUITE))
                         .map_err(|e| format!("{e:#}"));
-                cli::report::plan::write(&dir, &path, &catalog, &plan, &result, &validation)?;
+                cli::report::plan::write(&dir, &path, catalog, &plan, &result, &validation)?;
             }
             let text = match format {
                 Format::Json => {
@@ -282,12 +316,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             out,
             show_case,
         } => {
-            let suite = cli::validate::resolve_suite(&root, &suite);
+            let suite = cli::validate::resolve_suite(root, &suite);
             if let Some(id) = show_case {
-                print!("{}", cli::validate::show_case(&catalog, &suite, &id)?);
+                print!("{}", cli::validate::show_case(catalog, &suite, &id)?);
                 return Ok(());
             }
-            let result = cli::validate::run_suite(&catalog, &suite)?;
+            let result = cli::validate::run_suite(catalog, &suite)?;
             if let Some(dir) = out {
                 cli::validate::write_outputs(&result, &dir)?;
             }
@@ -302,13 +336,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Models { action } => list_or_show(
-            &catalog,
+            catalog,
             action,
             cli::show::models_list,
             cli::show::models_show,
         ),
         Command::Runtimes { action } => list_or_show(
-            &catalog,
+            catalog,
             action,
             cli::show::runtimes_list,
             cli::show::runtimes_show,

@@ -325,3 +325,33 @@ fn a_runtime_naming_a_format_the_catalog_lacks_is_rejected_at_load() {
     assert!(err.contains("native_formats"), "{err}");
     assert!(err.contains("weight_formats also lists"), "{err}");
 }
+
+#[test]
+fn an_out_directory_is_made_before_the_work_and_removed_if_the_command_fails() {
+    let dir = crate::common::temp_dir();
+    // A plain file cannot be the report directory: the plan fails at once (exit 1),
+    // before its search (which would print the ranked table on stdout).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = planner(&[
+        "plan",
+        "scenarios/plans/llama-3.1-70b-10rps.toml",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot create"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+
+    // A directory made for a command that then fails is not left behind.
+    let fresh = dir.path().join("report");
+    let bad = scenario_file(&BASE.replace("output_tokens = 16", "output_tokens = 0"));
+    let out = planner(&[
+        "simulate",
+        bad.to_str().unwrap(),
+        "--out",
+        fresh.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!fresh.exists());
+}
