@@ -117,7 +117,7 @@ enum Command {
         plan: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
-        /// Draw the progress bar even when stderr is not a terminal.
+        /// Show progress even when stderr is not a terminal (plain lines, for logs).
         #[arg(long)]
         progress: bool,
         /// Directory for the report: report.md, report.html, CSV of the ranked,
@@ -215,7 +215,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // search, the validation suite), not after it; one made here is removed again if
     // the command fails before writing into it.
     let made = match cli.command.out_dir() {
-        Some(dir) if !dir.exists() => {
+        Some(dir) if !dir.is_dir() => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))
                 .map_err(Failure::Other)?;

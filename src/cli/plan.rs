@@ -4,10 +4,12 @@
 use std::fmt::Write;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use planner::plan::{enumerate, parse_plan, run_plan, PlanResult, Screened};
+use planner::plan::{enumerate, parse_plan, run_plan, PlanResult, Progress, Screened};
 use planner::Catalog;
 
 use crate::cli::output::{seconds, text_width};
@@ -18,24 +20,54 @@ pub fn load(catalog: &Catalog, path: &Path) -> Result<planner::plan::Plan> {
     Ok(parse_plan(&path.display().to_string(), &text, catalog)?)
 }
 
-/// Runs the search with a progress bar (drawn only on a terminal unless forced).
+/// Runs the search, showing its progress on stderr: a bar on a terminal; with
+/// `--progress` and no terminal (a log file, CI), plain lines, one per tenth of the
+/// screen and one per option the request-level engine verifies.
 pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> PlanResult {
-    let total = enumerate(plan, catalog).len() as u64;
-    let bar = ProgressBar::new(total);
-    if progress || std::io::stderr().is_terminal() {
+    let total = enumerate(plan, catalog).len();
+    if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total as u64);
         bar.set_draw_target(ProgressDrawTarget::stderr());
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} options, {per_sec}, eta {eta}")
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} options, {per_sec}, eta {eta}",
+            )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
-    );
-    bar.set_message("screening");
-    let result = run_plan(plan, catalog, &|| bar.inc(1));
-    bar.finish_and_clear();
-    result
+        );
+        bar.set_message("screening");
+        let result = run_plan(plan, catalog, &|p| match p {
+            Progress::Screened => bar.inc(1),
+            Progress::Verifying { rank, description } => {
+                bar.set_message(format!("verifying #{rank} ({description})"))
+            }
+        });
+        bar.finish_and_clear();
+        result
+    } else if progress {
+        let start = Instant::now();
+        let done = AtomicUsize::new(0);
+        eprintln!("plan: screening {total} options");
+        let result = run_plan(plan, catalog, &|p| match p {
+            Progress::Screened => {
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n * 10 / total.max(1) > (n - 1) * 10 / total.max(1) {
+                    eprintln!(
+                        "plan: screened {n} of {total} options ({:.1} s)",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Progress::Verifying { rank, description } => eprintln!(
+                "plan: verifying #{rank} with the request-level engine: {description} ({:.1} s)",
+                start.elapsed().as_secs_f64()
+            ),
+        });
+        eprintln!("plan: done ({:.1} s)", start.elapsed().as_secs_f64());
+        result
+    } else {
+        run_plan(plan, catalog, &|_| {})
+    }
 }
 
 /// Ranked options, one row each, the option column as wide as its longest description
@@ -164,7 +196,7 @@ max_nodes = 1
 verify_top = 0
 "#;
         let plan = parse_plan("tiny.toml", text, &catalog).unwrap();
-        let mut ranked = run_plan(&plan, &catalog, &|| {}).ranked;
+        let mut ranked = run_plan(&plan, &catalog, &|_| {}).ranked;
         assert!(ranked.len() >= 2, "{ranked:?}");
         let long = format!("{} END", "a long option description, ".repeat(4));
         ranked[0].description = long.clone();

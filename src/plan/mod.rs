@@ -53,14 +53,28 @@ pub struct PlanResult {
     pub verified: Vec<verify::Verified>,
 }
 
-/// Screens every option in parallel; `progress` is called once per option screened.
-pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) -> PlanResult {
+/// What [`run_plan`] reports as it goes, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress<'a> {
+    /// One more option screened (of [`enumerate`]'s count), from any worker thread.
+    Screened,
+    /// The request-level engine starts on the option ranked `rank` (from 1).
+    Verifying { rank: usize, description: &'a str },
+}
+
+/// Screens every option in parallel, then verifies the best with the request-level
+/// engine, calling `progress` at each step.
+pub fn run_plan(
+    plan: &Plan,
+    catalog: &Catalog,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> PlanResult {
     let options = enumerate(plan, catalog);
     let mut screened: Vec<Screened> = options
         .par_iter()
         .map(|o| {
             let s = screen(o, plan, catalog);
-            progress();
+            progress(Progress::Screened);
             s
         })
         .collect();
@@ -95,10 +109,14 @@ pub fn run_plan(plan: &Plan, catalog: &Catalog, progress: &(dyn Fn() + Sync)) ->
     // ranking, so the top option is one the engine confirmed.
     let mut verified: Vec<verify::Verified> = Vec::new();
     let mut dropped: Vec<String> = Vec::new();
-    for s in ranked.iter().take(10 * plan.verify_top.max(1)) {
+    for (i, s) in ranked.iter().take(10 * plan.verify_top.max(1)).enumerate() {
         if verified.iter().filter(|v| v.meets_slo).count() >= plan.verify_top {
             break;
         }
+        progress(Progress::Verifying {
+            rank: i + 1,
+            description: &s.description,
+        });
         let v = verify::verify(plan, s, catalog);
         if !v.meets_slo {
             dropped.push(s.option.key());

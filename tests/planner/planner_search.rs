@@ -30,7 +30,7 @@ fn every_option_is_feasible_or_rejected_for_a_reason() {
     let catalog = catalog();
     let plan = parse_plan("small.toml", SMALL_PLAN, &catalog).unwrap();
     let options = enumerate(&plan, &catalog).len();
-    let r = run_plan(&plan, &catalog, &|| {});
+    let r = run_plan(&plan, &catalog, &|_| {});
     let j = &r.rejections;
     assert_eq!(r.options_evaluated, options);
     assert_eq!(
@@ -82,6 +82,41 @@ fn the_same_plan_gives_the_same_json() {
         .unwrap()
         .starts_with("rank,description,kind,device"));
     assert_eq!(lines.count(), ranked);
+}
+
+#[test]
+fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
+    // The test's stderr is a pipe: without --progress the plan prints nothing there;
+    // with it, a line per tenth of the screen and one per verified option.
+    let path = crate::common::scenario_file(SMALL_PLAN);
+    let quiet = planner(&["plan", path.to_str().unwrap()]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stderr.is_empty(), "{}", crate::common::stderr(&quiet));
+    let out = planner(&["plan", path.to_str().unwrap(), "--progress"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), stdout(&quiet));
+    let err = crate::common::stderr(&out);
+    let total = enumerate(
+        &parse_plan("small.toml", SMALL_PLAN, &catalog()).unwrap(),
+        &catalog(),
+    )
+    .len();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], format!("plan: screening {total} options"));
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|l| l.starts_with(&format!("plan: screened {total} of {total} options"))),
+        "{err}"
+    );
+    // SMALL_PLAN verifies its top option (verify_top = 1).
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("plan: verifying #1 with the request-level engine: ")),
+        "{err}"
+    );
+    assert!(lines.last().unwrap().starts_with("plan: done"), "{err}");
 }
 
 #[test]
@@ -211,7 +246,7 @@ verify_top = 3
 "#;
     let catalog = catalog();
     let plan = parse_plan("tight.toml", text, &catalog).unwrap();
-    let r = run_plan(&plan, &catalog, &|| {});
+    let r = run_plan(&plan, &catalog, &|_| {});
     let missed: Vec<&str> = r
         .verified
         .iter()
