@@ -231,6 +231,17 @@ pub fn to_measurements(
             skip(format!("avg_ts {} is not a rate", r.avg_ts));
             continue;
         }
+        // GGUF types hold 1.56 (IQ1_S) to 32 (F32) bits per weight, scales included,
+        // and a file's other tensors only raise its mean.
+        let bits = r.model_size * 8.0 / r.model_n_params;
+        if !(1.5..=33.0).contains(&bits) {
+            skip(format!(
+                "model_size {:e} bytes is {bits:.3e} bits per weight for {:e} parameters, \
+                 not a GGUF size (1.5 to 33 bits)",
+                r.model_size, r.model_n_params
+            ));
+            continue;
+        }
         let build = r.build_commit.as_deref().unwrap_or("unknown");
         let ub = r.n_ubatch.map_or_else(String::new, |u| format!(", ub {u}"));
         if let Some(u) = r.n_ubatch {
@@ -250,7 +261,7 @@ pub fn to_measurements(
             params_b: format!("{}", r.model_n_params / 1e9),
             active_params_b: String::new(),
             dtype: format,
-            bits_per_weight: format!("{:.2}", r.model_size * 8.0 / r.model_n_params),
+            bits_per_weight: format!("{bits:.2}"),
             phase: phase.to_string(),
             prompt_tokens: r.n_prompt.to_string(),
             gen_tokens: r.n_gen.to_string(),
@@ -407,5 +418,35 @@ build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,m
         };
         let err = to_measurements(&rows, "b.csv", &wrong, &catalog).unwrap_err();
         assert!(err.to_string().contains("6.738 B"), "{err}");
+    }
+
+    #[test]
+    fn a_model_size_that_is_no_gguf_size_skips_the_record() {
+        // 1e30 bytes for 6.7 B parameters is 1.2e21 bits per weight; 1e9 bytes is 1.19
+        // bits, below the smallest GGUF type (IQ1_S, 1.56). Both records are skipped, with the reason,
+        // where the first used to reach the suite and fail there with "no value".
+        let catalog = crate::test_support::catalog();
+        let text = CSV.replacen("\"3825065984\"", "\"1e30\"", 1).replacen(
+            "\"3825065984\"",
+            "\"1000000000\"",
+            1,
+        );
+        let rows = parse("b.csv", &text).unwrap();
+        let import = Import {
+            device: "m2-ultra-76c".to_string(),
+            model: "llama-2-7b".to_string(),
+            weights: None,
+        };
+        let imported = to_measurements(&rows, "b.csv", &import, &catalog).unwrap();
+        assert!(imported.rows.is_empty(), "{:?}", imported.rows);
+        let reasons: Vec<&str> = imported.skipped.iter().map(|u| u.reason.as_str()).collect();
+        assert!(
+            reasons[0].contains("1.187e21 bits per weight"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("1.187e0 bits per weight"),
+            "{reasons:?}"
+        );
     }
 }
