@@ -137,13 +137,13 @@ fn rms_norm(x: &[f32], weight: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Rotary embedding of one head vector at `pos` (pairs `i`, `i + d/2`).
 /// The rotary embedding's base (`rope_theta`), Llama 3's: 500,000 in
 /// https://huggingface.co/meta-llama/Llama-3.1-8B/blob/main/config.json. Every model the
 /// engine runs takes it: with random weights the base changes the rotation's
 /// frequencies, not the work, and the CPU and CUDA engines must rotate alike.
 pub const ROPE_BASE: f32 = 500_000.0;
 
+/// Rotary embedding of one head vector at `pos` (pairs `i`, `i + d/2`).
 fn rope(v: &mut [f32], pos: usize) {
     let half = v.len() / 2;
     for i in 0..half {

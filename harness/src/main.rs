@@ -137,8 +137,7 @@ fn parse_kernel(s: &str) -> Result<Kernel, String> {
 fn write_rows(out: OutFile, rows: &[MicrobenchRow]) -> Result<()> {
     let mut bytes = Vec::new();
     write_csv(&mut bytes, rows)?;
-    let path = out.path().to_path_buf();
-    out.commit(&bytes)?;
+    let path = out.commit(&bytes)?;
     eprintln!("wrote {} rows to {}", rows.len(), path.display());
     Ok(())
 }
@@ -223,9 +222,6 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let model = suite::load_model(&root, &model)?;
-            let csv = out
-                .as_ref()
-                .is_some_and(|p| p.extension().is_some_and(|e| e == "csv"));
             let out = out.as_deref().map(OutFile::reserve).transpose()?;
             let target = match backend.as_str() {
                 "cpu" => decode::cpu_target(format!(
@@ -259,6 +255,9 @@ fn run(cli: Cli) -> Result<()> {
                 result.head_s_per_step * 1e3,
                 result.full_depth_tokens_per_s
             );
+            let csv = out
+                .as_ref()
+                .is_some_and(|o| o.path().extension().is_some_and(|e| e == "csv"));
             let text = if csv {
                 let mut w = csv::Writer::from_writer(Vec::new());
                 w.serialize(&result)?;
@@ -267,7 +266,9 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_string_pretty(&result)? + "\n"
             };
             match out {
-                Some(out) => out.commit(text.as_bytes())?,
+                Some(out) => {
+                    out.commit(text.as_bytes())?;
+                }
                 None => print!("{text}"),
             }
         }

@@ -45,8 +45,9 @@ impl OutFile {
         &self.path
     }
 
-    /// Writes `bytes` to the temporary file and renames it to the destination.
-    pub fn commit(mut self, bytes: &[u8]) -> Result<()> {
+    /// Writes `bytes` to the temporary file and renames it to the destination, which
+    /// it returns.
+    pub fn commit(mut self, bytes: &[u8]) -> Result<PathBuf> {
         let mut file = File::create(&self.tmp)
             .with_context(|| format!("cannot write {}", self.tmp.display()))?;
         file.write_all(bytes)
@@ -55,7 +56,7 @@ impl OutFile {
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("cannot move {} into place", self.path.display()))?;
         self.committed = true;
-        Ok(())
+        Ok(std::mem::take(&mut self.path))
     }
 }
 

@@ -4,9 +4,9 @@
 //!
 //! With a base device (`--base`), its published specifications (peaks, memory,
 //! power, prices), its notes and its interconnects (`[connectivity]`) are copied and
-//! the `[efficiency]` fractions are the fitted achievable rates divided by those specs. Without one (a CPU has no catalog entry),
-//! the peaks *are* the fitted achievable rates and the fractions are 1 by definition;
-//! every source says which.
+//! the `[efficiency]` fractions are the fitted achievable rates divided by those
+//! specs. Without one (a CPU has no catalog entry), the peaks *are* the fitted
+//! achievable rates and the fractions are 1 by definition; every source says which.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use planner::plan::{enumerate, parse_plan, run_plan, PlanResult, Progress, Screened};
+use planner::plan::{parse_plan, run_plan, PlanResult, Progress, Screened};
 use planner::Catalog;
 
 use crate::cli::output::{seconds, text_width};
@@ -24,9 +24,8 @@ pub fn load(catalog: &Catalog, path: &Path) -> Result<planner::plan::Plan> {
 /// `--progress` and no terminal (a log file, CI), plain lines, one per tenth of the
 /// screen and one per option the request-level engine verifies.
 pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> PlanResult {
-    let total = enumerate(plan, catalog).len();
     if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(total as u64);
+        let bar = ProgressBar::new(0);
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
@@ -37,6 +36,7 @@ pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> 
         );
         bar.set_message("screening");
         let result = run_plan(plan, catalog, &|p| match p {
+            Progress::Screening { options } => bar.set_length(options as u64),
             Progress::Screened => bar.inc(1),
             Progress::Verifying { rank, description } => {
                 bar.set_message(format!("verifying #{rank} ({description})"))
@@ -46,10 +46,15 @@ pub fn search(catalog: &Catalog, plan: &planner::plan::Plan, progress: bool) -> 
         result
     } else if progress {
         let start = Instant::now();
+        let total = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
-        eprintln!("plan: screening {total} options");
         let result = run_plan(plan, catalog, &|p| match p {
+            Progress::Screening { options } => {
+                total.store(options, Ordering::Relaxed);
+                eprintln!("plan: screening {options} options");
+            }
             Progress::Screened => {
+                let total = total.load(Ordering::Relaxed);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n * 10 / total.max(1) > (n - 1) * 10 / total.max(1) {
                     eprintln!(

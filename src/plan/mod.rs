@@ -56,7 +56,9 @@ pub struct PlanResult {
 /// What [`run_plan`] reports as it goes, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Progress<'a> {
-    /// One more option screened (of [`enumerate`]'s count), from any worker thread.
+    /// The screen starts on this many options.
+    Screening { options: usize },
+    /// One more option screened, from any worker thread.
     Screened,
     /// The request-level engine starts on the option ranked `rank` (from 1).
     Verifying { rank: usize, description: &'a str },
@@ -70,6 +72,9 @@ pub fn run_plan(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> PlanResult {
     let options = enumerate(plan, catalog);
+    progress(Progress::Screening {
+        options: options.len(),
+    });
     let mut screened: Vec<Screened> = options
         .par_iter()
         .map(|o| {

@@ -128,6 +128,12 @@ pub struct Imported {
     pub micro_batch: Vec<MicroBatch>,
 }
 
+/// The bits per weight a GGUF file's `model_size` can give: its types hold 1.5625
+/// (IQ1_S) to 32 (F32) bits per weight, scales included (ggml-common.h block
+/// layouts: `block_iq1_s` is 50 bytes per 256 weights), and a file's other tensors
+/// only raise the mean. The range is those ends with a margin (an allowance).
+const GGUF_BITS_PER_WEIGHT: std::ops::RangeInclusive<f64> = 1.5..=33.0;
+
 /// The records as measurement rows, and the records that are not imported.
 pub fn to_measurements(
     rows: &[LlamaBenchRow],
@@ -231,14 +237,15 @@ pub fn to_measurements(
             skip(format!("avg_ts {} is not a rate", r.avg_ts));
             continue;
         }
-        // GGUF types hold 1.56 (IQ1_S) to 32 (F32) bits per weight, scales included,
-        // and a file's other tensors only raise its mean.
         let bits = r.model_size * 8.0 / r.model_n_params;
-        if !(1.5..=33.0).contains(&bits) {
+        if !GGUF_BITS_PER_WEIGHT.contains(&bits) {
             skip(format!(
                 "model_size {:e} bytes is {bits:.3e} bits per weight for {:e} parameters, \
-                 not a GGUF size (1.5 to 33 bits)",
-                r.model_size, r.model_n_params
+                 not a GGUF size ({} to {} bits)",
+                r.model_size,
+                r.model_n_params,
+                GGUF_BITS_PER_WEIGHT.start(),
+                GGUF_BITS_PER_WEIGHT.end()
             ));
             continue;
         }
@@ -422,9 +429,10 @@ build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,m
 
     #[test]
     fn a_model_size_that_is_no_gguf_size_skips_the_record() {
-        // 1e30 bytes for 6.7 B parameters is 1.2e21 bits per weight; 1e9 bytes is 1.19
-        // bits, below the smallest GGUF type (IQ1_S, 1.56). Both records are skipped, with the reason,
-        // where the first used to reach the suite and fail there with "no value".
+        // 1e30 bytes x 8 / 6,738,415,616 parameters = 1.187e21 bits per weight; 1e9
+        // bytes = 1.187 bits, below the smallest GGUF type (IQ1_S, 1.5625). Both
+        // records are skipped with the reason; the first used to reach the suite and
+        // fail there with "no value".
         let catalog = crate::test_support::catalog();
         let text = CSV.replacen("\"3825065984\"", "\"1e30\"", 1).replacen(
             "\"3825065984\"",

@@ -8,7 +8,9 @@ use planner::analytical::simulate;
 use planner::microbench::{write_csv, Kernel, MicrobenchRow};
 use planner::Scenario;
 
-use crate::common::{catalog, planner, repo, scenario_file, stderr, stdout, temp_dir};
+use crate::common::{
+    catalog, planner, repo, scenario_file, stderr, stdout, temp_dir, temp_path, TempPath,
+};
 
 /// A device whose reads take 20 us + (bytes / 25 GB/s) (1 - 0.03 log2(2^32 / bytes))
 /// (25 GB/s at 4 GiB, the largest read, and 3% less time per byte for each halving
@@ -103,13 +105,18 @@ fn fit<'a>(json: &'a serde_json::Value, parameter: &str) -> &'a serde_json::Valu
         .unwrap_or_else(|| panic!("no fit {parameter}: {json}"))
 }
 
+/// `rows` as a harness CSV, `synthetic.csv` in a directory of its own.
+fn rows_csv(rows: &[MicrobenchRow]) -> TempPath {
+    let csv = temp_path("synthetic.csv");
+    let mut buffer = Vec::new();
+    write_csv(&mut buffer, rows).unwrap();
+    std::fs::write(&*csv, buffer).unwrap();
+    csv
+}
+
 #[test]
 fn calibrate_recovers_a_synthetic_device_and_writes_a_valid_profile() {
-    let dir = temp_dir();
-    let csv = dir.path().join("synthetic.csv");
-    let mut buffer = Vec::new();
-    write_csv(&mut buffer, &synthetic_rows()).unwrap();
-    std::fs::write(&csv, buffer).unwrap();
+    let csv = rows_csv(&synthetic_rows());
     let out = csv.with_file_name("synthetic-device.toml");
     let o = planner(&[
         "calibrate",
@@ -452,11 +459,7 @@ fn a_profile_on_a_base_device_keeps_each_types_fitted_rate() {
     // The synthetic device runs fp32 at 0.4 and fp16 at 0.8 TFLOPS. On a base
     // device's spec peaks, one compute fraction (fp32's) carried fp32's rate to fp16
     // as well; each type now keeps its own: achievable = its peak x its fraction.
-    let dir = temp_dir();
-    let csv = dir.path().join("synthetic.csv");
-    let mut buffer = Vec::new();
-    write_csv(&mut buffer, &synthetic_rows()).unwrap();
-    std::fs::write(&csv, buffer).unwrap();
+    let csv = rows_csv(&synthetic_rows());
     let out = csv.with_file_name("synthetic-on-base.toml");
     let o = planner(&[
         "calibrate",
@@ -506,11 +509,7 @@ fn the_min_statistic_fits_the_fastest_repetition_and_keeps_each_rows_spread() {
             )
         })
         .collect();
-    let dir = temp_dir();
-    let csv = dir.path().join("synthetic.csv");
-    let mut buffer = Vec::new();
-    write_csv(&mut buffer, &rows).unwrap();
-    std::fs::write(&csv, buffer).unwrap();
+    let csv = rows_csv(&rows);
     let run = |statistic: &str| -> serde_json::Value {
         let o = planner(&[
             "calibrate",
@@ -553,11 +552,7 @@ fn rows_without_a_positive_time_are_left_out_with_a_note() {
         .find(|r| r.kernel == planner::microbench::Kernel::Read)
         .unwrap();
     read.median_s = 0.0;
-    let dir = temp_dir();
-    let csv = dir.path().join("synthetic.csv");
-    let mut buffer = Vec::new();
-    write_csv(&mut buffer, &rows).unwrap();
-    std::fs::write(&csv, buffer).unwrap();
+    let csv = rows_csv(&rows);
     let o = planner(&["calibrate", csv.to_str().unwrap(), "--format", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

@@ -96,9 +96,10 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), stdout(&quiet));
     let err = crate::common::stderr(&out);
+    let catalog = catalog();
     let total = enumerate(
-        &parse_plan("small.toml", SMALL_PLAN, &catalog()).unwrap(),
-        &catalog(),
+        &parse_plan("small.toml", SMALL_PLAN, &catalog).unwrap(),
+        &catalog,
     )
     .len();
     let lines: Vec<&str> = err.lines().collect();
