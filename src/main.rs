@@ -51,6 +51,11 @@ enum Command {
         /// (JSON always has `band`, null when no device in the scenario was calibrated).
         #[arg(long)]
         band: bool,
+        /// KEY=VALUE: set a dotted scenario key before running it (e.g.
+        /// cluster.groups.0.count=3, workload.prompt_tokens=8192; the keys sweep's
+        /// --vary takes); repeat for several. The output's name lists them.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Shortest prompt from which layer-wise KV streaming hides behind the prefill
     /// (for a scenario with [disaggregation]).
@@ -58,6 +63,10 @@ enum Command {
         scenario: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// KEY=VALUE: set a dotted scenario key (as sweep's --vary, one value); repeat
+        /// for several.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Run a scenario over a grid of values of its keys, one row per point.
     Sweep {
@@ -237,7 +246,8 @@ fn run_command(command: Command, root: &Path, catalog: &planner::Catalog) -> Res
             format,
             out,
             band,
-        } => cli::serve::run(catalog, &scenario, format, out.as_deref(), band),
+            set,
+        } => cli::serve::run(catalog, &scenario, &set, format, out.as_deref(), band),
         Command::Sweep {
             scenario,
             vary,
@@ -266,8 +276,12 @@ fn run_command(command: Command, root: &Path, catalog: &planner::Catalog) -> Res
             reference_ratio,
             reference,
         ),
-        Command::Overlap { scenario, format } => {
-            let scenario = read_scenario(catalog, &scenario)?;
+        Command::Overlap {
+            scenario,
+            format,
+            set,
+        } => {
+            let scenario = read_scenario(catalog, &scenario, &set)?;
             let report = planner::analytical::disaggregated::overlap(&scenario)
                 .map_err(|RunError::Unsupported(reason)| Failure::CannotRun(reason))?;
             print!(
@@ -366,10 +380,16 @@ fn list_or_show(
 }
 
 /// Reads and validates a scenario file.
-fn read_scenario(catalog: &planner::Catalog, path: &Path) -> Result<Scenario, Failure> {
+/// The scenario file at `path`, with `simulate`'s and `overlap`'s `--set KEY=VALUE`
+/// assignments applied.
+fn read_scenario(
+    catalog: &planner::Catalog,
+    path: &Path,
+    sets: &[String],
+) -> Result<Scenario, Failure> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read scenario {}", path.display()))
         .map_err(Failure::Input)?;
     let display = path.display().to_string();
-    Scenario::from_toml(&display, &text, catalog).map_err(|e| Failure::Input(e.into()))
+    Ok(cli::sweep::with_sets(catalog, &display, &text, sets)?)
 }

@@ -176,7 +176,7 @@ impl Headline {
 pub fn load(catalog: &Catalog, paths: &[PathBuf]) -> Result<Vec<Entry>, Failure> {
     let mut entries = Vec::new();
     for path in paths {
-        let scenario = crate::read_scenario(catalog, path)?;
+        let scenario = crate::read_scenario(catalog, path, &[])?;
         let trace = super::serve::read_trace(path, &scenario)?;
         let (report, cannot_run) = match planner::simulate_scenario(&scenario, trace.as_deref()) {
             Ok(r) => (Some(r), None),

@@ -21,11 +21,12 @@ use crate::{Failure, Format};
 pub fn run(
     catalog: &Catalog,
     path: &Path,
+    sets: &[String],
     format: Format,
     out: Option<&Path>,
     band: bool,
 ) -> Result<(), Failure> {
-    let scenario = crate::read_scenario(catalog, path)?;
+    let scenario = crate::read_scenario(catalog, path, sets)?;
     if scenario.workload.serving.is_none() {
         return analytical(&scenario, path, format, out, band);
     }

@@ -7,6 +7,9 @@
 //! `"mlx"`), or as a string when it is not valid TOML (`driver`). The edited document
 //! goes through the same validation as a scenario file, so an unknown key or a bad
 //! value is invalid input (exit 2) naming the `--vary` argument.
+//!
+//! `planner simulate` and `planner overlap` take the same keys one value at a time
+//! (`--set KEY=VALUE`, [`with_sets`]) and run the edited scenario in full.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -57,12 +60,7 @@ pub fn parse_axis(arg: &str) -> Result<Axis> {
         .split(',')
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(|v| {
-            toml::from_str::<toml::Table>(&format!("v = {v}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(v.to_string()))
-        })
+        .map(value_of)
         .collect();
     if values.is_empty() {
         return Err(input_error(
@@ -74,6 +72,86 @@ pub fn parse_axis(arg: &str) -> Result<Axis> {
         key: key.to_string(),
         values,
     })
+}
+
+/// A value as TOML (`250`, `1.5`, `true`, `"mlx"`, `[1, 2]`), or the text as a string
+/// when it is not valid TOML (`driver`).
+fn value_of(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+/// Reads one `--set KEY=VALUE` (the value whole: commas belong to it, as in a TOML
+/// list).
+pub fn parse_set(arg: &str) -> Result<(String, toml::Value)> {
+    let invalid = |why: &str| input_error("--set", format!("`{arg}`: {why}"));
+    let (key, value) = arg.split_once('=').ok_or_else(|| {
+        invalid("expected KEY=VALUE (for example cluster.network.latency_us=125)")
+    })?;
+    let (key, value) = (key.trim(), value.trim());
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(invalid(
+            "expected a dotted key such as cluster.network.latency_us",
+        ));
+    }
+    if value.is_empty() {
+        return Err(invalid("expected a value after `=`"));
+    }
+    Ok((key.to_string(), value_of(value)))
+}
+
+/// `doc` (the scenario file `file`, already valid as written) with each `(key, value)`
+/// set: the edited text and the name its errors go under, `file (FLAG k=v ...)`. An
+/// assignment that cannot be made, an unknown key or a value of the wrong type is
+/// invalid input naming the flag and key.
+fn edited(
+    file: &str,
+    doc: &toml::Table,
+    flag: &str,
+    assignments: &[(&str, &toml::Value)],
+) -> Result<(String, String)> {
+    let name = format!("{file} ({flag} {})", label(assignments));
+    let mut doc = doc.clone();
+    for (key, value) in assignments {
+        set_key(&mut doc, key, (*value).clone())
+            .map_err(|why| input_error(&name, format!("{flag} {key}: {why}")))?;
+    }
+    let text = toml::to_string(&doc)?;
+    // Unknown keys and wrong types: serde names the key; the name says which flag.
+    toml::from_str::<ScenarioFile>(&text)
+        .map_err(|e| input_error(&name, e.message().to_string()))?;
+    Ok((name, text))
+}
+
+/// The scenario text `text` of file `file` with each `--set KEY=VALUE` of `sets`
+/// applied; its name (the first line of `simulate`'s table, `name` in the JSON) gains
+/// the assignments, so that a saved output says what it ran. The file must be valid
+/// as written. With no `sets`, the file as written.
+pub fn with_sets(catalog: &Catalog, file: &str, text: &str, sets: &[String]) -> Result<Scenario> {
+    let base = Scenario::from_toml(file, text, catalog)?;
+    if sets.is_empty() {
+        return Ok(base);
+    }
+    let sets: Vec<(String, toml::Value)> =
+        sets.iter().map(|a| parse_set(a)).collect::<Result<_>>()?;
+    let doc: toml::Table = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
+    let assignments: Vec<(&str, &toml::Value)> =
+        sets.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let (name, edited_text) = edited(file, &doc, "--set", &assignments)?;
+    let mut scenario = Scenario::from_toml(&name, &edited_text, catalog)?;
+    scenario.name = format!("{} (--set {})", scenario.name, label(&assignments));
+    Ok(scenario)
+}
+
+/// `key=value key=value`, as the assignments are named in errors and titles.
+fn label(assignments: &[(&str, &toml::Value)]) -> String {
+    let parts: Vec<String> = assignments
+        .iter()
+        .map(|(key, value)| format!("{key}={}", display(value)))
+        .collect();
+    parts.join(" ")
 }
 
 /// Sets dotted `key` in `doc` to `value`, creating missing tables.
@@ -184,21 +262,9 @@ pub fn compute(catalog: &Catalog, path: &Path, args: &[String]) -> Result<Sweep>
 
     let mut points = Vec::new();
     for values in grid(&axes) {
-        let mut edited = doc.clone();
-        let label: Vec<String> = axes
-            .iter()
-            .zip(&values)
-            .map(|(a, v)| format!("{}={}", a.key, display(v)))
-            .collect();
-        let name = format!("{file} (--vary {})", label.join(" "));
-        for (axis, value) in axes.iter().zip(&values) {
-            set_key(&mut edited, &axis.key, value.clone())
-                .map_err(|why| input_error(&name, format!("--vary {}: {why}", axis.key)))?;
-        }
-        let edited_text = toml::to_string(&edited)?;
-        // Unknown keys and wrong types: serde names the key; say which --vary did it.
-        toml::from_str::<ScenarioFile>(&edited_text)
-            .map_err(|e| input_error(&name, e.message().to_string()))?;
+        let assignments: Vec<(&str, &toml::Value)> =
+            axes.iter().map(|a| a.key.as_str()).zip(&values).collect();
+        let (name, edited_text) = edited(&file, &doc, "--vary", &assignments)?;
         let scenario = Scenario::from_toml(&name, &edited_text, catalog)?;
         let trace = super::serve::read_trace(path, &scenario).map_err(|f| match f {
             crate::Failure::Input(e) | crate::Failure::Other(e) => {
@@ -350,6 +416,26 @@ mod tests {
         );
         assert!(parse_axis("no-equals").is_err());
         assert!(parse_axis("a..b=1").is_err());
+    }
+
+    #[test]
+    fn a_set_value_is_taken_whole() {
+        // The comma belongs to the list; sweep's --vary would split it into two values.
+        let (key, value) = parse_set("parallelism.expert_placement=[[0, 1], [2, 3]]").unwrap();
+        assert_eq!(key, "parallelism.expert_placement");
+        let pair =
+            |a, b| toml::Value::Array(vec![toml::Value::Integer(a), toml::Value::Integer(b)]);
+        assert_eq!(value, toml::Value::Array(vec![pair(0, 1), pair(2, 3)]));
+        assert_eq!(
+            parse_set(" runtime.wired_memory = driver ").unwrap(),
+            (
+                "runtime.wired_memory".into(),
+                toml::Value::String("driver".into())
+            )
+        );
+        assert!(parse_set("no-equals").is_err());
+        assert!(parse_set("a.=1").is_err());
+        assert!(parse_set("a=").is_err());
     }
 
     #[test]

@@ -99,3 +99,67 @@ fn sweep_rejects_unknown_keys() {
     assert!(err.contains("unknown field `latency`"), "{err}");
     assert!(err.contains("--vary cluster.network.latency=1"), "{err}");
 }
+
+/// `simulate --set` runs what editing the file would: the shipped 2-node DBRX scenario
+/// with `count` and `expert` set to 3 gives the same figures as a copy of the file
+/// with those two lines changed, and its name lists the assignments.
+#[test]
+fn simulate_set_runs_what_editing_the_file_would() {
+    let shipped = "scenarios/dbrx-2x-m2-ultra-10gbe.toml";
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains("count = 2") && text.contains("expert = 2\n"));
+    let edited = scenario_file(
+        &text
+            .replace("count = 2", "count = 3")
+            .replace("expert = 2\n", "expert = 3\n"),
+    );
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = planner(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let by_file = json(&["simulate", edited.to_str().unwrap(), "--format", "json"]);
+    let by_set = json(&[
+        "simulate",
+        shipped,
+        "--format",
+        "json",
+        "--set",
+        "cluster.groups.0.count=3",
+        "--set",
+        "parallelism.expert=3",
+    ]);
+    for key in [
+        "ttft_s",
+        "tpot_s",
+        "decode_tokens_per_s",
+        "memory",
+        "breakdown",
+    ] {
+        assert_eq!(by_set[key], by_file[key], "{key}");
+    }
+    let unchanged = json(&["simulate", shipped, "--format", "json"]);
+    assert_ne!(by_set["tpot_s"], unchanged["tpot_s"]);
+    assert_eq!(
+        by_set["name"],
+        "DBRX bf16 on 2 M2 Ultra, expert parallel over 10 GbE \
+         (--set cluster.groups.0.count=3 parallelism.expert=3)"
+    );
+}
+
+#[test]
+fn simulate_set_rejects_unknown_keys_and_bad_assignments() {
+    let shipped = "scenarios/dbrx-2x-m2-ultra-10gbe.toml";
+    for (set, expected) in [
+        ("cluster.network.latency=1", "unknown field `latency`"),
+        ("cluster.groups.4.count=1", "no index 4"),
+        ("latency_us", "expected KEY=VALUE"),
+        ("workload.prompt_tokens=", "expected a value after `=`"),
+    ] {
+        let out = planner(&["simulate", shipped, "--set", set]);
+        assert_eq!(out.status.code(), Some(2), "{set}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{set}: {err}");
+        assert!(err.contains("--set"), "{set}: {err}");
+    }
+}
