@@ -73,6 +73,47 @@ pub enum InputError {
     },
 }
 
+impl InputError {
+    /// The error without its line and column: for a text the program wrote (a
+    /// scenario edited by `--set` or `--vary`), where they point nowhere the user can
+    /// look; the file's name then says what was edited.
+    pub fn without_location(self) -> InputError {
+        match self {
+            InputError::UnknownId {
+                mut origin,
+                key,
+                kind,
+                value,
+                suggestions,
+            } => {
+                origin.location = None;
+                InputError::UnknownId {
+                    origin,
+                    key,
+                    kind,
+                    value,
+                    suggestions,
+                }
+            }
+            InputError::InvalidValue {
+                mut origin,
+                key,
+                value,
+                expected,
+            } => {
+                origin.location = None;
+                InputError::InvalidValue {
+                    origin,
+                    key,
+                    value,
+                    expected,
+                }
+            }
+            parse @ InputError::Parse { .. } => parse,
+        }
+    }
+}
+
 /// Reads every record of CSV `text` (read by `builder`) as a `T`; an error names the
 /// file's line (1-based, counted here from the record's byte offset: the csv crate's
 /// own count put the rows of measurements.csv, which has CRLF line ends, one line

@@ -140,7 +140,8 @@ pub fn with_sets(catalog: &Catalog, file: &str, text: &str, sets: &[String]) -> 
     let assignments: Vec<(&str, &toml::Value)> =
         sets.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let (name, edited_text) = edited(file, &doc, "--set", &assignments)?;
-    let mut scenario = Scenario::from_toml(&name, &edited_text, catalog)?;
+    let mut scenario =
+        Scenario::from_toml(&name, &edited_text, catalog).map_err(InputError::without_location)?;
     scenario.name = format!("{} (--set {})", scenario.name, label(&assignments));
     Ok(scenario)
 }
@@ -265,7 +266,8 @@ pub fn compute(catalog: &Catalog, path: &Path, args: &[String]) -> Result<Sweep>
         let assignments: Vec<(&str, &toml::Value)> =
             axes.iter().map(|a| a.key.as_str()).zip(&values).collect();
         let (name, edited_text) = edited(&file, &doc, "--vary", &assignments)?;
-        let scenario = Scenario::from_toml(&name, &edited_text, catalog)?;
+        let scenario = Scenario::from_toml(&name, &edited_text, catalog)
+            .map_err(InputError::without_location)?;
         let trace = super::serve::read_trace(path, &scenario).map_err(|f| match f {
             crate::Failure::Input(e) | crate::Failure::Other(e) => {
                 input_error(&name, format!("{e:#}"))

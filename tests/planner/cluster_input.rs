@@ -155,11 +155,19 @@ fn simulate_set_rejects_unknown_keys_and_bad_assignments() {
         ("cluster.groups.4.count=1", "no index 4"),
         ("latency_us", "expected KEY=VALUE"),
         ("workload.prompt_tokens=", "expected a value after `=`"),
+        ("cluster.groups.0.count=0", "expected a positive integer"),
+        ("model.preset=dbrxx", "unknown model `dbrxx`"),
     ] {
         let out = planner(&["simulate", shipped, "--set", set]);
         assert_eq!(out.status.code(), Some(2), "{set}");
         let err = stderr(&out);
         assert!(err.contains(expected), "{set}: {err}");
         assert!(err.contains("--set"), "{set}: {err}");
+        // No line and column: they would point into the edited text, which the user
+        // never sees (`file (--set k=v):4:9:`).
+        let located = err
+            .match_indices("):")
+            .any(|(i, _)| err[i + 2..].starts_with(|c: char| c.is_ascii_digit()));
+        assert!(!located, "{set}: a location after the name: {err}");
     }
 }
