@@ -254,13 +254,29 @@ fn log_residuals(
     Ok(r)
 }
 
-/// Fits `family_params` and `joint_params` of `runtime` to the fit-half cases.
+/// What [`fit_runtime`] reports as it goes (`planner calibrate --runtime` shows it:
+/// the fit of every profile takes half a minute on two cores).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FitProgress {
+    /// The fit starts from the parameters' priors: `rms` is the RMS log error there.
+    Start {
+        cases: usize,
+        params: usize,
+        rms: f64,
+    },
+    /// An iteration of Levenberg-Marquardt ended with RMS log error `rms`.
+    Iteration { iteration: usize, rms: f64 },
+}
+
+/// Fits `family_params` and `joint_params` of `runtime` to the fit-half cases,
+/// reporting each iteration to `progress`.
 pub fn fit_runtime(
     runtime: &str,
     family_params: &std::collections::BTreeMap<String, Vec<String>>,
     joint_params: &[String],
     cases: &[Case],
     run: &Runner,
+    progress: &dyn Fn(FitProgress),
 ) -> Result<RuntimeFit, FitError> {
     let fit_cases: Vec<&Case> = cases
         .iter()
@@ -310,6 +326,12 @@ pub fn fit_runtime(
     );
     let mut r = log_residuals(&fit_cases, runtime, &free, &to_values(&theta), run)?;
     let mut cost = r.norm_squared();
+    let rms = |cost: f64| (cost / n as f64).sqrt();
+    progress(FitProgress::Start {
+        cases: n,
+        params: p,
+        rms: rms(cost),
+    });
     let mut lambda = 1e-3;
     let mut iterations = 0;
     let step = 1e-4;
@@ -352,6 +374,10 @@ pub fn fit_runtime(
             }
             lambda *= 10.0;
         }
+        progress(FitProgress::Iteration {
+            iteration: iterations,
+            rms: rms(cost),
+        });
         if !improved {
             break;
         }

@@ -105,6 +105,10 @@ pub struct CalibrateArgs {
     /// `--out`, write the profile there instead).
     #[arg(long)]
     pub write: bool,
+    /// With `--runtime`: show the fit's progress even when stderr is not a terminal
+    /// (plain lines, for logs; a terminal shows a spinner regardless).
+    #[arg(long, requires = "runtime")]
+    pub progress: bool,
 }
 
 fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
@@ -208,6 +212,7 @@ pub fn run(catalog: &Catalog, root: &std::path::Path, args: CalibrateArgs) -> Re
             import,
             params: args.params.clone(),
             out: args.out.as_deref(),
+            progress: args.progress,
         };
         let c = crate::cli::calibrate_runtime::calibrate(catalog, root, &request)?;
         if args.write || args.out.is_some() {

@@ -3,13 +3,16 @@
 //! `runtimes/ID.toml` with the fitted values and their sources.
 
 use std::fmt::Write;
+use std::io::IsTerminal;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use planner::runtime::RuntimeFile;
 use std::collections::BTreeMap;
 
-use planner::runtime_fit::{fit_runtime, render_profile, FitError, Param, RuntimeFit};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use planner::runtime_fit::{fit_runtime, render_profile, FitError, FitProgress, Param, RuntimeFit};
 use planner::validate::llama_bench::{self, Import};
 use planner::validate::{build_suite, run_scenario, Case, SuiteFile, Unmapped};
 use planner::Catalog;
@@ -42,6 +45,47 @@ pub struct Request<'a> {
     pub params: Option<Vec<String>>,
     /// Where the fitted profile goes instead of `runtimes/ID.toml` (one runtime only).
     pub out: Option<&'a Path>,
+    /// Show the fit's progress on stderr when it is not a terminal too (plain lines);
+    /// on a terminal a spinner shows it regardless.
+    pub progress: bool,
+}
+
+/// Runs `fit` (one runtime's fit) showing its progress on stderr: a spinner on a
+/// terminal; with `lines` and no terminal (a log, CI), one line per iteration.
+fn with_progress<T>(runtime: &str, lines: bool, fit: impl FnOnce(&dyn Fn(FitProgress)) -> T) -> T {
+    let start = Instant::now();
+    let describe = |p: FitProgress| {
+        match p {
+        FitProgress::Start { cases, params, rms } => format!(
+            "{runtime}: fitting {params} parameters to {cases} cases (RMS log error {rms:.4} at the priors)"
+        ),
+        FitProgress::Iteration { iteration, rms } => format!(
+            "{runtime}: iteration {iteration}, RMS log error {rms:.4} ({:.1} s)",
+            start.elapsed().as_secs_f64()
+        ),
+    }
+    };
+    if std::io::stderr().is_terminal() {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_draw_target(ProgressDrawTarget::stderr());
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner} calibrate: {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let result = fit(&|p| spinner.set_message(describe(p)));
+        spinner.finish_and_clear();
+        result
+    } else if lines {
+        let result = fit(&|p| eprintln!("calibrate: {}", describe(p)));
+        eprintln!(
+            "calibrate: {runtime}: done ({:.1} s)",
+            start.elapsed().as_secs_f64()
+        );
+        result
+    } else {
+        fit(&|_| {})
+    }
 }
 
 fn invalid(file: &Path, key: &str, value: &str, expected: String) -> anyhow::Error {
@@ -173,28 +217,35 @@ pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibr
         } else {
             &spec.joint_params
         };
-        let fit = fit_runtime(&spec.runtime, &family_params, joint, &cases, &run_scenario)
-            .map_err(|e| match e {
-                FitError::TooFewPoints(n, p) => invalid(
-                    req.from,
-                    "--params",
-                    &family_params
-                        .values()
-                        .flatten()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    format!(
-                        "at most {} parameters: {p} need more than {p} fit cases and the \
+        let fit = with_progress(&spec.runtime, req.progress, |progress| {
+            fit_runtime(
+                &spec.runtime,
+                &family_params,
+                joint,
+                &cases,
+                &run_scenario,
+                progress,
+            )
+        })
+        .map_err(|e| match e {
+            FitError::TooFewPoints(n, p) => invalid(
+                req.from,
+                "--params",
+                &family_params
+                    .values()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(","),
+                format!(
+                    "at most {} parameters: {p} need more than {p} fit cases and the \
                          input has {n} (e.g. --params compute_fraction,bandwidth_fraction)",
-                        n.saturating_sub(1)
-                    ),
+                    n.saturating_sub(1)
                 ),
-                FitError::UnknownParam(name) => {
-                    invalid(req.from, "--params", &name, Param::names())
-                }
-                other => anyhow::Error::new(other),
-            })?;
+            ),
+            FitError::UnknownParam(name) => invalid(req.from, "--params", &name, Param::names()),
+            other => anyhow::Error::new(other),
+        })?;
         let path = root.join("runtimes").join(format!("{}.toml", spec.runtime));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;

@@ -10,7 +10,7 @@ use planner::validate::{
     build_suite, evaluate, parse_suite, run_scenario, summarise, Case, SuiteFile, Unmapped,
 };
 
-use crate::common::{catalog, repo};
+use crate::common::{catalog, planner, repo, stderr, stdout};
 
 const REGENERATE: &str =
     "planner calibrate --runtime all --from validation/measurements.csv --write";
@@ -86,6 +86,7 @@ fn fitted_runtime_profiles_regenerate_from_the_measurements() {
             &spec.joint_params,
             &cases,
             &run_scenario,
+            &|_| {},
         )
         .unwrap();
         let path = repo()
@@ -251,4 +252,53 @@ fn runtimes_list_shows_each_familys_efficiencies_and_what_was_fitted() {
         show.contains("[families.apple.attention_heads_per_tile]"),
         "{show}"
     );
+}
+
+/// `calibrate --runtime --progress` off a terminal prints the fit as plain lines: the
+/// start, each Levenberg-Marquardt iteration with an RMS log error that never rises
+/// (a step is taken only when it lowers the error), and the end; without the flag
+/// stderr stays quiet.
+#[test]
+fn runtime_calibration_shows_its_progress_when_asked() {
+    let args = [
+        "calibrate",
+        "--runtime",
+        "llama.cpp",
+        "--from",
+        "validation/measurements.csv",
+    ];
+    let quiet = planner(&args);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert!(!stderr(&quiet).contains("calibrate:"), "{}", stderr(&quiet));
+
+    let out = planner(&[&args[..], &["--progress"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("calibrate:"))
+        .collect();
+    assert!(
+        lines[0].starts_with("calibrate: llama.cpp: fitting "),
+        "{err}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("calibrate: llama.cpp: done ("),
+        "{err}"
+    );
+    let rms: Vec<f64> = lines
+        .iter()
+        .filter(|l| l.contains(": iteration "))
+        .map(|l| {
+            let after = l.split("RMS log error ").nth(1).unwrap();
+            after.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(rms.len() >= 2, "{err}");
+    assert!(rms.windows(2).all(|w| w[1] <= w[0]), "{rms:?}");
+    // The stdout table is the same with or without progress.
+    assert_eq!(stdout(&out), stdout(&quiet));
 }
