@@ -72,6 +72,7 @@ fn with_progress<T>(runtime: &str, lines: bool, fit: impl FnOnce(&dyn Fn(FitProg
             ProgressStyle::with_template("{spinner} calibrate: {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
+        spinner.set_message(format!("{runtime}: starting"));
         spinner.enable_steady_tick(Duration::from_millis(200));
         let result = fit(&|p| spinner.set_message(describe(p)));
         spinner.finish_and_clear();
