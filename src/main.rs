@@ -391,5 +391,5 @@ fn read_scenario(
         .with_context(|| format!("cannot read scenario {}", path.display()))
         .map_err(Failure::Input)?;
     let display = path.display().to_string();
-    Ok(cli::sweep::with_sets(catalog, &display, &text, sets)?)
+    Ok(cli::edit::with_sets(catalog, &display, &text, sets)?)
 }

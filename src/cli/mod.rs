@@ -6,6 +6,7 @@ pub mod calibrate_runtime;
 pub mod catalog_files;
 pub mod charts;
 pub mod compare;
+pub mod edit;
 pub mod files;
 pub mod output;
 pub mod overlap;
