@@ -143,10 +143,14 @@ pub fn set_key(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<(
     Ok(())
 }
 
-/// A value as the user wrote it: strings without their quotes.
+/// A value as the user would write it: strings without their quotes, very large or
+/// small floats in exponent form (TOML's own display writes `1e300` out in 301 digits).
 pub fn display(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        toml::Value::Float(x) if *x != 0.0 && (x.abs() >= 1e15 || x.abs() < 1e-4) => {
+            format!("{x:e}")
+        }
         other => other.to_string(),
     }
 }
@@ -173,6 +177,15 @@ mod tests {
         assert!(parse_set("no-equals").is_err());
         assert!(parse_set("a.=1").is_err());
         assert!(parse_set("a=").is_err());
+    }
+
+    #[test]
+    fn values_display_as_written() {
+        assert_eq!(display(&value_of("1e300")), "1e300");
+        assert_eq!(display(&value_of("1e-30")), "1e-30");
+        assert_eq!(display(&value_of("250.5")), "250.5");
+        assert_eq!(display(&value_of("125")), "125");
+        assert_eq!(display(&value_of("driver")), "driver");
     }
 
     #[test]

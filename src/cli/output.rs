@@ -104,8 +104,12 @@ pub fn seconds(v: f64) -> String {
         format!("{:.1} us", v * 1e6)
     } else if v < 1.0 {
         format!("{:.2} ms", v * 1e3)
-    } else {
+    } else if v < 1e6 {
         format!("{v:.3} s")
+    } else {
+        // Past 11 days (a what-if far out of range, e.g. a link latency of 1e300 us):
+        // a plain decimal would run to hundreds of digits.
+        format!("{v:.3e} s")
     }
 }
 
@@ -632,7 +636,17 @@ pub fn text_width<'a>(header: &str, entries: impl Iterator<Item = &'a str>) -> u
 
 #[cfg(test)]
 mod tests {
-    use super::percent;
+    use super::{percent, seconds};
+
+    #[test]
+    fn seconds_pick_their_unit_and_stay_short() {
+        assert_eq!(seconds(250e-6), "250.0 us");
+        assert_eq!(seconds(0.10097), "100.97 ms");
+        assert_eq!(seconds(6.946), "6.946 s");
+        assert_eq!(seconds(999_999.0), "999999.000 s");
+        // 3.2e296 s, from a link latency of 1e300 us: not 297 digits.
+        assert_eq!(seconds(3.2e296), "3.200e296 s");
+    }
 
     #[test]
     fn percentages_do_not_round_to_all_or_nothing() {
