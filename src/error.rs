@@ -77,40 +77,13 @@ impl InputError {
     /// The error without its line and column: for a text the program wrote (a
     /// scenario edited by `--set` or `--vary`), where they point nowhere the user can
     /// look; the file's name then says what was edited.
-    pub fn without_location(self) -> InputError {
-        match self {
-            InputError::UnknownId {
-                mut origin,
-                key,
-                kind,
-                value,
-                suggestions,
-            } => {
-                origin.location = None;
-                InputError::UnknownId {
-                    origin,
-                    key,
-                    kind,
-                    value,
-                    suggestions,
-                }
-            }
-            InputError::InvalidValue {
-                mut origin,
-                key,
-                value,
-                expected,
-            } => {
-                origin.location = None;
-                InputError::InvalidValue {
-                    origin,
-                    key,
-                    value,
-                    expected,
-                }
-            }
-            parse @ InputError::Parse { .. } => parse,
+    pub fn without_location(mut self) -> InputError {
+        match &mut self {
+            InputError::UnknownId { origin, .. } => origin.location = None,
+            InputError::InvalidValue { origin, .. } => origin.location = None,
+            InputError::Parse { .. } => {}
         }
+        self
     }
 }
 

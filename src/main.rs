@@ -379,7 +379,6 @@ fn list_or_show(
     Ok(())
 }
 
-/// Reads and validates a scenario file.
 /// The scenario file at `path`, with `simulate`'s and `overlap`'s `--set KEY=VALUE`
 /// assignments applied.
 fn read_scenario(

@@ -72,16 +72,10 @@ impl Drop for OutFile {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("planner-harness-out-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_missing_directory_is_made_and_an_impossible_one_fails_at_reservation() {
-        let dir = scratch("missing");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         drop(OutFile::reserve(&dir.join("new").join("rows.csv")).unwrap());
         assert!(dir.join("new").is_dir());
         // A directory cannot be made inside a plain file.
@@ -90,23 +84,22 @@ mod tests {
             .err()
             .expect("reservation fails");
         assert!(format!("{err:#}").contains("cannot create"), "{err:#}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn only_a_committed_file_appears_under_its_name() {
-        let dir = scratch("commit");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let path = dir.join("rows.csv");
         // Dropped without a commit: nothing is left, not even the temporary file.
         drop(OutFile::reserve(&path).unwrap());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
         // Committed: the bytes under the real name, and no temporary file.
         OutFile::reserve(&path)
             .unwrap()
             .commit(b"a,b\n1,2\n")
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,2\n");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(dir).unwrap();
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
     }
 }

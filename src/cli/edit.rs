@@ -52,15 +52,16 @@ pub fn parse_set(arg: &str) -> Result<(String, toml::Value)> {
 }
 
 /// `doc` (the scenario file `file`, already valid as written) with each `(key, value)`
-/// set: the edited text and the name its errors go under, `file (FLAG k=v ...)`. An
-/// assignment that cannot be made, an unknown key or a value of the wrong type is
-/// invalid input naming the flag and key.
+/// set and validated as a scenario, with the name its errors go under, `file (FLAG
+/// k=v ...)`. An assignment that cannot be made, an unknown key or a value of the
+/// wrong type is invalid input naming the flag and key, without a line and column.
 pub fn edited(
+    catalog: &Catalog,
     file: &str,
     doc: &toml::Table,
     flag: &str,
     assignments: &[(&str, &toml::Value)],
-) -> Result<(String, String)> {
+) -> Result<(String, Scenario)> {
     let name = format!("{file} ({flag} {})", label(assignments));
     let mut doc = doc.clone();
     for (key, value) in assignments {
@@ -71,7 +72,9 @@ pub fn edited(
     // Unknown keys and wrong types: serde names the key; the name says which flag.
     toml::from_str::<ScenarioFile>(&text)
         .map_err(|e| input_error(&name, e.message().to_string()))?;
-    Ok((name, text))
+    let scenario =
+        Scenario::from_toml(&name, &text, catalog).map_err(InputError::without_location)?;
+    Ok((name, scenario))
 }
 
 /// The scenario text `text` of file `file` with each `--set KEY=VALUE` of `sets`
@@ -88,9 +91,7 @@ pub fn with_sets(catalog: &Catalog, file: &str, text: &str, sets: &[String]) -> 
     let doc: toml::Table = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
     let assignments: Vec<(&str, &toml::Value)> =
         sets.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let (name, edited_text) = edited(file, &doc, "--set", &assignments)?;
-    let mut scenario =
-        Scenario::from_toml(&name, &edited_text, catalog).map_err(InputError::without_location)?;
+    let (_, mut scenario) = edited(catalog, file, &doc, "--set", &assignments)?;
     scenario.name = format!("{} (--set {})", scenario.name, label(&assignments));
     Ok(scenario)
 }

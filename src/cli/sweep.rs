@@ -121,9 +121,7 @@ pub fn compute(catalog: &Catalog, path: &Path, args: &[String]) -> Result<Sweep>
     for values in grid(&axes) {
         let assignments: Vec<(&str, &toml::Value)> =
             axes.iter().map(|a| a.key.as_str()).zip(&values).collect();
-        let (name, edited_text) = edited(&file, &doc, "--vary", &assignments)?;
-        let scenario = Scenario::from_toml(&name, &edited_text, catalog)
-            .map_err(InputError::without_location)?;
+        let (name, scenario) = edited(catalog, &file, &doc, "--vary", &assignments)?;
         let trace = super::serve::read_trace(path, &scenario).map_err(|f| match f {
             crate::Failure::Input(e) | crate::Failure::Other(e) => {
                 input_error(&name, format!("{e:#}"))
