@@ -112,12 +112,12 @@ pub fn read_csv_records<T: serde::de::DeserializeOwned>(
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| line_at(p.byte()));
-            csv_record_error(&e, &headers, line)
+            csv_record_error(&e, &headers, None, line)
         })?;
         let line = record.position().map(|p| line_at(p.byte()));
         let row = record
             .deserialize(Some(&headers))
-            .map_err(|e| csv_record_error(&e, &headers, line))?;
+            .map_err(|e| csv_record_error(&e, &headers, Some(&record), line))?;
         rows.push(row);
     }
     Ok(rows)
@@ -125,21 +125,50 @@ pub fn read_csv_records<T: serde::de::DeserializeOwned>(
 
 /// A CSV error as `line L: column `name`: what is wrong` (`line` when known better
 /// than the error's own position).
-fn csv_record_error(e: &csv::Error, headers: &csv::StringRecord, line: Option<u64>) -> String {
+///
+/// The crate knows the column of a value it failed to parse (a number), but not of
+/// one a type rejected through serde's messages (an unknown enum variant: "unknown
+/// variant `fp9`, expected one of ..."); for those the column is the record's only
+/// field holding the value the message quotes, when exactly one does.
+fn csv_record_error(
+    e: &csv::Error,
+    headers: &csv::StringRecord,
+    record: Option<&csv::StringRecord>,
+    line: Option<u64>,
+) -> String {
     let line = line.or_else(|| e.position().map(|p| p.line()));
     let at = line.map_or_else(String::new, |l| format!("line {l}: "));
+    let named = |i: usize| {
+        headers
+            .get(i)
+            .map_or_else(|| format!("column {}", i + 1), |n| format!("column `{n}`"))
+    };
     match e.kind() {
-        csv::ErrorKind::Deserialize { err, .. } => match err.field() {
-            Some(i) => {
-                let column = headers
-                    .get(i as usize)
-                    .map_or_else(|| format!("column {}", i + 1), |n| format!("column `{n}`"));
-                format!("{at}{column}: {}", err.kind())
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let message = err.kind().to_string();
+            let field = err
+                .field()
+                .map(|i| i as usize)
+                .or_else(|| record.and_then(|r| quoted_field(r, &message)));
+            match field {
+                Some(i) => format!("{at}{}: {message}", named(i)),
+                None => format!("{at}{message}"),
             }
-            None => format!("{at}{}", err.kind()),
-        },
+        }
         _ => format!("{at}{e}"),
     }
+}
+
+/// The index of the one field of `record` whose value is the first backtick-quoted
+/// word of `message`, if exactly one field holds it.
+fn quoted_field(record: &csv::StringRecord, message: &str) -> Option<usize> {
+    let quoted = message.split('`').nth(1)?;
+    let mut holding = record
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.trim() == quoted);
+    let (i, _) = holding.next()?;
+    holding.next().is_none().then_some(i)
 }
 
 fn suggestion_text(suggestions: &[String]) -> String {
@@ -297,5 +326,39 @@ mod csv_tests {
         let long = "id,note,value\r\na,x,1.5\r\nb,x,2.8x7\r\n";
         let err = read_csv_records::<Row>(&csv::ReaderBuilder::new(), long).unwrap_err();
         assert_eq!(err, "line 3: column `value`: invalid float literal");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Read,
+        Gemm,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        id: String,
+        kind: Kind,
+        other: String,
+    }
+
+    #[test]
+    fn an_unknown_variant_names_the_column_that_holds_it() {
+        // serde's message for an enum carries no column; the record's one field
+        // holding the quoted value is `kind`, the second.
+        let text = "id,kind,other\na,read,x\nb,gemv,y\n";
+        let err = read_csv_records::<Typed>(&csv::ReaderBuilder::new(), text).unwrap_err();
+        assert_eq!(
+            err,
+            "line 3: column `kind`: unknown variant `gemv`, expected `read` or `gemm`"
+        );
+        // Two fields hold the value: no column is named rather than a wrong one.
+        let text = "id,kind,other\na,read,x\nb,gemv,gemv\n";
+        let err = read_csv_records::<Typed>(&csv::ReaderBuilder::new(), text).unwrap_err();
+        assert_eq!(
+            err,
+            "line 3: unknown variant `gemv`, expected `read` or `gemm`"
+        );
     }
 }

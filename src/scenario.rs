@@ -325,11 +325,22 @@ pub struct Scenario {
     pub cost: CostAssumptions,
 }
 
-/// Resolves spans to line and column in one scenario text.
-struct Ctx<'a> {
+/// Resolves spans to line and column in one scenario text (or plan text: the plan
+/// file's checks are these).
+pub(crate) struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
     catalog: &'a Catalog,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(file: &'a str, text: &'a str, catalog: &'a Catalog) -> Ctx<'a> {
+        Ctx {
+            file,
+            text,
+            catalog,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -340,7 +351,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn invalid<T: std::fmt::Display>(
+    pub(crate) fn invalid<T: std::fmt::Display>(
         &self,
         key: &str,
         spanned: &Spanned<T>,
@@ -354,7 +365,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn unknown(&self, key: &str, kind: CatalogKind, spanned: &Spanned<String>) -> InputError {
+    pub(crate) fn unknown(
+        &self,
+        key: &str,
+        kind: CatalogKind,
+        spanned: &Spanned<String>,
+    ) -> InputError {
         InputError::UnknownId {
             origin: Box::new(self.origin(spanned)),
             key: key.to_string(),
@@ -364,7 +380,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn positive_int(&self, key: &str, value: &Spanned<i64>) -> Result<u64, InputError> {
+    pub(crate) fn positive_int(&self, key: &str, value: &Spanned<i64>) -> Result<u64, InputError> {
         if *value.get_ref() > 0 {
             Ok(*value.get_ref() as u64)
         } else {
@@ -372,13 +388,43 @@ impl Ctx<'_> {
         }
     }
 
-    fn positive_f64(&self, key: &str, value: &Spanned<f64>) -> Result<f64, InputError> {
+    pub(crate) fn positive_f64(&self, key: &str, value: &Spanned<f64>) -> Result<f64, InputError> {
         let v = *value.get_ref();
         if v.is_finite() && v > 0.0 {
             Ok(v)
         } else {
             Err(self.invalid(key, value, "expected a number > 0"))
         }
+    }
+
+    /// The `[cost]` table's assumptions, each checked (defaults for what is absent).
+    pub(crate) fn cost(&self, raw: Option<&CostSection>) -> Result<CostAssumptions, InputError> {
+        let mut cost = CostAssumptions::default();
+        let Some(c) = raw else {
+            return Ok(cost);
+        };
+        if let Some(v) = &c.amortization_years {
+            cost.amortization_years = self.positive_f64("cost.amortization_years", v)?;
+        }
+        if let Some(v) = &c.electricity_usd_per_kwh {
+            let x = *v.get_ref();
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(self.invalid(
+                    "cost.electricity_usd_per_kwh",
+                    v,
+                    "expected a number >= 0",
+                ));
+            }
+            cost.electricity_usd_per_kwh = x;
+        }
+        if let Some(v) = &c.utilization {
+            let x = *v.get_ref();
+            if !(x > 0.0 && x <= 1.0) {
+                return Err(self.invalid("cost.utilization", v, "expected a fraction in (0, 1]"));
+            }
+            cost.utilization = x;
+        }
+        Ok(cost)
     }
 
     fn degree(&self, key: &str, value: &Option<Spanned<i64>>) -> Result<u32, InputError> {
@@ -1089,34 +1135,7 @@ impl Scenario {
             None => DEFAULT_SEED,
         };
 
-        let mut cost = CostAssumptions::default();
-        if let Some(c) = &raw.cost {
-            if let Some(v) = &c.amortization_years {
-                cost.amortization_years = ctx.positive_f64("cost.amortization_years", v)?;
-            }
-            if let Some(v) = &c.electricity_usd_per_kwh {
-                let x = *v.get_ref();
-                if !(x.is_finite() && x >= 0.0) {
-                    return Err(ctx.invalid(
-                        "cost.electricity_usd_per_kwh",
-                        v,
-                        "expected a number >= 0",
-                    ));
-                }
-                cost.electricity_usd_per_kwh = x;
-            }
-            if let Some(v) = &c.utilization {
-                let x = *v.get_ref();
-                if !(x > 0.0 && x <= 1.0) {
-                    return Err(ctx.invalid(
-                        "cost.utilization",
-                        v,
-                        "expected a fraction in (0, 1]",
-                    ));
-                }
-                cost.utilization = x;
-            }
-        }
+        let cost = ctx.cost(raw.cost.as_ref())?;
 
         Ok(Scenario {
             name: raw

@@ -25,10 +25,12 @@
 //! ```
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::catalog::{Catalog, CatalogKind};
 use crate::cost::CostAssumptions;
-use crate::error::{nearest_ids, InputError};
+use crate::error::InputError;
+use crate::scenario::{CostSection, Ctx};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,50 +47,42 @@ struct PlanFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModelSection {
-    preset: String,
-    weights: Vec<String>,
-    kv_cache: Option<String>,
+    preset: Spanned<String>,
+    weights: Spanned<Vec<Spanned<String>>>,
+    kv_cache: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkloadSection {
-    prompt_tokens: u64,
-    output_tokens: u64,
-    requests_per_s: Option<f64>,
-    tokens_per_s: Option<f64>,
+    prompt_tokens: Spanned<i64>,
+    output_tokens: Spanned<i64>,
+    requests_per_s: Option<Spanned<f64>>,
+    tokens_per_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SloSection {
-    ttft_p90_s: f64,
-    tpot_p90_s: f64,
+    ttft_p90_s: Spanned<f64>,
+    tpot_p90_s: Spanned<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BudgetSection {
-    capex_usd: Option<f64>,
+    capex_usd: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchSection {
-    devices: Option<Vec<String>>,
-    links: Option<Vec<String>>,
-    runtimes: Option<Vec<String>>,
-    max_nodes: Option<u32>,
+    devices: Option<Vec<Spanned<String>>>,
+    links: Option<Vec<Spanned<String>>>,
+    runtimes: Option<Vec<Spanned<String>>>,
+    max_nodes: Option<Spanned<i64>>,
     disaggregation: Option<bool>,
-    verify_top: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CostSection {
-    amortization_years: Option<f64>,
-    electricity_usd_per_kwh: Option<f64>,
-    utilization: Option<f64>,
+    verify_top: Option<Spanned<i64>>,
 }
 
 /// A validated plan.
@@ -116,183 +110,145 @@ pub struct Plan {
 pub const DEFAULT_MAX_NODES: u32 = 8;
 pub const DEFAULT_VERIFY_TOP: usize = 3;
 
-fn check_ids(
-    file: &str,
-    key: &str,
-    ids: &[String],
-    known: &[String],
-    kind: CatalogKind,
-) -> Result<(), InputError> {
-    for id in ids {
-        if !known.contains(id) {
-            return Err(InputError::unknown_id(
-                file,
-                key,
-                kind.noun(),
-                id,
-                nearest_ids(id, known.iter()),
-            ));
-        }
+impl Ctx<'_> {
+    /// The ids in `list`, each checked against the catalog's `kind`.
+    fn ids(
+        &self,
+        key: &str,
+        kind: CatalogKind,
+        list: &[Spanned<String>],
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>, InputError> {
+        list.iter()
+            .map(|id| {
+                if known(id.get_ref()) {
+                    Ok(id.get_ref().clone())
+                } else {
+                    Err(self.unknown(key, kind, id))
+                }
+            })
+            .collect()
     }
-    Ok(())
 }
 
-/// Parses and validates plan text `text` (display name `file`).
+/// Parses and validates plan text `text` (display name `file`); an error names the
+/// file, the line and column of the value, the key and what was expected, as a
+/// scenario's does.
 pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, InputError> {
     let raw: PlanFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
-    let models: Vec<String> = catalog.models.keys().cloned().collect();
-    check_ids(
-        file,
+    let ctx = Ctx::new(file, text, catalog);
+    let model = ctx.ids(
         "model.preset",
-        std::slice::from_ref(&raw.model.preset),
-        &models,
         CatalogKind::Model,
+        std::slice::from_ref(&raw.model.preset),
+        &|id| catalog.models.contains_key(id),
     )?;
-    let formats: Vec<String> = catalog.formats.keys().cloned().collect();
-    check_ids(
-        file,
+    let is_format = |id: &str| catalog.formats.contains_key(id);
+    let weights = ctx.ids(
         "model.weights",
-        &raw.model.weights,
-        &formats,
         CatalogKind::Format,
+        raw.model.weights.get_ref(),
+        &is_format,
     )?;
-    if raw.model.weights.is_empty() {
-        return Err(InputError::invalid(
-            file,
+    if weights.is_empty() {
+        return Err(ctx.invalid(
             "model.weights",
-            "[]",
+            &Spanned::new(raw.model.weights.span(), "[]"),
             "expected at least one weight format",
         ));
     }
-    let kv_cache = raw
-        .model
-        .kv_cache
-        .clone()
-        .unwrap_or_else(|| "f16".to_string());
-    check_ids(
-        file,
-        "model.kv_cache",
-        std::slice::from_ref(&kv_cache),
-        &formats,
-        CatalogKind::Format,
-    )?;
+    let kv_cache = match &raw.model.kv_cache {
+        Some(id) => ctx.ids(
+            "model.kv_cache",
+            CatalogKind::Format,
+            std::slice::from_ref(id),
+            &is_format,
+        )?[0]
+            .clone(),
+        None => "f16".to_string(),
+    };
     let w = &raw.workload;
-    if w.prompt_tokens == 0 || w.output_tokens == 0 {
-        return Err(InputError::invalid(
-            file,
-            "workload",
-            "0 tokens",
-            "expected positive prompt_tokens and output_tokens",
-        ));
-    }
-    let requests_per_s = match (w.requests_per_s, w.tokens_per_s) {
-        (Some(r), None) if r > 0.0 => r,
-        (None, Some(t)) if t > 0.0 => t / w.output_tokens as f64,
-        _ => {
+    let prompt_tokens = ctx.positive_int("workload.prompt_tokens", &w.prompt_tokens)?;
+    let output_tokens = ctx.positive_int("workload.output_tokens", &w.output_tokens)?;
+    let requests_per_s = match (&w.requests_per_s, &w.tokens_per_s) {
+        (Some(r), None) => ctx.positive_f64("workload.requests_per_s", r)?,
+        (None, Some(t)) => ctx.positive_f64("workload.tokens_per_s", t)? / output_tokens as f64,
+        (Some(_), Some(t)) => {
+            return Err(ctx.invalid(
+                "workload.tokens_per_s",
+                t,
+                "expected either requests_per_s or tokens_per_s, not both",
+            ))
+        }
+        (None, None) => {
             return Err(InputError::invalid(
                 file,
                 "workload.requests_per_s",
-                "missing or both",
-                "expected exactly one of requests_per_s or tokens_per_s, > 0",
+                "missing",
+                "expected one of requests_per_s or tokens_per_s, > 0",
             ))
         }
     };
-    if raw.slo.ttft_p90_s <= 0.0 || raw.slo.tpot_p90_s <= 0.0 {
-        return Err(InputError::invalid(
-            file,
-            "slo",
-            "<= 0",
-            "expected positive ttft_p90_s and tpot_p90_s",
-        ));
-    }
-    let search = raw.search.clone();
-    let all_devices: Vec<String> = catalog.devices.keys().cloned().collect();
-    let devices = search
-        .as_ref()
-        .and_then(|s| s.devices.clone())
-        .filter(|d| !d.is_empty())
-        .unwrap_or(all_devices.clone());
-    check_ids(
-        file,
-        "search.devices",
-        &devices,
-        &all_devices,
-        CatalogKind::Device,
-    )?;
-    let all_links: Vec<String> = catalog.links.keys().cloned().collect();
-    let links = search
-        .as_ref()
-        .and_then(|s| s.links.clone())
-        .filter(|l| !l.is_empty());
-    if let Some(l) = &links {
-        check_ids(file, "search.links", l, &all_links, CatalogKind::Link)?;
-    }
-    let all_runtimes: Vec<String> = catalog
-        .runtimes
-        .keys()
-        .filter(|r| *r != "ideal")
-        .cloned()
-        .collect();
-    let runtimes = search
-        .as_ref()
-        .and_then(|s| s.runtimes.clone())
-        .filter(|r| !r.is_empty())
-        .unwrap_or(all_runtimes);
-    let known_runtimes: Vec<String> = catalog.runtimes.keys().cloned().collect();
-    check_ids(
-        file,
-        "search.runtimes",
-        &runtimes,
-        &known_runtimes,
-        CatalogKind::Runtime,
-    )?;
-    let max_nodes = search
-        .as_ref()
-        .and_then(|s| s.max_nodes)
-        .unwrap_or(DEFAULT_MAX_NODES);
-    if max_nodes == 0 {
-        return Err(InputError::invalid(
-            file,
-            "search.max_nodes",
-            0,
-            "expected at least 1",
-        ));
-    }
-    let mut cost = CostAssumptions::default();
-    if let Some(c) = &raw.cost {
-        if let Some(v) = c.amortization_years {
-            cost.amortization_years = v;
-        }
-        if let Some(v) = c.electricity_usd_per_kwh {
-            cost.electricity_usd_per_kwh = v;
-        }
-        if let Some(v) = c.utilization {
-            cost.utilization = v;
-        }
-    }
+    let ttft_p90_s = ctx.positive_f64("slo.ttft_p90_s", &raw.slo.ttft_p90_s)?;
+    let tpot_p90_s = ctx.positive_f64("slo.tpot_p90_s", &raw.slo.tpot_p90_s)?;
+    let budget_usd = match raw.budget.as_ref().and_then(|b| b.capex_usd.as_ref()) {
+        Some(b) => Some(ctx.positive_f64("budget.capex_usd", b)?),
+        None => None,
+    };
+    let search = raw.search.as_ref();
+    // An absent or empty list searches everything the catalog has.
+    let listed = |list: Option<&Vec<Spanned<String>>>| list.filter(|l| !l.is_empty()).cloned();
+    let devices = match listed(search.and_then(|s| s.devices.as_ref())) {
+        Some(l) => ctx.ids("search.devices", CatalogKind::Device, &l, &|id| {
+            catalog.devices.contains_key(id)
+        })?,
+        None => catalog.devices.keys().cloned().collect(),
+    };
+    let links = match listed(search.and_then(|s| s.links.as_ref())) {
+        Some(l) => Some(ctx.ids("search.links", CatalogKind::Link, &l, &|id| {
+            catalog.links.contains_key(id)
+        })?),
+        None => None,
+    };
+    let runtimes = match listed(search.and_then(|s| s.runtimes.as_ref())) {
+        Some(l) => ctx.ids("search.runtimes", CatalogKind::Runtime, &l, &|id| {
+            catalog.runtimes.contains_key(id)
+        })?,
+        // By default every runtime but `ideal`, the roofline without losses.
+        None => catalog
+            .runtimes
+            .keys()
+            .filter(|r| *r != "ideal")
+            .cloned()
+            .collect(),
+    };
+    let max_nodes = match search.and_then(|s| s.max_nodes.as_ref()) {
+        Some(n) => u32::try_from(ctx.positive_int("search.max_nodes", n)?)
+            .map_err(|_| ctx.invalid("search.max_nodes", n, "expected at most 2^32 - 1"))?,
+        None => DEFAULT_MAX_NODES,
+    };
+    let verify_top = match search.and_then(|s| s.verify_top.as_ref()) {
+        Some(n) if *n.get_ref() >= 0 => *n.get_ref() as usize,
+        Some(n) => return Err(ctx.invalid("search.verify_top", n, "expected an integer >= 0")),
+        None => DEFAULT_VERIFY_TOP,
+    };
     Ok(Plan {
         name: raw.name.clone().unwrap_or_else(|| file.to_string()),
-        model: raw.model.preset.clone(),
-        weights: raw.model.weights.clone(),
+        model: model[0].clone(),
+        weights,
         kv_cache,
-        prompt_tokens: w.prompt_tokens,
-        output_tokens: w.output_tokens,
+        prompt_tokens,
+        output_tokens,
         requests_per_s,
-        ttft_p90_s: raw.slo.ttft_p90_s,
-        tpot_p90_s: raw.slo.tpot_p90_s,
-        budget_usd: raw.budget.as_ref().and_then(|b| b.capex_usd),
+        ttft_p90_s,
+        tpot_p90_s,
+        budget_usd,
         devices,
         links,
         runtimes,
         max_nodes,
-        disaggregation: search
-            .as_ref()
-            .and_then(|s| s.disaggregation)
-            .unwrap_or(true),
-        verify_top: search
-            .as_ref()
-            .and_then(|s| s.verify_top)
-            .unwrap_or(DEFAULT_VERIFY_TOP),
-        cost,
+        disaggregation: search.and_then(|s| s.disaggregation).unwrap_or(true),
+        verify_top,
+        cost: ctx.cost(raw.cost.as_ref())?,
     })
 }

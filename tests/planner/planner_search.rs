@@ -125,7 +125,76 @@ fn unknown_device_in_a_plan_is_invalid_input() {
     let path = crate::common::scenario_file(&SMALL_PLAN.replace("\"dgx-spark\"", "\"dgx-sparc\""));
     let out = planner(&["plan", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(crate::common::stderr(&out).contains("did you mean dgx-spark"));
+    let err = crate::common::stderr(&out);
+    assert!(err.contains("did you mean dgx-spark"), "{err}");
+    // SMALL_PLAN starts with a newline: `devices` is line 16; `"dgx-spark"` starts at column 40 (11 + 12 + 16 characters before it).
+    assert!(err.contains(":16:40: `search.devices`"), "{err}");
+}
+
+#[test]
+fn a_plans_values_are_checked_where_they_are_written() {
+    // Each edit, the key it breaks and its line in SMALL_PLAN (which starts with a
+    // newline). A NaN target or budget used to pass: every comparison with it is
+    // false, so the screen let every option through the TTFT target.
+    let cases = [
+        (
+            "ttft_p90_s = 1.0",
+            "ttft_p90_s = nan",
+            "slo.ttft_p90_s",
+            ":11:",
+        ),
+        (
+            "tpot_p90_s = 0.05",
+            "tpot_p90_s = -0.05",
+            "slo.tpot_p90_s",
+            ":12:",
+        ),
+        (
+            "capex_usd = 60000",
+            "capex_usd = nan",
+            "budget.capex_usd",
+            ":14:",
+        ),
+        (
+            "requests_per_s = 2.0",
+            "requests_per_s = inf",
+            "workload.requests_per_s",
+            ":9:",
+        ),
+        (
+            "prompt_tokens = 512",
+            "prompt_tokens = 0",
+            "workload.prompt_tokens",
+            ":7:",
+        ),
+        (
+            "max_nodes = 4",
+            "max_nodes = -4",
+            "search.max_nodes",
+            ":17:",
+        ),
+        (
+            "verify_top = 1",
+            "verify_top = -1",
+            "search.verify_top",
+            ":18:",
+        ),
+        ("\"q4_0\"]", "\"q4-0\"]", "model.weights", ":5:"),
+        (
+            "verify_top = 1",
+            "verify_top = 1\n[cost]\nutilization = 0.0",
+            "cost.utilization",
+            ":20:",
+        ),
+    ];
+    for (from, to, key, line) in cases {
+        let path = crate::common::scenario_file(&SMALL_PLAN.replace(from, to));
+        let out = planner(&["plan", path.to_str().unwrap()]);
+        let err = crate::common::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(&format!("{line}")), "{to}: {err}");
+        assert!(err.contains(&format!("`{key}`")), "{to}: {err}");
+    }
 }
 
 fn screen_at(rate: f64, description: &str) -> planner::plan::Screened {
