@@ -64,7 +64,7 @@ pub enum InputError {
 
     /// A value of the right type that breaks a rule (zero tokens, degrees that do not
     /// divide the heads, ...).
-    #[error("{origin}: `{key}` = {value}: {expected}")]
+    #[error("{origin}: `{key}` = {}: {expected}", written(.value))]
     InvalidValue {
         origin: Origin,
         key: String,
@@ -155,6 +155,9 @@ fn csv_record_error(
                 None => format!("{at}{message}"),
             }
         }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{at}{len} fields where the header has {expected_len}"),
         _ => format!("{at}{e}"),
     }
 }
@@ -169,6 +172,16 @@ fn quoted_field(record: &csv::StringRecord, message: &str) -> Option<usize> {
         .filter(|(_, v)| v.trim() == quoted);
     let (i, _) = holding.next()?;
     holding.next().is_none().then_some(i)
+}
+
+/// A value as its writer would have written it: a number whose display runs past 24
+/// characters (an f64 of 1e300 displays as 301 digits, 1e-300 as 302) in exponent
+/// form; anything else as it is.
+fn written(value: &str) -> String {
+    match value.parse::<f64>() {
+        Ok(x) if value.len() > 24 && x.is_finite() => format!("{x:e}"),
+        _ => value.to_string(),
+    }
 }
 
 fn suggestion_text(suggestions: &[String]) -> String {
@@ -326,6 +339,30 @@ mod csv_tests {
         let long = "id,note,value\r\na,x,1.5\r\nb,x,2.8x7\r\n";
         let err = read_csv_records::<Row>(&csv::ReaderBuilder::new(), long).unwrap_err();
         assert_eq!(err, "line 3: column `value`: invalid float literal");
+    }
+
+    #[test]
+    fn a_huge_or_tiny_number_in_an_error_is_shown_in_exponent_form() {
+        let err = super::InputError::invalid("f.toml", "k", 1e300, "expected a fraction");
+        assert_eq!(err.to_string(), "f.toml: `k` = 1e300: expected a fraction");
+        let err = super::InputError::invalid("f.toml", "k", 1e-300, "expected a number");
+        assert_eq!(err.to_string(), "f.toml: `k` = 1e-300: expected a number");
+        // Integers up to u64's range and ordinary values are left as written.
+        let err = super::InputError::invalid("f.toml", "k", u64::MAX, "expected less");
+        assert_eq!(
+            err.to_string(),
+            "f.toml: `k` = 18446744073709551615: expected less"
+        );
+        let err = super::InputError::invalid("f.toml", "k", 0.25, "expected more");
+        assert_eq!(err.to_string(), "f.toml: `k` = 0.25: expected more");
+    }
+
+    #[test]
+    fn a_short_row_says_how_many_fields_it_has() {
+        // The crate's message repeated the line and a byte offset after ours.
+        let text = "id,note,value\na,x,1.5\nb,2.5\n";
+        let err = read_csv_records::<Row>(&csv::ReaderBuilder::new(), text).unwrap_err();
+        assert_eq!(err, "line 3: 2 fields where the header has 3");
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -245,6 +245,25 @@ pub fn calibrate(catalog: &Catalog, root: &Path, req: &Request) -> Result<Calibr
                 ),
             ),
             FitError::UnknownParam(name) => invalid(req.from, "--params", &name, Param::names()),
+            // Every row was skipped (or none is in the fit half): the input, not the
+            // fit, is what is wrong, so say why the rows are not cases.
+            FitError::NoCases(runtime) => {
+                let n = out.skipped.len();
+                let why = out.skipped.first().map_or(String::new(), |u| {
+                    let more = match n {
+                        1 => String::new(),
+                        2 => "; 1 more row skipped".to_string(),
+                        _ => format!("; {} more rows skipped", n - 1),
+                    };
+                    format!(" (row {}: {}{more})", u.id, u.reason)
+                });
+                invalid(
+                    req.from,
+                    "--from",
+                    &format!("{n} row{} and no fit case", if n == 1 { "" } else { "s" }),
+                    format!("expected rows that are fit cases of `{runtime}`{why}"),
+                )
+            }
             other => anyhow::Error::new(other),
         })?;
         let path = root.join("runtimes").join(format!("{}.toml", spec.runtime));

@@ -299,6 +299,46 @@ build_commit,model_type,model_size,model_n_params,n_ubatch,type_k,type_v,n_promp
 ";
 
 #[test]
+fn llama_bench_records_that_are_all_skipped_are_invalid_input() {
+    // Both records ran a q8_0 K cache, which the import skips (f16 only): nothing is
+    // left to fit. That is the input's fault (exit 2, naming --from and why), not a
+    // failure of the fit (it was exit 1, "no fit-half cases").
+    let bench = temp_path("bench.csv");
+    let rows: Vec<String> = LLAMA_BENCH
+        .lines()
+        .take(3)
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l.to_string()
+            } else {
+                l.replacen(",f16,f16,", ",q8_0,f16,", 1)
+            }
+        })
+        .collect();
+    std::fs::write(&*bench, rows.join("\n")).unwrap();
+    let o = planner(&[
+        "calibrate",
+        "--runtime",
+        "llama.cpp",
+        "--from",
+        bench.to_str().unwrap(),
+        "--device",
+        "m2-ultra-76c",
+        "--model",
+        "llama-2-7b",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("`--from` = 2 rows and no fit case"), "{err}");
+    assert!(
+        err.contains("KV cache type q8_0/f16 is not imported"),
+        "{err}"
+    );
+    assert!(err.contains("1 more row skipped"), "{err}");
+}
+
+#[test]
 fn llama_bench_output_fits_a_runtime_profile_that_scenarios_can_use() {
     let temp = temp_dir();
     let dir = temp.path();

@@ -192,7 +192,7 @@ fn a_plans_values_are_checked_where_they_are_written() {
         let out = planner(&["plan", path.to_str().unwrap()]);
         let err = crate::common::stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{to}: {err}");
-        assert!(err.contains(&format!("{line}")), "{to}: {err}");
+        assert!(err.contains(line), "{to}: {err}");
         assert!(err.contains(&format!("`{key}`")), "{to}: {err}");
     }
 }
