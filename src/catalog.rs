@@ -128,34 +128,60 @@ impl Catalog {
     pub fn from_sources(sources: &CatalogSources) -> Result<Catalog, InputError> {
         let mut catalog = Catalog::default();
         for s in &sources.devices {
-            catalog
-                .devices
-                .insert(s.id.clone(), Device::from_toml(&s.id, &s.file, &s.text)?);
+            catalog.devices.insert(
+                s.id.clone(),
+                Device::from_toml(&s.id, &s.file, &s.text).map_err(|e| e.located_in(&s.text))?,
+            );
         }
         for s in &sources.links {
-            catalog
-                .links
-                .insert(s.id.clone(), Link::from_toml(&s.id, &s.file, &s.text)?);
+            catalog.links.insert(
+                s.id.clone(),
+                Link::from_toml(&s.id, &s.file, &s.text).map_err(|e| e.located_in(&s.text))?,
+            );
         }
         for s in &sources.models {
-            catalog
-                .models
-                .insert(s.id.clone(), Model::from_toml(&s.id, &s.file, &s.text)?);
+            catalog.models.insert(
+                s.id.clone(),
+                Model::from_toml(&s.id, &s.file, &s.text).map_err(|e| e.located_in(&s.text))?,
+            );
         }
         for s in &sources.runtimes {
-            catalog
-                .runtimes
-                .insert(s.id.clone(), Runtime::from_toml(&s.id, &s.file, &s.text)?);
+            catalog.runtimes.insert(
+                s.id.clone(),
+                Runtime::from_toml(&s.id, &s.file, &s.text).map_err(|e| e.located_in(&s.text))?,
+            );
         }
         for s in &sources.formats {
-            for format in formats_from_toml(&s.file, &s.text)? {
+            for format in formats_from_toml(&s.file, &s.text).map_err(|e| e.located_in(&s.text))? {
                 catalog.formats.insert(format.id.clone(), format);
             }
         }
+        for s in &sources.devices {
+            catalog
+                .check_device_links(&catalog.devices[&s.id], &s.file)
+                .map_err(|e| e.located_in(&s.text))?;
+        }
         for s in &sources.runtimes {
-            catalog.check_runtime_formats(&catalog.runtimes[&s.id], &s.file)?;
+            catalog
+                .check_runtime_formats(&catalog.runtimes[&s.id], &s.file)
+                .map_err(|e| e.located_in(&s.text))?;
         }
         Ok(catalog)
+    }
+
+    /// The links a device has ports for are catalog links: a misspelt id would
+    /// silently keep `planner plan` from ever joining those nodes by that link.
+    fn check_device_links(&self, device: &Device, file: &str) -> Result<(), InputError> {
+        match device.links.iter().find(|id| !self.links.contains_key(*id)) {
+            Some(id) => Err(InputError::unknown_id(
+                file,
+                "connectivity.links",
+                CatalogKind::Link.noun(),
+                id,
+                self.suggestions(CatalogKind::Link, id),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// A runtime's `weight_formats` and `native_formats` name catalog formats, and

@@ -85,6 +85,93 @@ impl InputError {
         }
         self
     }
+
+    /// The error with the line and column of its key's value in `text`, the TOML it
+    /// was found in, when it has none: for files checked after they were read into
+    /// plain values (the catalog's), whose checks know the dotted key but not where
+    /// it was written. Left as it is when the key is not found in `text`, or is found
+    /// at several places none of which alone holds the error's value.
+    pub fn located_in(mut self, text: &str) -> InputError {
+        let (origin, key, value) = match &mut self {
+            InputError::UnknownId {
+                origin, key, value, ..
+            } => (&mut **origin, key.as_str(), value.as_str()),
+            InputError::InvalidValue {
+                origin, key, value, ..
+            } => (origin, key.as_str(), value.as_str()),
+            InputError::Parse { .. } => return self,
+        };
+        if origin.location.is_none() {
+            origin.location = locate(text, key, value);
+        }
+        self
+    }
+}
+
+/// Where the value of dotted `key` is written in TOML `text`. A key may pass through
+/// arrays (`memory.variants.capacity_gb`: every variant has one); a sourced figure
+/// (`{ value = ..., source = ... }`) is found at its `value`, and a list's elements
+/// are matches besides the list. With several matches,
+/// the one whose value is `value` (as a number, or as text) when exactly one is.
+fn locate(text: &str, key: &str, value: &str) -> Option<Location> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut found = Vec::new();
+    find_key(doc.as_item(), &parts, &mut found);
+    let same = |written: &str| {
+        let written = written.trim().trim_matches('"');
+        match (written.parse::<f64>(), value.parse::<f64>()) {
+            (Ok(a), Ok(b)) => a == b || (a.is_nan() && b.is_nan()),
+            _ => written == value,
+        }
+    };
+    let offset = match found.as_slice() {
+        [(offset, _)] => *offset,
+        _ => {
+            let mut matching = found.iter().filter(|(_, written)| same(written));
+            let (offset, _) = matching.next()?;
+            if matching.next().is_some() {
+                return None;
+            }
+            *offset
+        }
+    };
+    Some(Location::of_offset(text, offset))
+}
+
+/// Collects (offset, written value) of every item at path `parts` under `item`.
+fn find_key(item: &toml_edit::Item, parts: &[&str], found: &mut Vec<(usize, String)>) {
+    let Some((first, rest)) = parts.split_first() else {
+        let leaf = item
+            .as_table_like()
+            .and_then(|t| t.get("value"))
+            .unwrap_or(item);
+        if let (Some(span), Some(v)) = (leaf.span(), leaf.as_value()) {
+            found.push((span.start, v.to_string()));
+            // An error about one id of a list holds that id: the elements compete.
+            for element in v.as_array().into_iter().flatten() {
+                if let Some(span) = element.span() {
+                    found.push((span.start, element.to_string()));
+                }
+            }
+        }
+        return;
+    };
+    if let Some(child) = item.as_table_like().and_then(|t| t.get(first)) {
+        match child {
+            toml_edit::Item::ArrayOfTables(tables) => {
+                for t in tables.iter() {
+                    find_key(&toml_edit::Item::Table(t.clone()), rest, found);
+                }
+            }
+            toml_edit::Item::Value(toml_edit::Value::Array(values)) if !rest.is_empty() => {
+                for v in values.iter() {
+                    find_key(&toml_edit::Item::Value(v.clone()), rest, found);
+                }
+            }
+            _ => find_key(child, rest, found),
+        }
+    }
 }
 
 /// Reads every record of CSV `text` (read by `builder`) as a `T`; an error names the

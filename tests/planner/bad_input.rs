@@ -327,6 +327,45 @@ fn a_runtime_naming_a_format_the_catalog_lacks_is_rejected_at_load() {
 }
 
 #[test]
+fn a_catalog_devices_bad_values_and_links_are_named_at_their_line() {
+    use crate::common::repo;
+    use planner::{Catalog, CatalogSources};
+    let with = |from: &str, to: &str| {
+        let mut sources = CatalogSources::read_dir(&repo()).unwrap();
+        let m2u = sources
+            .devices
+            .iter_mut()
+            .find(|s| s.id == "m2-ultra-76c")
+            .unwrap();
+        assert!(m2u.text.contains(from), "the shipped device has {from}");
+        m2u.text = m2u.text.replacen(from, to, 1);
+        Catalog::from_sources(&sources).unwrap_err().to_string()
+    };
+    // Each edit, and where its value is in hardware/m2-ultra-76c.toml: line 11
+    // (`bandwidth_gb_s = { value = ` is 27 characters); the 128 GB variant, line
+    // 15, the second of three `capacity_gb` under one key (`  { capacity_gb = `
+    // is 18); the last line, `links = [` then `"thunderbolt-4", ` (9 + 17).
+    let err = with("value = 800.0", "value = 0.0");
+    assert!(
+        err.contains("m2-ultra-76c.toml:11:28: `memory.bandwidth_gb_s` = 0"),
+        "{err}"
+    );
+    let err = with("capacity_gb = 128,", "capacity_gb = -128,");
+    assert!(
+        err.contains("m2-ultra-76c.toml:15:19: `memory.variants.capacity_gb` = -128"),
+        "{err}"
+    );
+    // A misspelt link the node has ports for used to pass: the plan then never
+    // joined these nodes by 10 GbE.
+    let err = with("\"ethernet-10g\"]", "\"ethernet-10gb\"]");
+    assert!(
+        err.contains(":31:27: `connectivity.links`: unknown link `ethernet-10gb`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean ethernet-10g"), "{err}");
+}
+
+#[test]
 fn an_out_directory_is_made_before_the_work_and_removed_if_the_command_fails() {
     let dir = crate::common::temp_dir();
     // A plain file cannot be the report directory: the plan fails at once (exit 1),
