@@ -293,24 +293,26 @@ fn a_runtime_must_load_the_weights_and_have_their_arithmetic() {
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }
 
+/// The error of loading the shipped catalog with one edit, `from` -> `to`, in the file
+/// of `id` among the files `files` picks (devices, runtimes, ...).
+fn catalog_error(
+    files: fn(&mut planner::CatalogSources) -> &mut Vec<planner::SourceText>,
+    id: &str,
+    from: &str,
+    to: &str,
+) -> String {
+    let mut sources = planner::CatalogSources::read_dir(&crate::common::repo()).unwrap();
+    let file = files(&mut sources).iter_mut().find(|s| s.id == id).unwrap();
+    assert!(file.text.contains(from), "the shipped {id} has {from}");
+    file.text = file.text.replacen(from, to, 1);
+    planner::Catalog::from_sources(&sources)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn a_runtime_naming_a_format_the_catalog_lacks_is_rejected_at_load() {
-    use crate::common::repo;
-    use planner::{Catalog, CatalogSources};
-    let with = |from: &str, to: &str| {
-        let mut sources = CatalogSources::read_dir(&repo()).unwrap();
-        let trt = sources
-            .runtimes
-            .iter_mut()
-            .find(|s| s.id == "trt-llm")
-            .unwrap();
-        assert!(
-            trt.text.contains(from),
-            "the shipped trt-llm.toml has {from}"
-        );
-        trt.text = trt.text.replacen(from, to, 1);
-        Catalog::from_sources(&sources).unwrap_err().to_string()
-    };
+    let with = |from: &str, to: &str| catalog_error(|c| &mut c.runtimes, "trt-llm", from, to);
     // A misspelt native format (the last entry of native_formats, before the
     // prefill_chunk_tokens table).
     let err = with(
@@ -328,19 +330,7 @@ fn a_runtime_naming_a_format_the_catalog_lacks_is_rejected_at_load() {
 
 #[test]
 fn a_catalog_devices_bad_values_and_links_are_named_at_their_line() {
-    use crate::common::repo;
-    use planner::{Catalog, CatalogSources};
-    let with = |from: &str, to: &str| {
-        let mut sources = CatalogSources::read_dir(&repo()).unwrap();
-        let m2u = sources
-            .devices
-            .iter_mut()
-            .find(|s| s.id == "m2-ultra-76c")
-            .unwrap();
-        assert!(m2u.text.contains(from), "the shipped device has {from}");
-        m2u.text = m2u.text.replacen(from, to, 1);
-        Catalog::from_sources(&sources).unwrap_err().to_string()
-    };
+    let with = |from: &str, to: &str| catalog_error(|c| &mut c.devices, "m2-ultra-76c", from, to);
     // Each edit, and where its value is in hardware/m2-ultra-76c.toml: line 11
     // (`bandwidth_gb_s = { value = ` is 27 characters); the 128 GB variant, line
     // 15, the second of three `capacity_gb` under one key (`  { capacity_gb = `
