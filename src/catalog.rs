@@ -172,7 +172,11 @@ impl Catalog {
     /// The links a device has ports for are catalog links: a misspelt id would
     /// silently keep `planner plan` from ever joining those nodes by that link.
     fn check_device_links(&self, device: &Device, file: &str) -> Result<(), InputError> {
-        match device.links.iter().find(|id| !self.links.contains_key(*id)) {
+        match device
+            .links
+            .iter()
+            .find(|id| !self.has(CatalogKind::Link, id))
+        {
             Some(id) => Err(InputError::unknown_id(
                 file,
                 "connectivity.links",
@@ -224,6 +228,17 @@ impl Catalog {
     }
 
     /// Ids of `kind` nearest to `wanted`, for "did you mean" messages.
+    /// Whether the catalog has an entry `id` of `kind`.
+    pub fn has(&self, kind: CatalogKind, id: &str) -> bool {
+        match kind {
+            CatalogKind::Device => self.devices.contains_key(id),
+            CatalogKind::Link => self.links.contains_key(id),
+            CatalogKind::Model => self.models.contains_key(id),
+            CatalogKind::Runtime => self.runtimes.contains_key(id),
+            CatalogKind::Format => self.formats.contains_key(id),
+        }
+    }
+
     pub fn suggestions(&self, kind: CatalogKind, wanted: &str) -> Vec<String> {
         match kind {
             CatalogKind::Device => nearest_ids(wanted, self.devices.keys()),

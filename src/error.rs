@@ -74,14 +74,26 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// Where the error is, with the key and value it names (a parse error has none:
+    /// toml's own report places it).
+    fn placed(&mut self) -> Option<(&mut Origin, &str, &str)> {
+        match self {
+            InputError::UnknownId {
+                origin, key, value, ..
+            } => Some((&mut **origin, key.as_str(), value.as_str())),
+            InputError::InvalidValue {
+                origin, key, value, ..
+            } => Some((origin, key.as_str(), value.as_str())),
+            InputError::Parse { .. } => None,
+        }
+    }
+
     /// The error without its line and column: for a text the program wrote (a
     /// scenario edited by `--set` or `--vary`), where they point nowhere the user can
     /// look; the file's name then says what was edited.
     pub fn without_location(mut self) -> InputError {
-        match &mut self {
-            InputError::UnknownId { origin, .. } => origin.location = None,
-            InputError::InvalidValue { origin, .. } => origin.location = None,
-            InputError::Parse { .. } => {}
+        if let Some((origin, _, _)) = self.placed() {
+            origin.location = None;
         }
         self
     }
@@ -92,20 +104,19 @@ impl InputError {
     /// it was written. Left as it is when the key is not found in `text`, or is found
     /// at several places none of which alone holds the error's value.
     pub fn located_in(mut self, text: &str) -> InputError {
-        let (origin, key, value) = match &mut self {
-            InputError::UnknownId {
-                origin, key, value, ..
-            } => (&mut **origin, key.as_str(), value.as_str()),
-            InputError::InvalidValue {
-                origin, key, value, ..
-            } => (origin, key.as_str(), value.as_str()),
-            InputError::Parse { .. } => return self,
-        };
-        if origin.location.is_none() {
-            origin.location = locate(text, key, value);
+        if let Some((origin, key, value)) = self.placed() {
+            if origin.location.is_none() {
+                origin.location = locate(text, key, value);
+            }
         }
         self
     }
+}
+
+/// The one item of `items`, or None when there are none or several.
+fn only<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    let first = items.next()?;
+    items.next().is_none().then_some(first)
 }
 
 /// Where the value of dotted `key` is written in TOML `text`. A key may pass through
@@ -127,14 +138,7 @@ fn locate(text: &str, key: &str, value: &str) -> Option<Location> {
     };
     let offset = match found.as_slice() {
         [(offset, _)] => *offset,
-        _ => {
-            let mut matching = found.iter().filter(|(_, written)| same(written));
-            let (offset, _) = matching.next()?;
-            if matching.next().is_some() {
-                return None;
-            }
-            *offset
-        }
+        _ => only(found.iter().filter(|(_, written)| same(written)))?.0,
     };
     Some(Location::of_offset(text, offset))
 }
@@ -253,12 +257,13 @@ fn csv_record_error(
 /// word of `message`, if exactly one field holds it.
 fn quoted_field(record: &csv::StringRecord, message: &str) -> Option<usize> {
     let quoted = message.split('`').nth(1)?;
-    let mut holding = record
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.trim() == quoted);
-    let (i, _) = holding.next()?;
-    holding.next().is_none().then_some(i)
+    only(
+        record
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.trim() == quoted),
+    )
+    .map(|(i, _)| i)
 }
 
 /// A value as its writer would have written it: a number whose display runs past 24
@@ -400,6 +405,22 @@ mod tests {
             .collect();
         assert_eq!(nearest_ids("m3-ultra-80", &known)[0], "m3-ultra-80c");
     }
+
+    #[test]
+    fn a_huge_or_tiny_number_in_an_error_is_shown_in_exponent_form() {
+        let err = InputError::invalid("f.toml", "k", 1e300, "expected a fraction");
+        assert_eq!(err.to_string(), "f.toml: `k` = 1e300: expected a fraction");
+        let err = InputError::invalid("f.toml", "k", 1e-300, "expected a number");
+        assert_eq!(err.to_string(), "f.toml: `k` = 1e-300: expected a number");
+        // Integers up to u64's range and ordinary values are left as written.
+        let err = InputError::invalid("f.toml", "k", u64::MAX, "expected less");
+        assert_eq!(
+            err.to_string(),
+            "f.toml: `k` = 18446744073709551615: expected less"
+        );
+        let err = InputError::invalid("f.toml", "k", 0.25, "expected more");
+        assert_eq!(err.to_string(), "f.toml: `k` = 0.25: expected more");
+    }
 }
 
 #[cfg(test)]
@@ -426,22 +447,6 @@ mod csv_tests {
         let long = "id,note,value\r\na,x,1.5\r\nb,x,2.8x7\r\n";
         let err = read_csv_records::<Row>(&csv::ReaderBuilder::new(), long).unwrap_err();
         assert_eq!(err, "line 3: column `value`: invalid float literal");
-    }
-
-    #[test]
-    fn a_huge_or_tiny_number_in_an_error_is_shown_in_exponent_form() {
-        let err = super::InputError::invalid("f.toml", "k", 1e300, "expected a fraction");
-        assert_eq!(err.to_string(), "f.toml: `k` = 1e300: expected a fraction");
-        let err = super::InputError::invalid("f.toml", "k", 1e-300, "expected a number");
-        assert_eq!(err.to_string(), "f.toml: `k` = 1e-300: expected a number");
-        // Integers up to u64's range and ordinary values are left as written.
-        let err = super::InputError::invalid("f.toml", "k", u64::MAX, "expected less");
-        assert_eq!(
-            err.to_string(),
-            "f.toml: `k` = 18446744073709551615: expected less"
-        );
-        let err = super::InputError::invalid("f.toml", "k", 0.25, "expected more");
-        assert_eq!(err.to_string(), "f.toml: `k` = 0.25: expected more");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod calibrate;
 pub mod catalog;
 pub mod cost;
 pub mod error;
+pub mod files;
 pub mod formats;
 pub mod hardware;
 pub mod microbench;

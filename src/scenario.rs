@@ -341,6 +341,10 @@ impl<'a> Ctx<'a> {
             catalog,
         }
     }
+
+    pub(crate) fn catalog(&self) -> &'a Catalog {
+        self.catalog
+    }
 }
 
 impl Ctx<'_> {

@@ -21,18 +21,16 @@ pub struct OutFile {
 }
 
 impl OutFile {
-    /// Creates `path`'s directory if it is missing and `.partial-PID-NAME` beside
-    /// `path`, failing with the path in the message when either cannot be made.
+    /// Creates `path`'s directory if it is missing and the temporary file beside
+    /// `path` ([`planner::files::partial_path`]), failing with the path in the message when either cannot be made.
     pub fn reserve(path: &Path) -> Result<OutFile> {
-        let name = path
-            .file_name()
-            .with_context(|| format!("--out {}: expected a file name", path.display()))?
-            .to_string_lossy();
+        path.file_name()
+            .with_context(|| format!("--out {}: expected a file name", path.display()))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let tmp = path.with_file_name(format!(".partial-{}-{name}", std::process::id()));
+        let tmp = planner::files::partial_path(path);
         File::create(&tmp).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(OutFile {
             path: path.to_path_buf(),

@@ -1,22 +1,15 @@
 //! Output files are written completely or not at all: each goes to a temporary name in
-//! the same directory and is renamed into place once whole.
+//! the same directory ([`planner::files::partial_path`]) and is renamed into place
+//! once whole.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Keep the extension last: image encoders choose the format by it.
-    path.with_file_name(format!(".partial-{}-{name}", std::process::id()))
-}
+use planner::files::partial_path;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_name(path);
+    let tmp = partial_path(path);
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot move {} into place", path.display()))
@@ -28,7 +21,7 @@ pub fn with_temp_paths(
     paths: &[&Path],
     write: impl FnOnce(&[PathBuf]) -> Result<()>,
 ) -> Result<()> {
-    let temps: Vec<PathBuf> = paths.iter().map(|p| temp_name(p)).collect();
+    let temps: Vec<PathBuf> = paths.iter().map(|p| partial_path(p)).collect();
     let result = write(&temps);
     if result.is_err() {
         for t in &temps {

@@ -111,23 +111,23 @@ pub const DEFAULT_MAX_NODES: u32 = 8;
 pub const DEFAULT_VERIFY_TOP: usize = 3;
 
 impl Ctx<'_> {
+    /// `id`, checked against the catalog's `kind`.
+    fn id(&self, key: &str, kind: CatalogKind, id: &Spanned<String>) -> Result<String, InputError> {
+        if self.catalog().has(kind, id.get_ref()) {
+            Ok(id.get_ref().clone())
+        } else {
+            Err(self.unknown(key, kind, id))
+        }
+    }
+
     /// The ids in `list`, each checked against the catalog's `kind`.
     fn ids(
         &self,
         key: &str,
         kind: CatalogKind,
         list: &[Spanned<String>],
-        known: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<String>, InputError> {
-        list.iter()
-            .map(|id| {
-                if known(id.get_ref()) {
-                    Ok(id.get_ref().clone())
-                } else {
-                    Err(self.unknown(key, kind, id))
-                }
-            })
-            .collect()
+        list.iter().map(|id| self.id(key, kind, id)).collect()
     }
 }
 
@@ -137,18 +137,11 @@ impl Ctx<'_> {
 pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, InputError> {
     let raw: PlanFile = toml::from_str(text).map_err(|e| InputError::parse(file, e))?;
     let ctx = Ctx::new(file, text, catalog);
-    let model = ctx.ids(
-        "model.preset",
-        CatalogKind::Model,
-        std::slice::from_ref(&raw.model.preset),
-        &|id| catalog.models.contains_key(id),
-    )?;
-    let is_format = |id: &str| catalog.formats.contains_key(id);
+    let model = ctx.id("model.preset", CatalogKind::Model, &raw.model.preset)?;
     let weights = ctx.ids(
         "model.weights",
         CatalogKind::Format,
         raw.model.weights.get_ref(),
-        &is_format,
     )?;
     if weights.is_empty() {
         return Err(ctx.invalid(
@@ -158,13 +151,7 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
         ));
     }
     let kv_cache = match &raw.model.kv_cache {
-        Some(id) => ctx.ids(
-            "model.kv_cache",
-            CatalogKind::Format,
-            std::slice::from_ref(id),
-            &is_format,
-        )?[0]
-            .clone(),
+        Some(id) => ctx.id("model.kv_cache", CatalogKind::Format, id)?,
         None => "f16".to_string(),
     };
     let w = &raw.workload;
@@ -197,23 +184,19 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
     };
     let search = raw.search.as_ref();
     // An absent or empty list searches everything the catalog has.
-    let listed = |list: Option<&Vec<Spanned<String>>>| list.filter(|l| !l.is_empty()).cloned();
+    fn listed(list: Option<&Vec<Spanned<String>>>) -> Option<&Vec<Spanned<String>>> {
+        list.filter(|l| !l.is_empty())
+    }
     let devices = match listed(search.and_then(|s| s.devices.as_ref())) {
-        Some(l) => ctx.ids("search.devices", CatalogKind::Device, &l, &|id| {
-            catalog.devices.contains_key(id)
-        })?,
+        Some(l) => ctx.ids("search.devices", CatalogKind::Device, l)?,
         None => catalog.devices.keys().cloned().collect(),
     };
     let links = match listed(search.and_then(|s| s.links.as_ref())) {
-        Some(l) => Some(ctx.ids("search.links", CatalogKind::Link, &l, &|id| {
-            catalog.links.contains_key(id)
-        })?),
+        Some(l) => Some(ctx.ids("search.links", CatalogKind::Link, l)?),
         None => None,
     };
     let runtimes = match listed(search.and_then(|s| s.runtimes.as_ref())) {
-        Some(l) => ctx.ids("search.runtimes", CatalogKind::Runtime, &l, &|id| {
-            catalog.runtimes.contains_key(id)
-        })?,
+        Some(l) => ctx.ids("search.runtimes", CatalogKind::Runtime, l)?,
         // By default every runtime but `ideal`, the roofline without losses.
         None => catalog
             .runtimes
@@ -234,7 +217,7 @@ pub fn parse_plan(file: &str, text: &str, catalog: &Catalog) -> Result<Plan, Inp
     };
     Ok(Plan {
         name: raw.name.clone().unwrap_or_else(|| file.to_string()),
-        model: model[0].clone(),
+        model,
         weights,
         kv_cache,
         prompt_tokens,
