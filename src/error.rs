@@ -101,8 +101,11 @@ impl InputError {
     /// The error with the line and column of its key's value in `text`, the TOML it
     /// was found in, when it has none: for files checked after they were read into
     /// plain values (the catalog's), whose checks know the dotted key but not where
-    /// it was written. Left as it is when the key is not found in `text`, or is found
-    /// at several places none of which alone holds the error's value.
+    /// it was written. Where the key is written several times (a key under an array
+    /// of tables, a list's elements), the error is placed at the first that holds its
+    /// value: the checks go through a file in order, so that is the one they stopped
+    /// at. Left as it is when the key is not found in `text`, or none of its places
+    /// holds the error's value.
     pub fn located_in(mut self, text: &str) -> InputError {
         if let Some((origin, key, value)) = self.placed() {
             if origin.location.is_none() {
@@ -122,8 +125,8 @@ fn only<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
 /// Where the value of dotted `key` is written in TOML `text`. A key may pass through
 /// arrays (`memory.variants.capacity_gb`: every variant has one); a sourced figure
 /// (`{ value = ..., source = ... }`) is found at its `value`, and a list's elements
-/// are matches besides the list. With several matches,
-/// the one whose value is `value` (as a number, or as text) when exactly one is.
+/// are matches besides the list. With several matches, the first whose value is
+/// `value` (as a number, or as text).
 fn locate(text: &str, key: &str, value: &str) -> Option<Location> {
     let doc = toml_edit::ImDocument::parse(text).ok()?;
     let parts: Vec<&str> = key.split('.').collect();
@@ -138,7 +141,7 @@ fn locate(text: &str, key: &str, value: &str) -> Option<Location> {
     };
     let offset = match found.as_slice() {
         [(offset, _)] => *offset,
-        _ => only(found.iter().filter(|(_, written)| same(written)))?.0,
+        _ => found.iter().find(|(_, written)| same(written))?.0,
     };
     Some(Location::of_offset(text, offset))
 }
@@ -388,6 +391,28 @@ mod tests {
             Location::of_offset(text, 8),
             Location { line: 2, column: 3 }
         );
+    }
+
+    #[test]
+    fn a_value_written_twice_is_placed_at_its_first() {
+        // Two variants with the same bad capacity: line 3, after `  { capacity_gb = `
+        // (18 characters). The same misspelt link twice: line 2, after `links = [` (9).
+        // Both used to get no place at all, as if neither held the value.
+        let text = "[memory]\nvariants = [\n  { capacity_gb = -1 },\n  { capacity_gb = -1 },\n]\n";
+        let err = InputError::invalid("d.toml", "memory.variants.capacity_gb", -1, "expected > 0");
+        assert!(err
+            .located_in(text)
+            .to_string()
+            .starts_with("d.toml:3:19: "));
+        let text = "[connectivity]\nlinks = [\"x\", \"x\"]\n";
+        let err = InputError::invalid("d.toml", "connectivity.links", "x", "unknown link");
+        assert!(err
+            .located_in(text)
+            .to_string()
+            .starts_with("d.toml:2:10: "));
+        // A value written nowhere gets no place.
+        let err = InputError::invalid("d.toml", "connectivity.links", "y", "unknown link");
+        assert!(err.located_in(text).to_string().starts_with("d.toml: "));
     }
 
     #[test]

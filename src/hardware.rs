@@ -424,6 +424,19 @@ impl Device {
             if let Some(price) = variant.price_usd {
                 check_positive(file, "memory.variants.price_usd", price, false)?;
             }
+            // A scenario's `memory_gb` picks a variant by its capacity (to 0.5 GB).
+            if variants
+                .iter()
+                .any(|v: &MemoryVariant| (v.capacity_gb - variant.capacity_gb).abs() < 0.5)
+            {
+                return Err(InputError::invalid(
+                    file,
+                    "memory.variants.capacity_gb",
+                    variant.capacity_gb,
+                    "expected each capacity once (a scenario's `memory_gb` picks a \
+                     variant by it)",
+                ));
+            }
             variants.push(MemoryVariant {
                 capacity_gb: variant.capacity_gb,
                 price_usd: variant.price_usd,

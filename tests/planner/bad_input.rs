@@ -345,6 +345,14 @@ fn a_catalog_devices_bad_values_and_links_are_named_at_their_line() {
         err.contains("m2-ultra-76c.toml:15:19: `memory.variants.capacity_gb` = -128"),
         "{err}"
     );
+    // Two variants of one capacity: a scenario's `memory_gb = 192` could not tell
+    // which price it meant. Placed at the first 192, line 15.
+    let err = with("capacity_gb = 128,", "capacity_gb = 192,");
+    assert!(
+        err.contains("m2-ultra-76c.toml:15:19: `memory.variants.capacity_gb` = 192"),
+        "{err}"
+    );
+    assert!(err.contains("expected each capacity once"), "{err}");
     // A misspelt link the node has ports for used to pass: the plan then never
     // joined these nodes by 10 GbE.
     let err = with("\"ethernet-10g\"]", "\"ethernet-10gb\"]");
