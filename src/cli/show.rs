@@ -247,6 +247,27 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
     );
     let _ = writeln!(
         s,
+        "\nweights in each format (every parameter at the format's bits per weight; a \
+         node also holds KV cache, activations and a reserve: `planner simulate` adds them):"
+    );
+    let _ = writeln!(s, "{:>12}{:>16}{:>12}", "format", "bits/weight", "GB");
+    let mut formats: Vec<_> = catalog.formats.values().collect();
+    formats.sort_by(|a, b| {
+        b.bits_per_weight
+            .total_cmp(&a.bits_per_weight)
+            .then(a.id.cmp(&b.id))
+    });
+    for f in formats {
+        let _ = writeln!(
+            s,
+            "{:>12}{:>16.4}{:>12.1}",
+            f.id,
+            f.bits_per_weight,
+            m.total_params() as f64 * f.bytes_per_weight() / 1e9
+        );
+    }
+    let _ = writeln!(
+        s,
         "\nper output token (decode, batch 1, one token; the KV column reads the context \
          and the new token and writes the new token):"
     );

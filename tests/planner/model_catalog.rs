@@ -161,3 +161,28 @@ fn models_show_gives_the_kv_traffic_of_a_decode_step() {
     assert!(row.trim_end().ends_with(" 537.1"), "{row}");
     assert!(out.contains("KV traffic MB (f16)"), "{out}");
 }
+
+#[test]
+fn models_show_gives_the_weights_in_each_format() {
+    // DBRX: 131.597 B parameters (the derived count the same page prints). bf16, 16
+    // bits: 131.597 x 2 = 263.19 GB. Q4_K_M, 4.85 bits: 131.597 x 4.85 / 8 = 79.78 GB.
+    // The fattest format first.
+    let out = crate::common::stdout(&crate::common::planner(&["models", "show", "dbrx"]));
+    let row = |id: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("a row for {id}:\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("bf16"), ["bf16", "16.0000", "263.2"]);
+    assert_eq!(row("q4_k_m"), ["q4_k_m", "4.8500", "79.8"]);
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("bits/weight"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(table.len() >= 14, "{out}");
+    assert!(table[0].trim_start().starts_with("f32 "), "{out}");
+}
