@@ -136,7 +136,7 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
     );
     let _ = writeln!(
         s,
-        "\nBest options (cheapest per million output tokens at the target rate)"
+        "\nBest options (cheapest per million output tokens at the target rate; of equal cost, the highest max tok/s)"
     );
     options_table(&mut s, r.ranked.iter().take(15));
     let _ = writeln!(

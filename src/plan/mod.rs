@@ -44,7 +44,8 @@ pub struct PlanResult {
     pub options_evaluated: usize,
     pub feasible: usize,
     pub rejections: Rejections,
-    /// Feasible options, cheapest per token first.
+    /// Feasible options, cheapest per token first; among equal costs, the largest
+    /// sustainable throughput, then the shortest TTFT p90.
     pub ranked: Vec<Screened>,
     /// Indices into `ranked` of the Pareto frontier (capex, capacity, TTFT p90), over
     /// every option that fits and meets the SLOs (budget ignored).
@@ -102,10 +103,16 @@ pub fn run_plan(
         .filter(|s| s.verdict == Verdict::Feasible)
         .cloned()
         .collect();
+    // Cost per token at the target rate depends on the hardware alone (its capital
+    // and power over the tokens the plan serves), so options on the same nodes tie:
+    // of those, the one that sustains more (headroom over the target), then the one
+    // with the shorter TTFT p90, comes first.
     ranked.sort_by(|a, b| {
         a.usd_per_million_tokens
             .total_cmp(&b.usd_per_million_tokens)
             .then(a.capex_usd.total_cmp(&b.capex_usd))
+            .then(b.capacity_tokens_per_s.total_cmp(&a.capacity_tokens_per_s))
+            .then(a.ttft_p90_s.total_cmp(&b.ttft_p90_s))
             .then(a.option.key().cmp(&b.option.key()))
     });
     // Re-check the best options with the request-level engine, in rank order, until

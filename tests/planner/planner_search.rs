@@ -45,9 +45,25 @@ fn every_option_is_feasible_or_rejected_for_a_reason() {
     );
     assert!(r.feasible > 0);
     // Ranked cheapest first, and every ranked option is feasible and within budget.
+    // Options on the same nodes cost the same per token; of those, the one that
+    // sustains more ranks first (the runtimes on one H100 tie here: the check is not
+    // vacuous).
+    let mut ties = 0;
     for pair in r.ranked.windows(2) {
         assert!(pair[0].usd_per_million_tokens <= pair[1].usd_per_million_tokens);
+        if pair[0].usd_per_million_tokens == pair[1].usd_per_million_tokens
+            && pair[0].capex_usd == pair[1].capex_usd
+        {
+            ties += 1;
+            assert!(
+                pair[0].capacity_tokens_per_s >= pair[1].capacity_tokens_per_s,
+                "{} ranked above {}",
+                pair[0].description,
+                pair[1].description
+            );
+        }
     }
+    assert!(ties > 0);
     assert!(r
         .ranked
         .iter()

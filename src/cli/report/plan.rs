@@ -432,7 +432,9 @@ pub fn write(
 
     files.doc.heading("Best options");
     files.doc.paragraph(
-        "Cheapest per million output tokens at the target rate first. \"max tok/s\" is the \
+        "Cheapest per million output tokens at the target rate first; options on the same \
+         nodes cost the same per token, and of those the one with the higher \"max tok/s\" \
+         (then the shorter TTFT p90) comes first. \"max tok/s\" is the \
          most output tokens/s the option sustains, at the request rate that saturates it \
          (decode at the largest batch that fits, in the time its own prefills leave; the \
          same whatever the target rate); the decode batch is the one the target load \
