@@ -161,9 +161,11 @@ fn subsets(e: u32, k: u32, mut visit: impl FnMut(&[u32])) {
     }
 }
 
-/// Assigns the picks of tokens (each owned by a node) to holders and returns the loads.
-fn assign(placement: &Placement, tokens: &[(usize, Vec<u32>)]) -> Vec<NodeLoad> {
+/// Assigns each token's `k` picks to holders and returns the loads: token `t` is owned
+/// by node `owners[t]` and picks `chosen[t k..(t + 1) k]`.
+fn assign(placement: &Placement, owners: &[usize], chosen: &[u32], k: usize) -> Vec<NodeLoad> {
     let n = placement.nodes();
+    let experts = placement.experts as usize;
     let mut loads = vec![
         NodeLoad {
             experts: Vec::new(),
@@ -172,22 +174,29 @@ fn assign(placement: &Placement, tokens: &[(usize, Vec<u32>)]) -> Vec<NodeLoad> 
         n
     ];
     let mut picks = vec![0u32; n];
-    for (owner, chosen) in tokens {
-        let mut seen = vec![false; n];
-        for &e in chosen {
+    // Where expert `e` sits in node `i`'s list (`slot[i * experts + e]`), so each pick
+    // finds its row count at once; the lists keep the order of first picks.
+    let mut slot = vec![u32::MAX; n * experts];
+    let mut seen = vec![false; n];
+    for (&owner, token) in owners.iter().zip(chosen.chunks_exact(k.max(1))) {
+        seen.fill(false);
+        for &e in token {
             let node = *placement.holders[e as usize]
                 .iter()
                 .min_by_key(|&&h| (picks[h], h))
                 .expect("validated placements hold every expert");
             picks[node] += 1;
             let load = &mut loads[node];
-            match load.experts.iter_mut().find(|(id, _)| *id == e) {
-                Some((_, rows)) => *rows += 1,
-                None => load.experts.push((e, 1)),
+            let at = &mut slot[node * experts + e as usize];
+            if *at == u32::MAX {
+                *at = load.experts.len() as u32;
+                load.experts.push((e, 1));
+            } else {
+                load.experts[*at as usize].1 += 1;
             }
             if !seen[node] {
                 seen[node] = true;
-                load.tokens_from[*owner] += 1;
+                load.tokens_from[owner] += 1;
             }
         }
     }
@@ -210,7 +219,7 @@ pub fn routing_samples(
         subsets(e, k, |pick| {
             out.push(RoutingSample {
                 weight: 1.0,
-                loads: assign(placement, &[(owners[0], pick.to_vec())]),
+                loads: assign(placement, &owners[..1], pick, k as usize),
             })
         });
         let w = 1.0 / out.len() as f64;
@@ -230,25 +239,25 @@ fn monte_carlo(
     let e = placement.experts;
     let mut rng = SplitMix64(seed ^ 0x005E_ED0F_E4E7);
     let samples = samples.max(1);
+    let k = k as usize;
     let mut pool: Vec<u32> = (0..e).collect();
+    let mut chosen: Vec<u32> = Vec::with_capacity(owners.len() * k);
     (0..samples)
         .map(|_| {
-            let tokens: Vec<(usize, Vec<u32>)> = owners
-                .iter()
-                .map(|&owner| {
-                    // Partial Fisher-Yates: the first k of a shuffled pool.
-                    for i in 0..k as usize {
-                        let j = i + rng.below(e - i as u32) as usize;
-                        pool.swap(i, j);
-                    }
-                    let mut chosen = pool[..k as usize].to_vec();
-                    chosen.sort_unstable();
-                    (owner, chosen)
-                })
-                .collect();
+            chosen.clear();
+            for _ in owners {
+                // Partial Fisher-Yates: the first k of a shuffled pool.
+                for i in 0..k {
+                    let j = i + rng.below(e - i as u32) as usize;
+                    pool.swap(i, j);
+                }
+                let from = chosen.len();
+                chosen.extend_from_slice(&pool[..k]);
+                chosen[from..].sort_unstable();
+            }
             RoutingSample {
                 weight: 1.0 / samples as f64,
-                loads: assign(placement, &tokens),
+                loads: assign(placement, owners, &chosen, k),
             }
         })
         .collect()
