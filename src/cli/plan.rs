@@ -141,9 +141,8 @@ pub fn table(plan: &planner::plan::Plan, r: &PlanResult) -> String {
     options_table(&mut s, r.ranked.iter().take(15));
     let _ = writeln!(
         s,
-        "\nBest options re-checked with the request-level engine ({} s of Poisson arrivals at the target rate, seed {})",
-        planner::plan::verify::VERIFY_SECONDS,
-        planner::plan::verify::VERIFY_SEED
+        "\nBest options re-checked with the request-level engine: {}",
+        planner::plan::verify::describe(plan)
     );
     for v in &r.verified {
         match &v.failure {

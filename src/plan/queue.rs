@@ -98,6 +98,63 @@ pub fn mdc_wait_quantile(servers: u32, rho: f64, service_s: f64, q: f64) -> f64 
     exponential_tail_quantile(waits, mean, q)
 }
 
+/// The `q` quantile of a Poisson count with mean `mean`: the least `k` with
+/// `P(N <= k) >= q`. Summed term by term (in logarithms, so a large mean does not
+/// underflow `e^{-mean}`) up to a mean of 10,000, from the normal approximation
+/// `mean + z_q sqrt(mean)` beyond (`z_q` by bisection on the normal CDF).
+pub fn poisson_quantile(mean: f64, q: f64) -> f64 {
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    if mean > 10_000.0 {
+        return (mean + normal_quantile(q) * mean.sqrt()).ceil();
+    }
+    let mut log_term = -mean;
+    let mut cdf = log_term.exp();
+    let mut k = 0.0;
+    while cdf < q {
+        k += 1.0;
+        log_term += mean.ln() - f64::ln(k);
+        cdf += log_term.exp();
+    }
+    k
+}
+
+/// The standard normal's `q` quantile, by bisection on `Φ(z) = erfc(-z / √2) / 2`
+/// (erfc by Numerical Recipes' Chebyshev fit, relative error below 1.2e-7).
+fn normal_quantile(q: f64) -> f64 {
+    let erfc = |x: f64| {
+        let z = x.abs();
+        let t = 1.0 / (1.0 + 0.5 * z);
+        let r = t
+            * (-z * z - 1.265_512_23
+                + t * (1.000_023_68
+                    + t * (0.374_091_96
+                        + t * (0.096_784_18
+                            + t * (-0.186_288_06
+                                + t * (0.278_868_07
+                                    + t * (-1.135_203_98
+                                        + t * (1.488_515_87
+                                            + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                .exp();
+        if x >= 0.0 {
+            r
+        } else {
+            2.0 - r
+        }
+    };
+    let (mut lo, mut hi) = (-10.0, 10.0);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if 0.5 * erfc(-mid / std::f64::consts::SQRT_2) < q {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +249,24 @@ mod tests {
             proptest::prop_assert!(wait(servers, more) >= wait(servers, rho) - 1e-9);
             proptest::prop_assert!(wait(servers + 1, rho) <= wait(servers, rho) + 1e-9);
         }
+    }
+
+    #[test]
+    fn poisson_quantiles_by_hand() {
+        // Mean 1: P(0) = P(1) = 0.3679, P(2) = 0.1839, P(3) = 0.0613: the CDF is
+        // 0.3679, 0.7358, 0.9197 at 0, 1, 2, so the 90th percentile is 2.
+        assert_eq!(poisson_quantile(1.0, 0.9), 2.0);
+        // Mean 0.05: P(0) = e^-0.05 = 0.951 >= 0.9.
+        assert_eq!(poisson_quantile(0.05, 0.9), 0.0);
+        assert_eq!(poisson_quantile(0.0, 0.9), 0.0);
+        // The normal quantile: z(0.9) = 1.28155 (tables).
+        assert!((normal_quantile(0.9) - 1.281_552).abs() < 1e-5);
+        // At a mean of 10,000 the sum and the normal approximation agree to a count
+        // or two (10,000 + 1.2816 x 100 = 10,128.2).
+        let summed = poisson_quantile(10_000.0, 0.9);
+        let normal = poisson_quantile(10_000.5, 0.9);
+        assert!((summed - normal).abs() <= 2.0, "{summed} {normal}");
+        assert!((summed - 10_128.0).abs() <= 2.0, "{summed}");
     }
 
     #[test]

@@ -11,11 +11,34 @@
 //! - the decode batch follows from Little's law, `B = λ (G s(B) / (1 - ρ))`, solved by
 //!   fixed-point iteration; if it needs more sequences than the runtime's batch cap or
 //!   the memory holds, or `ρ >= 1`, the option is overloaded;
-//! - TPOT p90 ~ `s(B) / (1 - ρ)`; TTFT p90 ~ `P` plus the 90th percentile of the
-//!   wait behind other prefills, plus half a decode step. The wait is an M/D/c queue's
-//!   ([`super::queue`]): the `c` instances that share the arrivals (replicas, or
-//!   prefill instances) behind a router that sends each request to a free one, each
-//!   busy `P` per request; exact (Erlang's distribution) for one instance.
+//! - TTFT p90 ~ `P` plus the 90th percentile of the wait behind other prefills, plus
+//!   that of the wait for a sequence slot, plus half a decode step. The prefill wait
+//!   is an M/D/c queue's ([`super::queue`]): the `c` instances that share the
+//!   arrivals (replicas, or prefill instances) behind a router that sends each request
+//!   to a free one, each busy `P` per request; exact (Erlang's distribution) for one
+//!   instance. The slot wait is another M/D/c queue's: an instance decodes at most
+//!   `S` sequences (the runtime's batch cap, or fewer where memory runs out), and a
+//!   request holds one of them from admission to its last token, `T = P + G x TPOT`;
+//!   at `λ T / S >= 1` the option is overloaded;
+//! - TPOT p90 ~ `s(B90) + N90 P / G`: the step at the 90th percentile `B90` of the
+//!   number of sequences decoding at once (a Poisson count of mean `B`), plus the
+//!   prefills that stall a request's `G` steps, a Poisson count of mean
+//!   `λ G s(B) / (1 - ρ)` whose 90th percentile is `N90` (its mean gives back
+//!   `s / (1 - ρ)`). Disaggregated decode instances have no prefills to stall them;
+//!   their slot wait delays the first decoded token and is spread over the `G`.
+//!
+//! Until 2026-11-23 TPOT p90 was the mean `s(B) / (1 - ρ)` and TTFT had no slot
+//! wait. Runtimes with few slots at low rates showed what that missed: on the DBRX
+//! plan (`scenarios/plans/dbrx-macs-or-sparks.toml`, 0.2 requests/s, llama.cpp's
+//! four slots, prefills of 2-6 s) the screen's top options held their slots 20 s or
+//! more each and had TTFT p90 20-80 s in the engine over 1,000 requests, against 4-5
+//! s screened, and TPOT p90 0.53-0.97 of the engine's (a request that shares its
+//! decode with more sequences than the mean, or meets more prefills, is slower). With
+//! both terms, on that plan's 25 best (re-checked with the engine, 1,000 requests
+//! each) TTFT p90 screened over the engine's is 0.97-1.00 for replicas and
+//! disaggregated options and 0.41-0.82 for tensor and expert groups, and TPOT p90 0.79-1.22;
+//! on the README's plan TTFT is unchanged (slots are not its limit) and TPOT p90 went
+//! from 0.73-0.90 of the engine's to 0.80-0.97 (pipelines 1.09-1.19).
 //!
 //! Until 2026-11-22 the wait was M/D/1 per instance at its share of the rate, its
 //! p90 taken as 2.3 times the mean (an exponential's p90). That ignored that a
@@ -53,7 +76,7 @@ use serde::Serialize;
 
 use super::enumerate::{Layout, PlanOption};
 use super::file::Plan;
-use super::queue::mdc_wait_quantile;
+use super::queue::{mdc_wait_quantile, poisson_quantile};
 use crate::catalog::Catalog;
 use crate::cost::cost_report;
 use crate::report::Report;
@@ -272,8 +295,8 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     } else {
         (1.0, single.step_s)
     };
-    let decode_rate = match largest_fitting_batch(&scenario, option, known, max_batch) {
-        Ok((top, top_step_s)) => top / top_step_s,
+    let (slots, decode_rate) = match largest_fitting_batch(&scenario, option, known, max_batch) {
+        Ok((top, top_step_s)) => (top, top / top_step_s),
         Err(v) => return rejected(option, v),
     };
     let capacity = if colocated {
@@ -285,9 +308,47 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     s.nodes = nodes;
     s.batch = batch;
     s.capacity_tokens_per_s = capacity;
-    s.tpot_p90_s = step_s / decode_share;
-    let wait = mdc_wait_quantile(prefill_instances as u32, rho, prefill_busy_s, 0.9)
-        + if colocated { step_s / 2.0 } else { 0.0 };
+    // Each request holds one of an instance's `slots` sequences (its batch cap) from
+    // admission to its last token; arrivals that find them all taken wait for one.
+    let tpot_mean_s = step_s / decode_share;
+    let hold_s = if colocated {
+        single.prefill_s + g * tpot_mean_s
+    } else {
+        g * step_s
+    };
+    let slot_load = lambda_d * hold_s / slots;
+    let slot_wait = if slot_load < 1.0 {
+        mdc_wait_quantile(slots as u32, slot_load, hold_s, 0.9)
+    } else {
+        f64::INFINITY
+    };
+    // Colocated, the prefills that arrive while a request decodes stall it: a
+    // Poisson count, whose 90th percentile sets TPOT p90 (its mean gives the mean
+    // step / (1 - rho)).
+    // The sequences decoding at once vary about their mean `needed` (a Poisson count
+    // for Poisson arrivals): TPOT p90 takes the step at that count's 90th percentile.
+    let busy_batch = poisson_quantile(needed, 0.9).clamp(1.0, slots);
+    let busy_step_s = if busy_batch > batch {
+        match instance_at(&scenario, option, busy_batch as u64) {
+            Ok((_, inst)) if inst.fits => inst.step_s,
+            Ok(_) => step_s,
+            Err(v) => return rejected(option, v),
+        }
+    } else {
+        step_s
+    };
+    s.tpot_p90_s = if colocated {
+        let stalls = poisson_quantile(lambda_p * g * tpot_mean_s, 0.9);
+        busy_step_s + stalls * prefill_busy_s / g
+    } else {
+        busy_step_s + slot_wait / g
+    };
+    let prefill_wait = mdc_wait_quantile(prefill_instances as u32, rho, prefill_busy_s, 0.9);
+    let wait = if colocated {
+        prefill_wait + slot_wait + step_s / 2.0
+    } else {
+        prefill_wait
+    };
     s.ttft_p90_s = single.prefill_s + wait;
     let capex = report1.cost.capex_usd;
     let served = plan.requests_per_s * g;

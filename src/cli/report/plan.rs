@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use planner::plan::enumerate::Layout;
-use planner::plan::verify::{serving_text, VERIFY_SECONDS, VERIFY_SEED};
+use planner::plan::verify::{describe, serving_text};
 use planner::plan::{Plan, PlanResult, Screened};
 use planner::validate::{error_summary, CaseResult};
 use planner::{Catalog, Report, Scenario};
@@ -483,8 +483,8 @@ pub fn write(
         .doc
         .subheading("Re-checked with the request-level engine");
     files.doc.paragraph(format!(
-        "{VERIFY_SECONDS} s of Poisson arrivals at the target rate, seed {VERIFY_SEED}; options \
-         the engine finds missing a target leave the ranking."
+        "{}; options the engine finds missing a target leave the ranking.",
+        describe(plan)
     ));
     let mut t = Table::new(
         &[
@@ -581,13 +581,15 @@ pub fn write(
     files.doc.list(vec![
         format!(
             "Screening: the analytical model per option; prefill busy share rho = rate x \
-             prefill time, decode batch by Little's law, TPOT p90 ~ step / (1 - rho), TTFT p90 \
-             ~ prefill + the p90 wait of an M/D/c queue (c: the instances sharing the \
-             arrivals) + half a step (see `src/plan/screen.rs`)."
+             prefill time, decode batch by Little's law, TPOT p90 ~ the step at the p90 of \
+             the sequences decoding at once + the p90 of the prefills that stall a request's \
+             decode, TTFT p90 ~ prefill + the p90 waits of two M/D/c queues (for a prefill: \
+             c the instances sharing the arrivals; for a sequence slot: c an instance's \
+             batch cap) + half a step (see `src/plan/screen.rs`)."
         ),
         format!(
-            "Re-check: the request-level engine, {VERIFY_SECONDS} s of Poisson arrivals, seed \
-             {VERIFY_SEED}, for the best {} options.",
+            "Re-check: the request-level engine, {}, for the best {} options.",
+            describe(plan),
             plan.verify_top
         ),
         format!("KV cache `{}`.", plan.kv_cache),
