@@ -221,6 +221,13 @@ pub struct MemoryVariant {
     pub price_usd: Option<f64>,
 }
 
+impl MemoryVariant {
+    /// Whether this is the variant a scenario's `memory_gb = gb` names (to 0.5 GB).
+    pub fn has_capacity(&self, gb: f64) -> bool {
+        (self.capacity_gb - gb).abs() < 0.5
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HardwareEfficiency {
     pub compute_fraction: f64,
@@ -424,10 +431,10 @@ impl Device {
             if let Some(price) = variant.price_usd {
                 check_positive(file, "memory.variants.price_usd", price, false)?;
             }
-            // A scenario's `memory_gb` picks a variant by its capacity (to 0.5 GB).
+            // A scenario's `memory_gb` picks a variant by its capacity.
             if variants
                 .iter()
-                .any(|v: &MemoryVariant| (v.capacity_gb - variant.capacity_gb).abs() < 0.5)
+                .any(|v: &MemoryVariant| v.has_capacity(variant.capacity_gb))
             {
                 return Err(InputError::invalid(
                     file,
@@ -594,11 +601,7 @@ impl Device {
     pub fn variant(&self, memory_gb: Option<f64>) -> Option<MemoryVariant> {
         match memory_gb {
             None => self.variants.last().copied(),
-            Some(gb) => self
-                .variants
-                .iter()
-                .find(|v| (v.capacity_gb - gb).abs() < 0.5)
-                .copied(),
+            Some(gb) => self.variants.iter().find(|v| v.has_capacity(gb)).copied(),
         }
     }
 }

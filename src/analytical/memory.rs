@@ -15,6 +15,7 @@
 use serde::Serialize;
 
 use super::ops::ACTIVATION_BYTES;
+use crate::formats::WeightFormat;
 use crate::model::Model;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -29,6 +30,12 @@ impl MemoryUse {
     pub fn used_gb(&self) -> f64 {
         self.weights_gb + self.kv_cache_gb + self.activations_gb + self.reserve_gb
     }
+}
+
+/// GB of the whole model's weights in `format`: every parameter at its bytes per
+/// weight.
+pub fn weights_gb(model: &Model, format: &WeightFormat) -> f64 {
+    model.total_params() as f64 * format.bytes_per_weight() / 1e9
 }
 
 /// KV-cache elements for one sequence of `context` tokens over `layers`.

@@ -93,7 +93,7 @@ pub fn node_memory(scenario: &Scenario, group: &Group, role: NodeRole) -> GroupM
         NodeRole::Prefill => w.prompt_tokens as f64,
         NodeRole::Both | NodeRole::Decode => (w.prompt_tokens + w.output_tokens) as f64,
     };
-    let weights_gb = model.total_params() as f64 * scenario.weights.bytes_per_weight() / GB;
+    let weights_gb = memory::weights_gb(model, &scenario.weights);
     let kv_cache_gb = sequences
         * memory::kv_elements_per_sequence(model, 0..model.layers, context)
         * scenario.kv_cache.bytes_per_weight()

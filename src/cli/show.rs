@@ -263,7 +263,7 @@ pub fn models_show(catalog: &Catalog, id: &str) -> Result<String> {
             "{:>12}{:>16.4}{:>12.1}",
             f.id,
             f.bits_per_weight,
-            m.total_params() as f64 * f.bytes_per_weight() / 1e9
+            planner::analytical::memory::weights_gb(m, f)
         );
     }
     let _ = writeln!(

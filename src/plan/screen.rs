@@ -322,9 +322,6 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     } else {
         f64::INFINITY
     };
-    // Colocated, the prefills that arrive while a request decodes stall it: a
-    // Poisson count, whose 90th percentile sets TPOT p90 (its mean gives the mean
-    // step / (1 - rho)).
     // The sequences decoding at once vary about their mean `needed` (a Poisson count
     // for Poisson arrivals): TPOT p90 takes the step at that count's 90th percentile.
     let busy_batch = poisson_quantile(needed, 0.9).clamp(1.0, slots);
@@ -337,6 +334,9 @@ pub fn screen(option: &PlanOption, plan: &Plan, catalog: &Catalog) -> Screened {
     } else {
         step_s
     };
+    // Colocated, the prefills that arrive while a request decodes stall it: a
+    // Poisson count, whose 90th percentile sets TPOT p90 (its mean gives the mean
+    // step / (1 - rho)).
     s.tpot_p90_s = if colocated {
         let stalls = poisson_quantile(lambda_p * g * tpot_mean_s, 0.9);
         busy_step_s + stalls * prefill_busy_s / g
